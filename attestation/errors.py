@@ -1,0 +1,47 @@
+"""The ways attestation can fail, one named error each.
+
+Every message names what was expected and what was found, so the person reading it knows
+what broke. No message ever carries key material.
+"""
+
+from __future__ import annotations
+
+
+class AttestationError(Exception):
+    """Base class of every error raised by the `attestation` package."""
+
+
+class EvidenceFormatError(AttestationError):
+    """The evidence bytes cannot be parsed: truncated, oversized, malformed or unknown."""
+
+
+class QuoteFormatError(EvidenceFormatError):
+    """An Intel SGX/TDX DCAP quote (or a simulated one) is malformed."""
+
+
+class NitroFormatError(EvidenceFormatError):
+    """An AWS Nitro Enclaves attestation document is malformed."""
+
+
+class SnpFormatError(EvidenceFormatError):
+    """An AMD SEV-SNP attestation report is malformed."""
+
+
+class CollateralFormatError(AttestationError):
+    """Collateral (TCB Info, QE Identity, CRLs, issuer chains, VCEK) cannot be parsed."""
+
+
+class SignatureError(AttestationError):
+    """A signature does not verify with the key it must verify with."""
+
+
+class CertificateChainError(AttestationError):
+    """A certificate chain is broken, untrusted, revoked or not valid at the given time."""
+
+
+class PolicyFormatError(AttestationError):
+    """A validation policy file cannot be read or does not match the policy schema."""
+
+
+class PolicyViolation(AttestationError):
+    """Evidence verified, but its fields are not acceptable under the caller's policy."""

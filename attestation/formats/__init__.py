@@ -1,0 +1,1 @@
+"""Evidence formats: bytes to frozen models, nothing else."""

@@ -1,0 +1,327 @@
+"""Intel DCAP ECDSA quotes: SGX v3, TDX v4 and v5 (TD report 1.0 and 1.5), bytes to models.
+
+Layouts follow "Intel SGX ECDSA Quote Library API" (quote v3, section A.4) and "Intel TDX
+DCAP Quoting Library API" (quote v4, section A.3; quote v5, section A.4). All integers are
+little-endian. A quote may be followed by trailing bytes (padded buffers, appended text);
+its true length comes from the structure and is reported as `length`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from attestation.errors import QuoteFormatError
+from attestation.formats.cursor import ByteCursor
+
+HEADER_SIZE = 48
+SGX_REPORT_BODY_SIZE = 384  # Enclave Report Body, ECDSA Quote Library API A.4.6
+TD_REPORT10_SIZE = 584  # TD Quote Body v4, TDX DCAP Quoting Library API A.3.2
+TD_REPORT15_SIZE = 648  # TD Quote Body v5 (TDX 1.5): + TEE_TCB_SVN_2 (16) + MRSERVICETD (48)
+ECDSA_P256_SIGNATURE_SIZE = 64
+ECDSA_P256_KEY_SIZE = 64
+
+ATT_KEY_TYPE_ECDSA_P256 = 2  # Quote header "Attestation Key Type"
+TEE_TYPE_SGX = 0x00000000
+TEE_TYPE_TDX = 0x00000081
+
+# v5 body descriptor "Type" values (TDX DCAP Quoting Library API A.4.2).
+BODY_TYPE_SGX = 1
+BODY_TYPE_TD10 = 2
+BODY_TYPE_TD15 = 3
+
+# Certification Data Types (ECDSA Quote Library API A.4.11).
+CERT_TYPE_PPID_CLEARTEXT = 1
+CERT_TYPE_PCK_LEAF = 4
+CERT_TYPE_PCK_CHAIN = 5
+CERT_TYPE_QE_REPORT = 6
+
+# Attribute flag bits: SGX ATTRIBUTES.DEBUG is bit 1 of the flags; TDX TD_ATTRIBUTES.DEBUG
+# is bit 0 (TDX Module ABI spec, TDINFO_STRUCT).
+SGX_ATTRIBUTE_DEBUG = 0x02
+TD_ATTRIBUTE_DEBUG = 0x01
+
+# Generous bound on signature data: a full PCK chain is about 4 KB.
+MAX_SIGNATURE_DATA_SIZE = 64 * 1024
+
+_FROZEN = ConfigDict(frozen=True)
+
+
+class QuoteHeader(BaseModel):
+    """The 48-byte quote header common to v3, v4 and v5."""
+
+    model_config = _FROZEN
+
+    version: int
+    att_key_type: int
+    tee_type: int
+    qe_svn: int
+    pce_svn: int
+    qe_vendor_id: bytes
+    user_data: bytes
+
+
+class SgxReportBody(BaseModel):
+    """An SGX enclave report body (the quoted enclave, or the QE's own report)."""
+
+    model_config = _FROZEN
+
+    cpu_svn: bytes
+    misc_select: bytes
+    isv_ext_prod_id: bytes
+    attributes: bytes
+    mr_enclave: bytes
+    mr_signer: bytes
+    config_id: bytes
+    isv_prod_id: int
+    isv_svn: int
+    config_svn: int
+    isv_family_id: bytes
+    report_data: bytes
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.attributes[0] & SGX_ATTRIBUTE_DEBUG)
+
+
+class TdReport10(BaseModel):
+    """A TD quote body for TDX 1.0 (584 bytes)."""
+
+    model_config = _FROZEN
+
+    tee_tcb_svn: bytes
+    mr_seam: bytes
+    mr_signer_seam: bytes
+    seam_attributes: bytes
+    td_attributes: bytes
+    xfam: bytes
+    mr_td: bytes
+    mr_config_id: bytes
+    mr_owner: bytes
+    mr_owner_config: bytes
+    rtmr0: bytes
+    rtmr1: bytes
+    rtmr2: bytes
+    rtmr3: bytes
+    report_data: bytes
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.td_attributes[0] & TD_ATTRIBUTE_DEBUG)
+
+
+class TdReport15(TdReport10):
+    """A TD quote body for TDX 1.5 (648 bytes)."""
+
+    tee_tcb_svn2: bytes
+    mr_servicetd: bytes
+
+
+ReportBody = SgxReportBody | TdReport10 | TdReport15
+
+
+class DcapQuote(BaseModel):
+    """A parsed DCAP quote with the byte ranges that verification needs."""
+
+    model_config = _FROZEN
+
+    header: QuoteHeader
+    body_type: Literal[1, 2, 3]
+    body: SgxReportBody | TdReport15 | TdReport10
+    signed_region: bytes
+    quote_signature: bytes
+    attestation_key: bytes
+    qe_report: SgxReportBody
+    qe_report_raw: bytes
+    qe_report_signature: bytes
+    qe_auth_data: bytes
+    certification_data_type: int
+    certification_data: bytes
+    length: int
+
+    @property
+    def is_tdx(self) -> bool:
+        return self.body_type in (BODY_TYPE_TD10, BODY_TYPE_TD15)
+
+
+_TD10_LAYOUT = (
+    ("tee_tcb_svn", 16),
+    ("mr_seam", 48),
+    ("mr_signer_seam", 48),
+    ("seam_attributes", 8),
+    ("td_attributes", 8),
+    ("xfam", 8),
+    ("mr_td", 48),
+    ("mr_config_id", 48),
+    ("mr_owner", 48),
+    ("mr_owner_config", 48),
+    ("rtmr0", 48),
+    ("rtmr1", 48),
+    ("rtmr2", 48),
+    ("rtmr3", 48),
+    ("report_data", 64),
+)
+_TD15_EXTRA = (("tee_tcb_svn2", 16), ("mr_servicetd", 48))
+
+
+def parse_dcap_quote(data: bytes) -> DcapQuote:
+    """Parse an SGX v3 or TDX v4/v5 ECDSA quote from its raw bytes.
+
+    Raises:
+        QuoteFormatError: the bytes are truncated, inconsistent or of an unsupported kind.
+    """
+    cursor = ByteCursor(data, QuoteFormatError, "DCAP quote")
+    header = _parse_header(cursor)
+    body_type = _body_type(cursor, header)
+    if body_type == BODY_TYPE_SGX:
+        body: ReportBody = _parse_sgx_report_body(cursor, "report body")
+    else:
+        body = _parse_td_report(cursor, body_type)
+    signed_region = data[: cursor.offset]
+
+    signature_data_size = cursor.u32("signature data length")
+    if signature_data_size > MAX_SIGNATURE_DATA_SIZE:
+        raise cursor.fail(
+            f"signature data length {signature_data_size} exceeds the limit of "
+            f"{MAX_SIGNATURE_DATA_SIZE} bytes"
+        )
+    signature_data = cursor.take(signature_data_size, "signature data")
+    length = cursor.offset
+    sig = ByteCursor(signature_data, QuoteFormatError, "DCAP quote signature data")
+    quote_signature = sig.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    attestation_key = sig.take(ECDSA_P256_KEY_SIZE, "attestation public key")
+    if header.version == 3:
+        qe_section = sig
+    else:
+        outer_type = sig.u16("certification data type")
+        outer_size = sig.u32("certification data size")
+        outer = sig.take(outer_size, "QE report certification data")
+        if outer_type != CERT_TYPE_QE_REPORT:
+            raise sig.fail(
+                f"certification data type is {outer_type}; a v{header.version} quote carries "
+                f"type {CERT_TYPE_QE_REPORT} (QE report certification data)"
+            )
+        qe_section = ByteCursor(outer, QuoteFormatError, "QE report certification data")
+    qe_report_raw = qe_section.take(SGX_REPORT_BODY_SIZE, "QE report")
+    qe_report = _parse_sgx_report_body(
+        ByteCursor(qe_report_raw, QuoteFormatError, "QE report"), "QE report"
+    )
+    qe_report_signature = qe_section.take(ECDSA_P256_SIGNATURE_SIZE, "QE report signature")
+    qe_auth_data = qe_section.take(qe_section.u16("QE authentication data size"), "QE auth data")
+    certification_data_type = qe_section.u16("PCK certification data type")
+    certification_data = qe_section.take(
+        qe_section.u32("PCK certification data size"), "PCK certification data"
+    )
+    return DcapQuote(
+        header=header,
+        body_type=body_type,
+        body=body,
+        signed_region=signed_region,
+        quote_signature=quote_signature,
+        attestation_key=attestation_key,
+        qe_report=qe_report,
+        qe_report_raw=qe_report_raw,
+        qe_report_signature=qe_report_signature,
+        qe_auth_data=qe_auth_data,
+        certification_data_type=certification_data_type,
+        certification_data=certification_data,
+        length=length,
+    )
+
+
+def _parse_header(cursor: ByteCursor) -> QuoteHeader:
+    header = QuoteHeader(
+        version=cursor.u16("version"),
+        att_key_type=cursor.u16("attestation key type"),
+        tee_type=cursor.u32("TEE type"),
+        qe_svn=cursor.u16("QE SVN"),
+        pce_svn=cursor.u16("PCE SVN"),
+        qe_vendor_id=cursor.take(16, "QE vendor ID"),
+        user_data=cursor.take(20, "user data"),
+    )
+    if header.version not in (3, 4, 5):
+        raise cursor.fail(f"quote version is {header.version}; expected 3, 4 or 5")
+    if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256:
+        raise cursor.fail(
+            f"attestation key type is {header.att_key_type}; only "
+            f"{ATT_KEY_TYPE_ECDSA_P256} (ECDSA-256-with-P-256) is supported"
+        )
+    if header.tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
+        raise cursor.fail(
+            f"TEE type is {header.tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
+            f"or {TEE_TYPE_TDX:#x} (TDX)"
+        )
+    if header.version == 3 and header.tee_type != TEE_TYPE_SGX:
+        raise cursor.fail(f"a v3 quote must be SGX, but its TEE type is {header.tee_type:#x}")
+    return header
+
+
+def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
+    if header.version < 5:
+        return BODY_TYPE_TD10 if header.tee_type == TEE_TYPE_TDX else BODY_TYPE_SGX
+    body_type = cursor.u16("body type")
+    body_size = cursor.u32("body size")
+    expected = {
+        BODY_TYPE_SGX: SGX_REPORT_BODY_SIZE,
+        BODY_TYPE_TD10: TD_REPORT10_SIZE,
+        BODY_TYPE_TD15: TD_REPORT15_SIZE,
+    }
+    if body_type not in expected:
+        raise cursor.fail(
+            f"v5 body type is {body_type}; expected 1 (SGX), 2 (TD 1.0) or 3 (TD 1.5)"
+        )
+    if body_size != expected[body_type]:
+        raise cursor.fail(
+            f"v5 body of type {body_type} must be {expected[body_type]} bytes, "
+            f"but its descriptor says {body_size}"
+        )
+    is_tdx_body = body_type != BODY_TYPE_SGX
+    if is_tdx_body != (header.tee_type == TEE_TYPE_TDX):
+        raise cursor.fail(
+            f"v5 body type {body_type} does not match the header's TEE type {header.tee_type:#x}"
+        )
+    return body_type  # type: ignore[return-value]
+
+
+def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
+    start = cursor.offset
+    cpu_svn = cursor.take(16, f"{what} CPUSVN")
+    misc_select = cursor.take(4, f"{what} MISCSELECT")
+    cursor.take(12, f"{what} reserved")
+    isv_ext_prod_id = cursor.take(16, f"{what} ISVEXTPRODID")
+    attributes = cursor.take(16, f"{what} ATTRIBUTES")
+    mr_enclave = cursor.take(32, f"{what} MRENCLAVE")
+    cursor.take(32, f"{what} reserved")
+    mr_signer = cursor.take(32, f"{what} MRSIGNER")
+    cursor.take(32, f"{what} reserved")
+    config_id = cursor.take(64, f"{what} CONFIGID")
+    isv_prod_id = cursor.u16(f"{what} ISVPRODID")
+    isv_svn = cursor.u16(f"{what} ISVSVN")
+    config_svn = cursor.u16(f"{what} CONFIGSVN")
+    cursor.take(42, f"{what} reserved")
+    isv_family_id = cursor.take(16, f"{what} ISVFAMILYID")
+    report_data = cursor.take(64, f"{what} REPORTDATA")
+    assert cursor.offset - start == SGX_REPORT_BODY_SIZE
+    return SgxReportBody(
+        cpu_svn=cpu_svn,
+        misc_select=misc_select,
+        isv_ext_prod_id=isv_ext_prod_id,
+        attributes=attributes,
+        mr_enclave=mr_enclave,
+        mr_signer=mr_signer,
+        config_id=config_id,
+        isv_prod_id=isv_prod_id,
+        isv_svn=isv_svn,
+        config_svn=config_svn,
+        isv_family_id=isv_family_id,
+        report_data=report_data,
+    )
+
+
+def _parse_td_report(cursor: ByteCursor, body_type: int) -> TdReport10:
+    layout = _TD10_LAYOUT + (_TD15_EXTRA if body_type == BODY_TYPE_TD15 else ())
+    values = {name: cursor.take(size, f"TD report {name}") for name, size in layout}
+    if body_type == BODY_TYPE_TD15:
+        return TdReport15(**values)
+    return TdReport10(**values)

@@ -1,0 +1,266 @@
+"""Validation: the caller's policy on the fields of evidence that has been verified.
+
+Verification (`attestation.verifier`) says whether evidence is genuine. Validation says
+whether its fields are acceptable to this caller: which measurements may run, which TCB
+statuses are good enough, whether debug TEEs are allowed, what report_data must hold and how
+old the evidence may be. The policy is read from TOML by `load_policy` (schema in
+`attestation.policy_schema`) and applied by `validate`, which appends one `policy_*` check
+per rule to a copy of the report and sets its `policy_ok`.
+
+Simulated quotes (tee "sim") have the TDX layout, so they are matched against the `[[tdx]]`
+sets; they verify at all only when the caller trusts the simulated root by name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from attestation.policy_schema import (
+    NONCE_SIZE,
+    NitroMeasurementSet,
+    ReportDataRule,
+    SgxMeasurementSet,
+    SnpMeasurementSet,
+    TdxMeasurementSet,
+    ValidationPolicy,
+    load_policy,
+    policy_from_mapping,
+)
+from attestation.report import Check, VerificationReport
+
+__all__ = [
+    "ValidationPolicy",
+    "load_policy",
+    "policy_checks",
+    "policy_from_mapping",
+    "validate",
+]
+
+
+def validate(
+    report: VerificationReport,
+    policy: ValidationPolicy,
+    *,
+    at: datetime,
+    nonce: bytes | None = None,
+) -> VerificationReport:
+    """Judge a verified report's fields by `policy`; return a copy with the verdict.
+
+    The copy carries the report's checks followed by one `policy_*` check per rule
+    (policy_verified, policy_measurement, policy_tcb_status, policy_debug, and
+    policy_report_data / policy_evidence_age when the policy sets them), and `policy_ok`
+    true only when every one of them passed. Evidence that did not verify never passes a
+    policy. `nonce` is the 32 bytes the caller expects after a report_data `prefix`.
+
+    Raises:
+        ValueError: `at` has no time zone, or `nonce` is not 32 bytes.
+    """
+    if at.tzinfo is None:
+        raise ValueError("validate: `at` must be timezone-aware")
+    if nonce is not None and len(nonce) != NONCE_SIZE:
+        raise ValueError(f"nonce: expected {NONCE_SIZE} bytes, found {len(nonce)}")
+    checks = policy_checks(report, policy, at=at, nonce=nonce)
+    return report.model_copy(
+        update={
+            "checks": [*report.checks, *checks],
+            "policy_ok": all(check.passed for check in checks),
+        }
+    )
+
+
+def policy_checks(
+    report: VerificationReport,
+    policy: ValidationPolicy,
+    *,
+    at: datetime,
+    nonce: bytes | None = None,
+) -> list[Check]:
+    """The `policy_*` checks `validate` appends, in order, without touching the report."""
+    checks = [
+        Check(
+            name="policy_verified",
+            passed=report.valid,
+            detail="the evidence verified"
+            if report.valid
+            else "the evidence did not verify, so no policy accepts its fields",
+        ),
+        _measurement_check(report, policy),
+        _tcb_status_check(report, policy),
+        _debug_check(report, policy),
+    ]
+    if policy.report_data is not None:
+        checks.append(_report_data_check(report, policy.report_data, nonce))
+    if policy.max_age_seconds is not None:
+        checks.append(_evidence_age_check(report, policy.max_age_seconds, at))
+    return checks
+
+
+def _measurement_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
+    table = "tdx" if report.tee == "sim" else report.tee.replace("-", "_")
+    sets: tuple[BaseModel, ...] = getattr(policy, table)
+    if not sets:
+        hint = " (simulated quotes are matched against [[tdx]] sets)" if report.tee == "sim" else ""
+        return Check(
+            name="policy_measurement",
+            passed=False,
+            detail=f"policy allows no {report.tee} measurements: add a [[{table}]] set{hint}",
+        )
+    mismatches = []
+    for index, allowed in enumerate(sets):
+        mismatch = _mismatch(report, allowed)
+        if mismatch is None:
+            return Check(
+                name="policy_measurement",
+                passed=True,
+                detail=f"matches allowed set {table}[{index}]",
+            )
+        mismatches.append(f"{table}[{index}]: {mismatch}")
+    return Check(
+        name="policy_measurement",
+        passed=False,
+        detail="no allowed set matches; " + "; ".join(mismatches),
+    )
+
+
+def _mismatch(report: VerificationReport, allowed: BaseModel) -> str | None:
+    """Why `report` does not match one allowed set, or None when it does."""
+    if isinstance(allowed, TdxMeasurementSet):
+        return _first_difference(report, allowed.pinned())
+    if isinstance(allowed, SnpMeasurementSet):
+        return _first_difference(report, {"measurement": allowed.measurement})
+    if isinstance(allowed, NitroMeasurementSet):
+        return _first_difference(
+            report, {f"pcr{index}": value for index, value in sorted(allowed.pcrs.items())}
+        )
+    assert isinstance(allowed, SgxMeasurementSet)
+    pinned = {"mr_enclave": allowed.mr_enclave, "mr_signer": allowed.mr_signer}
+    difference = _first_difference(report, {k: v for k, v in pinned.items() if v is not None})
+    if difference is not None:
+        return difference
+    prod_id, svn = report.fields.get("isv_prod_id"), report.fields.get("isv_svn")
+    if allowed.isv_prod_id is not None and prod_id != allowed.isv_prod_id:
+        return f"isv_prod_id expected {allowed.isv_prod_id}, found {prod_id}"
+    if not isinstance(svn, int) or svn < allowed.min_isv_svn:
+        return f"isv_svn expected >= {allowed.min_isv_svn}, found {svn}"
+    return None
+
+
+def _first_difference(report: VerificationReport, pinned: dict[str, str]) -> str | None:
+    for name, expected in pinned.items():
+        found = _measurement(report, name)
+        if found is None:
+            return f"{name} expected {expected}, found none in the evidence"
+        if found.lower() != expected:
+            return f"{name} expected {expected}, found {found.lower()}"
+    return None
+
+
+def _measurement(report: VerificationReport, name: str) -> str | None:
+    if name in report.measurements:
+        return report.measurements[name]
+    if name.startswith("pcr"):
+        # PCRs may be keyed "pcr0", "0" or "PCR0", or sit in fields["pcrs"].
+        index = name.removeprefix("pcr")
+        for key in (index, f"PCR{index}"):
+            if key in report.measurements:
+                return report.measurements[key]
+        pcrs = report.fields.get("pcrs")
+        if isinstance(pcrs, dict):
+            value = pcrs.get(index, pcrs.get(int(index)))
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _tcb_status_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
+    accepted = policy.accepted_tcb_statuses
+    status = report.tcb_status
+    if status is None and report.tee == "nitro":
+        # AWS publishes no TCB status for Nitro hosts: the chain to the pinned AWS root is
+        # all the platform evidence there is.
+        return Check(
+            name="policy_tcb_status",
+            passed=True,
+            detail="not applicable: AWS Nitro documents carry no TCB status",
+        )
+    if status is None:
+        return Check(
+            name="policy_tcb_status",
+            passed=False,
+            detail=f"TCB status unknown: pass collateral (accepted: {', '.join(accepted)})",
+        )
+    passed = status in accepted
+    verdict = "accepted" if passed else "not accepted"
+    return Check(
+        name="policy_tcb_status",
+        passed=passed,
+        detail=f"TCB status {status} {verdict} (accepted: {', '.join(accepted)})",
+    )
+
+
+def _debug_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
+    if not report.debug:
+        return Check(name="policy_debug", passed=True, detail="not a debug TEE")
+    if policy.allow_debug:
+        return Check(name="policy_debug", passed=True, detail="debug TEE allowed by policy")
+    return Check(
+        name="policy_debug",
+        passed=False,
+        detail="debug is on: its memory and keys are open to the host; "
+        "the policy forbids debug (allow_debug = false)",
+    )
+
+
+def _report_data_check(
+    report: VerificationReport, rule: ReportDataRule, nonce: bytes | None
+) -> Check:
+    found = report.report_data.lower()
+    if rule.exact is not None:
+        passed = found == rule.exact
+        detail = (
+            "report_data equals the expected value"
+            if passed
+            else f"report_data expected {rule.exact}, found {found or 'none'}"
+        )
+        return Check(name="policy_report_data", passed=passed, detail=detail)
+    assert rule.prefix is not None
+    if nonce is None:
+        return Check(
+            name="policy_report_data",
+            passed=False,
+            detail="the policy expects report_data = prefix || nonce, but no nonce was given",
+        )
+    expected = rule.prefix + nonce.hex()
+    passed = found == expected
+    detail = (
+        "report_data equals the policy prefix followed by the nonce"
+        if passed
+        else f"report_data expected {expected} (prefix || nonce), found {found or 'none'}"
+    )
+    return Check(name="policy_report_data", passed=passed, detail=detail)
+
+
+def _evidence_age_check(report: VerificationReport, max_age: int, at: datetime) -> Check:
+    if report.evidence_time is None:
+        return Check(
+            name="policy_evidence_age",
+            passed=False,
+            detail=f"{report.tee} evidence carries no time, so its age (max {max_age} s) cannot "
+            "be checked: freshness must come from a nonce in report_data "
+            "([report_data] prefix); drop max_age_seconds for this kind of evidence",
+        )
+    made = datetime.fromtimestamp(report.evidence_time, tz=UTC)
+    age = int((at - made).total_seconds())
+    if age < 0:
+        return Check(
+            name="policy_evidence_age",
+            passed=False,
+            detail=f"evidence claims to be made {-age} s after the verification time",
+        )
+    passed = age <= max_age
+    return Check(
+        name="policy_evidence_age",
+        passed=passed,
+        detail=f"evidence is {age} s old (max {max_age} s)",
+    )

@@ -1,0 +1,73 @@
+"""The one result every verifier returns: a verdict, each check by name, and the fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+TeeKind = Literal["tdx", "sgx", "nitro", "sev-snp", "sim"]
+
+
+class Check(BaseModel):
+    """One named verification or validation step and its outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class VerificationReport(BaseModel):
+    """What a piece of evidence proves, check by check.
+
+    `valid` says the evidence is genuine (signatures, chains, validity at the given time,
+    and the collateral when given). `policy_ok` is the caller's judgement of its fields,
+    or None when no policy was applied.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    valid: bool
+    tee: TeeKind
+    version: int | None
+    report_data: str
+    measurements: dict[str, str]
+    debug: bool
+    fields: dict[str, Any]
+    tcb_status: str | None
+    advisory_ids: list[str]
+    policy_ok: bool | None
+    checks: list[Check]
+    error: str | None
+    # Seconds since the epoch at which the evidence says it was made, when it says so
+    # (Nitro documents carry a timestamp; DCAP quotes and SNP reports do not).
+    evidence_time: int | None = None
+
+    def failed_checks(self) -> list[Check]:
+        """The checks that did not pass, in the order they ran."""
+        return [check for check in self.checks if not check.passed]
+
+    def check(self, name: str) -> Check | None:
+        """The check called `name`, or None when it did not run."""
+        return next((check for check in self.checks if check.name == name), None)
+
+
+class CheckList:
+    """Collects checks while a verifier runs; the verdict is that all of them passed."""
+
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def add(self, name: str, passed: bool, detail: str) -> bool:
+        self.items.append(Check(name=name, passed=passed, detail=detail))
+        return passed
+
+    @property
+    def all_passed(self) -> bool:
+        return bool(self.items) and all(check.passed for check in self.items)
+
+    def first_failure(self) -> str | None:
+        failed = next((check for check in self.items if not check.passed), None)
+        return None if failed is None else f"{failed.name}: {failed.detail}"

@@ -1,0 +1,71 @@
+"""One entry point for every kind of evidence: detect the format, then verify it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from attestation.encoding import decode_evidence
+from attestation.errors import EvidenceFormatError
+from attestation.report import VerificationReport
+from attestation.trust import TrustAnchors, default_trust_anchors
+
+# First bytes that tell the formats apart. A DCAP quote starts with its version (u16 LE:
+# 3, 4 or 5) and attestation key type 2; a Nitro document is a CBOR array of four (0x84)
+# or that array under tag 18 (0xd2); an SEV-SNP report starts with its version (u32 LE >= 2)
+# and is 1184 bytes or more.
+_DCAP_PREFIXES = (b"\x03\x00\x02\x00", b"\x04\x00\x02\x00", b"\x05\x00\x02\x00")
+_NITRO_PREFIXES = (b"\x84", b"\xd2\x84")
+SNP_REPORT_SIZE = 0x4A0
+
+
+def detect_kind(evidence: bytes) -> str:
+    """Name the evidence format: "dcap", "nitro" or "sev-snp".
+
+    Raises:
+        EvidenceFormatError: the bytes start like none of the supported formats.
+    """
+    if evidence.startswith(_DCAP_PREFIXES):
+        return "dcap"
+    if evidence.startswith(_NITRO_PREFIXES):
+        return "nitro"
+    if len(evidence) >= 4 and 2 <= int.from_bytes(evidence[:4], "little") <= 255:
+        return "sev-snp"
+    raise EvidenceFormatError(
+        f"unrecognized evidence: the first bytes {evidence[:8].hex()!r} start no Intel DCAP "
+        "quote (version 3-5, key type 2), AWS Nitro document (CBOR COSE_Sign1) or AMD SEV-SNP "
+        "report (version >= 2)"
+    )
+
+
+def verify_evidence(
+    evidence: bytes,
+    *,
+    at: datetime,
+    anchors: TrustAnchors | None = None,
+    collateral: list[bytes] | None = None,
+) -> VerificationReport:
+    """Verify signatures and certificate chains of any supported evidence at time `at`.
+
+    `evidence` may be raw bytes, hex text or base64 text, with trailing bytes after the
+    structure. `collateral` holds the files that go with it: Intel collateral (a dcap-qvl
+    QuoteCollateralV3 JSON, or PCS TCB Info / QE Identity bodies, CRLs and issuer
+    certificates) for DCAP quotes, the VCEK certificate for SEV-SNP. No policy is applied:
+    the report's `policy_ok` is None.
+
+    Raises:
+        EvidenceFormatError: the evidence cannot be parsed (the subclass names the format).
+        CollateralFormatError: a collateral file cannot be read.
+    """
+    from attestation.verify_dcap import verify_dcap_quote
+    from attestation.verify_nitro import verify_nitro_document
+    from attestation.verify_snp import verify_snp_report
+
+    anchors = anchors or default_trust_anchors()
+    data = decode_evidence(evidence)
+    kind = detect_kind(data)
+    if kind == "dcap":
+        return verify_dcap_quote(data, at=at, anchors=anchors, collateral=collateral or [])
+    if kind == "nitro":
+        return verify_nitro_document(data, at=at, anchors=anchors)
+    vcek = (collateral or [None])[0]
+    return verify_snp_report(data, at=at, anchors=anchors, vcek_der=vcek)
