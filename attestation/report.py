@@ -64,6 +64,11 @@ class CheckList:
         self.items.append(Check(name=name, passed=passed, detail=detail))
         return passed
 
+    def append(self, check: Check) -> bool:
+        """Record a check made earlier (checks are immutable, so they may be shared)."""
+        self.items.append(check)
+        return check.passed
+
     @property
     def all_passed(self) -> bool:
         return bool(self.items) and all(check.passed for check in self.items)

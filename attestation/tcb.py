@@ -136,9 +136,7 @@ def normalize_v2_levels(raw: dict[str, object]) -> dict[str, object]:
     return raw
 
 
-def match_platform_level(
-    tcb_info: TcbInfo, pck: PckTcb, tee_tcb_svn: bytes | None
-) -> LevelMatch:
+def match_platform_level(tcb_info: TcbInfo, pck: PckTcb, tee_tcb_svn: bytes | None) -> LevelMatch:
     """The first TCB level the PCK certificate's SVNs (and the TD's TEE_TCB_SVN) reach."""
     tdx_start = 2 if tee_tcb_svn is not None and tee_tcb_svn[1] > 0 else 0
     for level in tcb_info.tcb_levels:
@@ -190,9 +188,7 @@ def match_tdx_module(tcb_info: TcbInfo, body: TdReport10) -> LevelMatch | None:
         (item for item in tcb_info.tdx_module_identities if item.id.upper() == wanted), None
     )
     if identity is None:
-        return LevelMatch(
-            TCB_UNSUPPORTED, (), f"the TCB Info has no TDX module identity {wanted}"
-        )
+        return LevelMatch(TCB_UNSUPPORTED, (), f"the TCB Info has no TDX module identity {wanted}")
     if not _module_matches(identity, body):
         return LevelMatch(TCB_UNSUPPORTED, (), _module_mismatch_detail(wanted, identity, body))
     isv_svn = body.tee_tcb_svn[0]
@@ -211,9 +207,8 @@ def match_tdx_module(tcb_info: TcbInfo, body: TdReport10) -> LevelMatch | None:
 def _module_matches(module: TdxModule, body: TdReport10) -> bool:
     mask = bytes.fromhex(module.attributes_mask)
     masked = bytes(a & m for a, m in zip(body.seam_attributes, mask, strict=False))
-    return (
-        bytes.fromhex(module.mrsigner) == body.mr_signer_seam
-        and masked == bytes.fromhex(module.attributes)
+    return bytes.fromhex(module.mrsigner) == body.mr_signer_seam and masked == bytes.fromhex(
+        module.attributes
     )
 
 
@@ -240,7 +235,9 @@ def match_qe_identity(identity: QeIdentity, qe_report: SgxReportBody) -> LevelMa
         problems.append(f"ATTRIBUTES {qe_report.attributes.hex()} under the identity's mask")
     if problems:
         return LevelMatch(
-            TCB_UNSUPPORTED, (), f"the QE does not match identity {identity.id}: " + "; ".join(problems)
+            TCB_UNSUPPORTED,
+            (),
+            f"the QE does not match identity {identity.id}: " + "; ".join(problems),
         )
     for level in identity.tcb_levels:
         if level.tcb.isvsvn <= qe_report.isv_svn:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from attestation.encoding import decode_evidence
-from attestation.errors import EvidenceFormatError
+from attestation.errors import CertificateChainError, CollateralFormatError, EvidenceFormatError
 from attestation.report import VerificationReport
-from attestation.trust import TrustAnchors, default_trust_anchors
+from attestation.trust import TrustAnchors, certificates_from_bytes, default_trust_anchors
+from attestation.verify_dcap import verify_dcap_quote
+from attestation.verify_nitro import verify_nitro_document
+from attestation.verify_snp import verify_snp_report
 
 # First bytes that tell the formats apart. A DCAP quote starts with its version (u16 LE:
 # 3, 4 or 5) and attestation key type 2; a Nitro document is a CBOR array of four (0x84)
@@ -56,10 +59,6 @@ def verify_evidence(
         EvidenceFormatError: the evidence cannot be parsed (the subclass names the format).
         CollateralFormatError: a collateral file cannot be read.
     """
-    from attestation.verify_dcap import verify_dcap_quote
-    from attestation.verify_nitro import verify_nitro_document
-    from attestation.verify_snp import verify_snp_report
-
     anchors = anchors or default_trust_anchors()
     data = decode_evidence(evidence)
     kind = detect_kind(data)
@@ -67,5 +66,18 @@ def verify_evidence(
         return verify_dcap_quote(data, at=at, anchors=anchors, collateral=collateral or [])
     if kind == "nitro":
         return verify_nitro_document(data, at=at, anchors=anchors)
-    vcek = (collateral or [None])[0]
-    return verify_snp_report(data, at=at, anchors=anchors, vcek_der=vcek)
+    return verify_snp_report(data, at=at, anchors=anchors, vcek_der=_vcek_der(collateral or []))
+
+
+def _vcek_der(collateral: list[bytes]) -> bytes | None:
+    """The VCEK certificate (DER or PEM) that goes with an SEV-SNP report, if one was given."""
+    if not collateral:
+        return None
+    if len(collateral) > 1:
+        raise CollateralFormatError(
+            f"an SEV-SNP report takes one collateral file (its VCEK), {len(collateral)} were given"
+        )
+    try:
+        return certificates_from_bytes(collateral[0], source="VCEK collateral")[0]
+    except CertificateChainError as exc:
+        raise CollateralFormatError(str(exc)) from None

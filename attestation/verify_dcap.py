@@ -21,7 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from attestation.collateral import evaluate_collateral, load_intel_collateral
+from attestation.collateral import load_intel_collateral
+from attestation.collateral_checks import evaluate_collateral
 from attestation.ecdsa import verify_raw_signature
 from attestation.errors import QuoteFormatError
 from attestation.formats.dcap import (
@@ -31,9 +32,15 @@ from attestation.formats.dcap import (
     TdReport10,
     parse_dcap_quote,
 )
-from attestation.report import CheckList, VerificationReport
-from attestation.trust import TrustAnchors, is_simulated_root
-from attestation.x509chain import ChainAssessment, add_chain_checks, assess_chain
+from attestation.report import CheckList, TeeKind, VerificationReport
+from attestation.trust import TrustAnchors
+from attestation.x509chain import (
+    ChainAssessment,
+    add_chain_checks,
+    assess_chain,
+    load_certificate,
+    public_key_of,
+)
 
 _ZERO32 = bytes(32)
 
@@ -68,10 +75,10 @@ def verify_dcap_quote(
             f"certification data type {quote.certification_data_type} carries no PCK "
             f"certificate chain (type {CERT_TYPE_PCK_CHAIN} expected), and none was supplied",
         )
-        tee = "tdx" if quote.is_tdx else "sgx"
+        tee: TeeKind = "tdx" if quote.is_tdx else "sgx"
     else:
         checks.add(*_qe_report_signature_check(quote, chain))
-        simulated = is_simulated_root(chain.root)
+        simulated = chain.simulated
         tee = "sim" if simulated else ("tdx" if quote.is_tdx else "sgx")
         add_chain_checks(
             checks,
@@ -93,14 +100,14 @@ def verify_dcap_quote(
         if chain is None:
             checks.add("collateral_applicable", False, "collateral needs the PCK chain")
         else:
-            outcome = evaluate_collateral(quote, chain, bundle, anchors=anchors, at=at)
+            outcome = evaluate_collateral(quote, chain, bundle, roots=anchors.dcap_roots, at=at)
             for check in outcome.checks:
-                checks.add(check.name, check.passed, check.detail)
+                checks.append(check)
             tcb_status, advisory_ids = outcome.tcb_status, outcome.advisory_ids
 
     return VerificationReport(
         valid=checks.all_passed,
-        tee=tee,  # type: ignore[arg-type]
+        tee=tee,
         version=quote.header.version,
         report_data=quote.body.report_data.hex(),
         measurements=_measurements(quote),
@@ -154,19 +161,23 @@ def _qe_binding_check(quote: DcapQuote) -> tuple[str, bool, str]:
     )
 
 
-def _qe_report_signature_check(
-    quote: DcapQuote, chain: ChainAssessment
-) -> tuple[str, bool, str]:
-    leaf_key = chain.leaf.public_key()
-    if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
-        return ("qe_report_signature", False, "the PCK leaf key is not an ECDSA key")
-    if verify_raw_signature(leaf_key, quote.qe_report_signature, quote.qe_report_raw):
+def _qe_report_signature_check(quote: DcapQuote, chain: ChainAssessment) -> tuple[str, bool, str]:
+    if _qe_report_signed_by(quote.qe_report_raw, quote.qe_report_signature, chain):
         return ("qe_report_signature", True, "the PCK leaf certificate signs the QE report")
     return (
         "qe_report_signature",
         False,
         "the QE report signature does not verify with the PCK leaf certificate's key",
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _qe_report_signed_by(report: bytes, signature: bytes, chain: ChainAssessment) -> bool:
+    """The QE report's signature check, cached: a platform's QE report repeats across quotes."""
+    leaf_key = public_key_of(chain.leaf)
+    if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
+        return False
+    return verify_raw_signature(leaf_key, signature, report)
 
 
 def _pck_chain(
@@ -185,9 +196,12 @@ def _pck_chain(
 def _pem_chain_der(pem: bytes) -> tuple[bytes, ...]:
     try:
         certificates = x509.load_pem_x509_certificates(pem.rstrip(b"\x00"))
+        chain = tuple(cert.public_bytes(Encoding.DER) for cert in certificates)
+        for der in chain:
+            load_certificate(der)
     except ValueError as exc:
         raise QuoteFormatError(f"the PCK certificate chain cannot be read as PEM: {exc}") from None
-    return tuple(cert.public_bytes(Encoding.DER) for cert in certificates)
+    return chain
 
 
 @functools.lru_cache(maxsize=1024)
@@ -227,6 +241,8 @@ def quote_fields(quote: DcapQuote) -> dict[str, Any]:
         fields["body_type"] = quote.body_type
     for name, value in quote.body:
         fields[name] = value.hex() if isinstance(value, bytes) else value
-    debug_name = "attributes_debug" if isinstance(quote.body, SgxReportBody) else "td_attributes_debug"
+    debug_name = (
+        "attributes_debug" if isinstance(quote.body, SgxReportBody) else "td_attributes_debug"
+    )
     fields[debug_name] = quote.body.debug
     return fields

@@ -15,19 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
-from attestation.report import CheckList
+from attestation.report import Check, CheckList
 from attestation.timefmt import format_time as _iso
+from attestation.trust import is_simulated_root
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChainAssessment:
     """What a chain proves independently of time."""
 
     certificates: tuple[x509.Certificate, ...]
+    certificates_der: tuple[bytes, ...]
     signatures_ok: bool
     signatures_detail: str
     root_pinned: bool
@@ -43,6 +45,16 @@ class ChainAssessment:
     def root(self) -> x509.Certificate:
         return self.certificates[-1]
 
+    @functools.cached_property
+    def window(self) -> str:
+        """The validity window of the whole chain, as text."""
+        return f"[{_iso(self.not_before)}, {_iso(self.not_after)}]"
+
+    @functools.cached_property
+    def simulated(self) -> bool:
+        """True when the chain ends at a tee-agent simulated root (a label, not trust)."""
+        return is_simulated_root(self.root)
+
     def valid_at(self, at: datetime) -> bool:
         return self.not_before <= at <= self.not_after
 
@@ -50,6 +62,35 @@ class ChainAssessment:
 def fingerprint(certificate: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER encoding, lowercase hex."""
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+def load_certificate(der: bytes) -> x509.Certificate:
+    """Load a DER certificate and parse every field verification reads, up front.
+
+    cryptography parses names, validity and extensions lazily; touching them here turns a
+    malformed certificate into one ValueError at load time instead of a surprise later.
+
+    Raises:
+        ValueError: the bytes are not a well-formed certificate.
+    """
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        list(certificate.extensions)
+        _ = certificate.signature_algorithm_oid, certificate.serial_number
+    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"malformed certificate: {exc}") from None
+    return certificate
+
+
+def public_key_of(certificate: x509.Certificate) -> object | None:
+    """The certificate's public key, or None when its key cannot be loaded."""
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
 
 
 def describe(certificate: x509.Certificate) -> str:
@@ -70,7 +111,7 @@ def assess_chain(
 def _assess_chain_cached(
     chain_der: tuple[bytes, ...], trusted_roots_der: frozenset[bytes], require_ca: bool
 ) -> ChainAssessment:
-    certificates = tuple(x509.load_der_x509_certificate(der) for der in chain_der)
+    certificates = tuple(load_certificate(der) for der in chain_der)
     signatures_ok, signatures_detail = _check_links(certificates, require_ca)
     root = certificates[-1]
     root_pinned = chain_der[-1] in trusted_roots_der
@@ -84,6 +125,7 @@ def _assess_chain_cached(
         )
     return ChainAssessment(
         certificates=certificates,
+        certificates_der=chain_der,
         signatures_ok=signatures_ok,
         signatures_detail=signatures_detail,
         root_pinned=root_pinned,
@@ -93,9 +135,7 @@ def _assess_chain_cached(
     )
 
 
-def _check_links(
-    certificates: Sequence[x509.Certificate], require_ca: bool
-) -> tuple[bool, str]:
+def _check_links(certificates: Sequence[x509.Certificate], require_ca: bool) -> tuple[bool, str]:
     for position, (child, issuer) in enumerate(
         zip(certificates, [*certificates[1:], certificates[-1]], strict=True)
     ):
@@ -111,7 +151,7 @@ def _check_links(
                 f"signature of certificate {position} ('{describe(child)}') does not verify "
                 f"with the key of '{describe(issuer)}'"
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             what = "is not self-signed" if child is issuer else "is not issued by the next one"
             return False, f"certificate {position} ('{describe(child)}') {what}: {exc}"
     return True, f"{len(certificates)} certificate(s), every signature verifies up to the root"
@@ -122,9 +162,30 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         constraints = certificate.extensions.get_extension_for_oid(
             ExtensionOID.BASIC_CONSTRAINTS
         ).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
+        # Absent, or an extension list that does not parse: either way not a usable CA.
         return False
     return bool(getattr(constraints, "ca", False))
+
+
+@functools.lru_cache(maxsize=512)
+def _static_chain_checks(
+    assessment: ChainAssessment, prefix: str, untrusted_hint: str | None
+) -> tuple[Check, Check]:
+    """The time-independent chain checks, made once per chain (checks are immutable)."""
+    root_detail = assessment.root_detail
+    if not assessment.root_pinned and untrusted_hint:
+        root_detail = f"{root_detail}; {untrusted_hint}"
+    return (
+        Check(
+            name=f"{prefix}_chain_signatures",
+            passed=assessment.signatures_ok,
+            detail=assessment.signatures_detail,
+        ),
+        Check(
+            name=f"{prefix}_chain_root_pinned", passed=assessment.root_pinned, detail=root_detail
+        ),
+    )
 
 
 def add_chain_checks(
@@ -139,14 +200,9 @@ def add_chain_checks(
 
     `untrusted_hint` is appended to the pinned-root failure, to tell the reader what to do.
     """
-    ok = checks.add(
-        f"{prefix}_chain_signatures", assessment.signatures_ok, assessment.signatures_detail
-    )
-    root_detail = assessment.root_detail
-    if not assessment.root_pinned and untrusted_hint:
-        root_detail = f"{root_detail}; {untrusted_hint}"
-    ok &= checks.add(f"{prefix}_chain_root_pinned", assessment.root_pinned, root_detail)
-    window = f"[{_iso(assessment.not_before)}, {_iso(assessment.not_after)}]"
+    signatures, root = _static_chain_checks(assessment, prefix, untrusted_hint)
+    ok = checks.append(signatures) & checks.append(root)
+    window = assessment.window
     valid = assessment.valid_at(at)
     detail = (
         f"every certificate is valid at {_iso(at)} (chain window {window})"
@@ -155,5 +211,3 @@ def add_chain_checks(
     )
     ok &= checks.add(f"{prefix}_chain_validity", valid, detail)
     return ok
-
-

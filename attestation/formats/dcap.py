@@ -27,9 +27,9 @@ TEE_TYPE_SGX = 0x00000000
 TEE_TYPE_TDX = 0x00000081
 
 # v5 body descriptor "Type" values (TDX DCAP Quoting Library API A.4.2).
-BODY_TYPE_SGX = 1
-BODY_TYPE_TD10 = 2
-BODY_TYPE_TD15 = 3
+BODY_TYPE_SGX: Literal[1] = 1
+BODY_TYPE_TD10: Literal[2] = 2
+BODY_TYPE_TD15: Literal[3] = 3
 
 # Certification Data Types (ECDSA Quote Library API A.4.11).
 CERT_TYPE_PPID_CLEARTEXT = 1
@@ -281,7 +281,9 @@ def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
         raise cursor.fail(
             f"v5 body type {body_type} does not match the header's TEE type {header.tee_type:#x}"
         )
-    return body_type  # type: ignore[return-value]
+    if body_type == BODY_TYPE_SGX:
+        return BODY_TYPE_SGX
+    return BODY_TYPE_TD10 if body_type == BODY_TYPE_TD10 else BODY_TYPE_TD15
 
 
 def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
