@@ -16,6 +16,7 @@ would be invisible to the verifier.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import cbor2
@@ -104,9 +105,9 @@ def parse_nitro_document(data: bytes) -> NitroDocument:
                 f"found tag {top.tag}"
             )
         tagged = True
-        top = top.value
-    if not isinstance(top, list) or len(top) != COSE_SIGN1_LENGTH:
-        found = f"an array of {len(top)}" if isinstance(top, list) else _describe(top)
+        top = top.value  # cbor2 decodes the contents of a tag as immutable (tuple, frozendict)
+    if not isinstance(top, list | tuple) or len(top) != COSE_SIGN1_LENGTH:
+        found = f"an array of {len(top)}" if isinstance(top, list | tuple) else _describe(top)
         raise NitroFormatError(
             f"Nitro document: COSE_Sign1 must be an array of {COSE_SIGN1_LENGTH} "
             "[protected, unprotected, payload, signature], "
@@ -120,18 +121,16 @@ def parse_nitro_document(data: bytes) -> NitroDocument:
             f"Nitro document: protected header must decode to a map, found {_describe(header)}"
         )
     # Label 1 as a CBOR integer; Python's True == 1, so a boolean key must not count.
-    algorithm = next(
-        (value for key, value in header.items() if type(key) is int and key == COSE_HEADER_ALG),
-        None,
-    )
-    if algorithm is not None and (
-        isinstance(algorithm, bool) or not isinstance(algorithm, int | str)
-    ):
+    labelled = [
+        value for key, value in header.items() if type(key) is int and key == COSE_HEADER_ALG
+    ]
+    algorithm = labelled[0] if labelled else None
+    if labelled and (isinstance(algorithm, bool) or not isinstance(algorithm, int | str)):
         raise NitroFormatError(
             "Nitro document: protected header alg (label 1) must be an integer or text, "
             f"found {_describe(algorithm)}"
         )
-    if not isinstance(unprotected, dict):
+    if not isinstance(unprotected, Mapping):
         raise NitroFormatError(
             f"Nitro document: COSE_Sign1 unprotected header must be a map, "
             f"found {_describe(unprotected)}"
@@ -289,9 +288,9 @@ def _describe(value: Any) -> str:
         return f"text {value[:40]!r}" + ("..." if len(value) > 40 else "")
     if isinstance(value, bytes):
         return f"a byte string of {len(value)} bytes"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return f"an array of {len(value)}"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return f"a map of {len(value)} entries"
     if isinstance(value, cbor2.CBORTag):
         return f"CBOR tag {value.tag}"

@@ -1,0 +1,13 @@
+"""Run every benchmark: `python -m benchmarks` (or `./benchmarks/run`)."""
+
+from __future__ import annotations
+
+from benchmarks import attestation_throughput
+
+
+def main() -> None:
+    attestation_throughput.main()
+
+
+if __name__ == "__main__":
+    main()
