@@ -1,0 +1,1 @@
+"""The trusted side: platform backends, keys, sealing, policy, guardrails, signer, receipts."""

@@ -1,0 +1,1 @@
+"""TEE platform backends: measurement, quote(report_data), seal and unseal."""
