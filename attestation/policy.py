@@ -30,7 +30,17 @@ from attestation.policy_schema import (
 )
 from attestation.report import Check, VerificationReport
 
+# Kinds of evidence for which the vendor publishes no TCB status: the verified chain is all
+# the platform evidence there is, so the status rule does not apply to them.
+_NO_TCB_STATUS = {
+    "nitro": "not applicable: AWS publishes no TCB status for Nitro; the chain to the "
+    "pinned AWS root is the platform evidence",
+    "sev-snp": "not applicable: AMD publishes no TCB status; the VCEK binds the report's "
+    "reported_tcb (check vcek_tcb)",
+}
+
 __all__ = [
+    "NONCE_SIZE",
     "ValidationPolicy",
     "load_policy",
     "policy_checks",
@@ -134,7 +144,8 @@ def _mismatch(report: VerificationReport, allowed: BaseModel) -> str | None:
         return _first_difference(
             report, {f"pcr{index}": value for index, value in sorted(allowed.pcrs.items())}
         )
-    assert isinstance(allowed, SgxMeasurementSet)
+    if not isinstance(allowed, SgxMeasurementSet):
+        raise TypeError(f"not a measurement set: {type(allowed).__name__}")
     pinned = {"mr_enclave": allowed.mr_enclave, "mr_signer": allowed.mr_signer}
     difference = _first_difference(report, {k: v for k, v in pinned.items() if v is not None})
     if difference is not None:
@@ -149,7 +160,8 @@ def _mismatch(report: VerificationReport, allowed: BaseModel) -> str | None:
 
 def _first_difference(report: VerificationReport, pinned: dict[str, str]) -> str | None:
     for name, expected in pinned.items():
-        found = _measurement(report, name)
+        # Nitro PCRs are named "pcr0".."pcr15" in the report's measurements.
+        found = report.measurements.get(name)
         if found is None:
             return f"{name} expected {expected}, found none in the evidence"
         if found.lower() != expected:
@@ -157,33 +169,11 @@ def _first_difference(report: VerificationReport, pinned: dict[str, str]) -> str
     return None
 
 
-def _measurement(report: VerificationReport, name: str) -> str | None:
-    if name in report.measurements:
-        return report.measurements[name]
-    if name.startswith("pcr"):
-        # PCRs may be keyed "pcr0", "0" or "PCR0", or sit in fields["pcrs"].
-        index = name.removeprefix("pcr")
-        for key in (index, f"PCR{index}"):
-            if key in report.measurements:
-                return report.measurements[key]
-        pcrs = report.fields.get("pcrs")
-        if isinstance(pcrs, dict):
-            value = pcrs.get(index, pcrs.get(int(index)))
-            return value if isinstance(value, str) else None
-    return None
-
-
 def _tcb_status_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
     accepted = policy.accepted_tcb_statuses
     status = report.tcb_status
-    if status is None and report.tee == "nitro":
-        # AWS publishes no TCB status for Nitro hosts: the chain to the pinned AWS root is
-        # all the platform evidence there is.
-        return Check(
-            name="policy_tcb_status",
-            passed=True,
-            detail="not applicable: AWS Nitro documents carry no TCB status",
-        )
+    if status is None and report.tee in _NO_TCB_STATUS:
+        return Check(name="policy_tcb_status", passed=True, detail=_NO_TCB_STATUS[report.tee])
     if status is None:
         return Check(
             name="policy_tcb_status",
@@ -207,7 +197,7 @@ def _debug_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
     return Check(
         name="policy_debug",
         passed=False,
-        detail="debug is on: its memory and keys are open to the host; "
+        detail="debug is on, so the TEE does not keep its secrets from the host; "
         "the policy forbids debug (allow_debug = false)",
     )
 
@@ -224,14 +214,14 @@ def _report_data_check(
             else f"report_data expected {rule.exact}, found {found or 'none'}"
         )
         return Check(name="policy_report_data", passed=passed, detail=detail)
-    assert rule.prefix is not None
+    prefix = rule.prefix or ""
     if nonce is None:
         return Check(
             name="policy_report_data",
             passed=False,
             detail="the policy expects report_data = prefix || nonce, but no nonce was given",
         )
-    expected = rule.prefix + nonce.hex()
+    expected = prefix + nonce.hex()
     passed = found == expected
     detail = (
         "report_data equals the policy prefix followed by the nonce"

@@ -110,7 +110,7 @@ def _pcr_indexes(value: object) -> object:
     converted: dict[int, object] = {}
     for key, pcr in value.items():
         text = str(key)
-        if not text.isdigit() or int(text) > NITRO_MAX_PCR_INDEX:
+        if not (text.isascii() and text.isdigit()) or int(text) > NITRO_MAX_PCR_INDEX:
             raise ValueError(
                 f"PCR index must be a whole number from 0 to {NITRO_MAX_PCR_INDEX}, found {text!r}"
             )
@@ -270,14 +270,34 @@ def _describe(error: Any) -> str:
     location = _key_path(error["loc"]) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{location}: unknown key (check its spelling against the policy schema)"
+        return f"{location}: unknown key; allowed here: {', '.join(_allowed_keys(error['loc']))}"
     if kind == "missing":
         return f"{location}: required key is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = _PLAIN_MESSAGES.get(kind) or str(error["msg"]).removeprefix("Value error, ")
     found = error.get("input")
     if "found" not in message and not isinstance(found, dict | list):
         message = f"{message}; found {type(found).__name__} {found!r}"
     return f"{location}: {message}"
+
+
+_PLAIN_MESSAGES = {
+    "tuple_type": "expected a list (or an array of tables, [[name]])",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "dict_type": "expected a table",
+}
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    tables: dict[str, type[BaseModel]] = {
+        "report_data": ReportDataRule,
+        "tdx": TdxMeasurementSet,
+        "sgx": SgxMeasurementSet,
+        "nitro": NitroMeasurementSet,
+        "sev_snp": SnpMeasurementSet,
+    }
+    model = tables.get(str(loc[0]), ValidationPolicy) if len(loc) > 1 else ValidationPolicy
+    return list(model.model_fields)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

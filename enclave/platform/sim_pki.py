@@ -24,7 +24,7 @@ ROOT_FILE = "root.pem"
 PCK_CHAIN_FILE = "pck-chain.pem"
 PCK_KEY_FILE = "pck-key.pem"
 ATTESTATION_KEY_FILE = "attestation-key.pem"
-SEALING_SECRET_FILE = "sealing-secret"
+SEALING_SECRET_FILE = "sealing-secret"  # noqa: S105 - a file name, not a secret
 SEALING_SECRET_SIZE = 32
 
 _ROOT_LIFETIME = timedelta(days=20 * 365)
