@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from attestation.errors import CertificateChainError
@@ -31,6 +35,21 @@ AMD_ARK_MILAN_SHA256 = "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c9563
 # The organization name every simulated root carries in its subject. It labels evidence as
 # simulated in reports; it never makes anything trusted.
 SIMULATED_ROOT_ORGANIZATION = "tee-agent simulated TEE (INSECURE, not a real TEE)"
+
+
+# The one deprecation warning cryptography gives for certificates whose serial number is not
+# positive (RFC 5280 section 4.1.2.2). It is silenced only around certificate loading.
+SERIAL_WARNING_PATTERN = "Parsed a serial number which wasn't positive"
+
+
+@contextmanager
+def quiet_serial_number_warning() -> Iterator[None]:
+    """Silence exactly cryptography's "serial number which wasn't positive" warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=SERIAL_WARNING_PATTERN, category=CryptographyDeprecationWarning
+        )
+        yield
 
 
 @dataclass(frozen=True)
@@ -103,10 +122,11 @@ def certificates_from_bytes(data: bytes, *, source: str) -> list[bytes]:
         CertificateChainError: no certificate can be read from `data`.
     """
     try:
-        if b"-----BEGIN CERTIFICATE-----" in data:
-            certificates = x509.load_pem_x509_certificates(data)
-        else:
-            certificates = [x509.load_der_x509_certificate(data)]
+        with quiet_serial_number_warning():
+            if b"-----BEGIN CERTIFICATE-----" in data:
+                certificates = x509.load_pem_x509_certificates(data)
+            else:
+                certificates = [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
         raise CertificateChainError(
             f"{source}: expected PEM or DER certificate(s), could not read them ({exc})"

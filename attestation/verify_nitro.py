@@ -10,9 +10,6 @@ must end at a pinned AWS Nitro root (compared by bytes).
 from __future__ import annotations
 
 import hashlib
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import cbor2
@@ -21,12 +18,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.utils import CryptographyDeprecationWarning
 
 from attestation.formats.nitro import COSE_ALG_ES384, NitroDocument, parse_nitro_document
 from attestation.report import CheckList, VerificationReport
 from attestation.timefmt import format_time
-from attestation.trust import TrustAnchors
+from attestation.trust import TrustAnchors, quiet_serial_number_warning
 from attestation.x509chain import add_chain_checks, assess_chain
 
 # RFC 9052 section 4.4: Sig_structure context string for COSE_Sign1.
@@ -35,19 +31,6 @@ SIG_STRUCTURE_CONTEXT = "Signature1"
 ES384_COMPONENT_SIZE = 48
 # The name cryptography gives the P-384 curve.
 _P384 = "secp384r1"
-# The one deprecation warning cryptography gives for certificates whose serial number is not
-# positive (RFC 5280 section 4.1.2.2). It is silenced only around certificate loading.
-SERIAL_WARNING_PATTERN = "Parsed a serial number which wasn't positive"
-
-
-@contextmanager
-def quiet_serial_number_warning() -> Iterator[None]:
-    """Silence exactly cryptography's "serial number which wasn't positive" warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=SERIAL_WARNING_PATTERN, category=CryptographyDeprecationWarning
-        )
-        yield
 
 
 def verify_nitro_document(

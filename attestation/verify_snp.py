@@ -37,8 +37,7 @@ from attestation.formats.snp import (
     parse_snp_report,
 )
 from attestation.report import CheckList, VerificationReport
-from attestation.trust import TrustAnchors, certificates_from_bytes
-from attestation.verify_nitro import quiet_serial_number_warning
+from attestation.trust import TrustAnchors, certificates_from_bytes, quiet_serial_number_warning
 from attestation.x509chain import add_chain_checks, assess_chain
 
 NO_VCEK_DETAIL = (

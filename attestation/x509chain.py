@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from attestation.report import Check, CheckList
 from attestation.timefmt import format_time as _iso
-from attestation.trust import is_simulated_root
+from attestation.trust import is_simulated_root, quiet_serial_number_warning
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +74,8 @@ def load_certificate(der: bytes) -> x509.Certificate:
         ValueError: the bytes are not a well-formed certificate.
     """
     try:
-        certificate = x509.load_der_x509_certificate(der)
+        with quiet_serial_number_warning():
+            certificate = x509.load_der_x509_certificate(der)
         certificate.subject.rfc4514_string()
         certificate.issuer.rfc4514_string()
         _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc

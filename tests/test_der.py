@@ -23,7 +23,7 @@ from attestation.formats.der import (
     read_tlv,
     sequence_elements,
 )
-from attestation.verify_nitro import quiet_serial_number_warning
+from attestation.trust import quiet_serial_number_warning
 from tests.manifest import vector_bytes
 
 

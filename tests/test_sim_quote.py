@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,3 +140,27 @@ def test_td_report_round_trips(fields: dict[str, bytes]) -> None:
         )
     )
     assert parsed.body == body
+
+
+def test_cli_refuses_a_sim_quote_unless_its_root_is_passed(
+    pki: SimPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from host.cli import main
+
+    quote_file = tmp_path / "quote.bin"
+    quote_file.write_bytes(sim_quote(pki, td_report(mr_td=b"\x42" * 48)))
+    at = "2026-11-25T00:00:00Z"
+    assert main(["verify", "quote", str(quote_file), "--at", at, "--json"]) == 1
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["tee"] == "sim"
+    assert refused["valid"] is False
+    assert refused["measurements"]["mr_td"] == "42" * 48
+    root = str(pki.directory / "root.pem")
+    assert (
+        main(["verify", "quote", str(quote_file), "--at", at, "--trust-root", root, "--json"]) == 0
+    )
+    accepted = json.loads(capsys.readouterr().out)
+    assert accepted["tee"] == "sim"
+    assert accepted["valid"] is True
+    assert main(["verify", "quote", str(quote_file), "--at", at, "--trust-root", root]) == 0
+    assert "sim" in capsys.readouterr().out.lower()

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from attestation.errors import SnpFormatError
 from attestation.formats.snp import REPORT_SIZE, SIGNED_SIZE, parse_snp_report
 from attestation.report import VerificationReport
-from attestation.trust import TrustAnchors, default_trust_anchors
-from attestation.verify_nitro import quiet_serial_number_warning
+from attestation.trust import TrustAnchors, default_trust_anchors, quiet_serial_number_warning
 from attestation.verify_snp import NO_VCEK_DETAIL, verify_snp_report
 from tests.manifest import at, vector_bytes, vector_ids, vectors
 

@@ -1,0 +1,1 @@
+"""The untrusted host: public API, enclave supervisor, storage, broadcaster and the CLI."""
