@@ -20,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from attestation.errors import CollateralFormatError
+from attestation.trust import strict_x509_parsing
+from attestation.x509chain import load_certificate
 
 MAX_COLLATERAL_FILE_BYTES = 4 << 20
 
@@ -87,19 +89,18 @@ def _read_collateral_file(data: bytes, name: str) -> list[tuple[str, object]]:
         return _read_json_collateral(data, name)
     if b"-----BEGIN X509 CRL-----" in data:
         try:
-            crl = x509.load_pem_x509_crl(data)
+            der = x509.load_pem_x509_crl(data).public_bytes(Encoding.DER)
         except ValueError as exc:
             raise CollateralFormatError(f"{name}: PEM CRL cannot be read: {exc}") from None
-        return [("crl", crl.public_bytes(Encoding.DER))]
+        return [("crl", _checked_crl(der, name))]
     if b"-----BEGIN CERTIFICATE-----" in data:
         return [("certificate", der) for der in _pem_certificates(data.decode("latin-1"), name)]
     try:
-        x509.load_der_x509_crl(data)
-        return [("crl", data)]
-    except ValueError:
+        return [("crl", _checked_crl(data, name))]
+    except CollateralFormatError:
         pass
     try:
-        x509.load_der_x509_certificate(data)
+        load_certificate(data)
         return [("certificate", data)]
     except ValueError:
         pass
@@ -155,7 +156,7 @@ def _read_bundle(document: dict[str, object], name: str) -> list[tuple[str, obje
         )
     for key in ("root_ca_crl", "pck_crl"):
         if key in document:
-            pieces.append(("crl", _hex_field(document, key, name)))
+            pieces.append(("crl", _checked_crl(_hex_field(document, key, name), f"{name} {key}")))
     chain_text = document.get("pck_crl_issuer_chain")
     if isinstance(chain_text, str):
         pieces.extend(("certificate", der) for der in _pem_certificates(chain_text, name))
@@ -178,13 +179,37 @@ def _hex_field(document: dict[str, object], key: str, name: str, size: int | Non
 def _pem_certificates(text: str, name: str) -> list[bytes]:
     try:
         certificates = x509.load_pem_x509_certificates(text.encode("latin-1"))
+        chain = [cert.public_bytes(Encoding.DER) for cert in certificates]
+        for der in chain:
+            load_certificate(der)
     except ValueError as exc:
         raise CollateralFormatError(f"{name}: certificate PEM cannot be read: {exc}") from None
-    return [cert.public_bytes(Encoding.DER) for cert in certificates]
+    return chain
+
+
+def _checked_crl(der: bytes, name: str) -> bytes:
+    """`der` if it is a well-formed CRL, every field verification reads parsed up front."""
+    try:
+        with strict_x509_parsing():
+            crl = x509.load_der_x509_crl(der)
+            crl.issuer.rfc4514_string()
+            _ = crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid
+            for revoked in crl:
+                _ = revoked.serial_number, revoked.revocation_date_utc
+    except (ValueError, UserWarning) as exc:
+        raise CollateralFormatError(f"{name}: not a well-formed DER CRL ({exc})") from None
+    return der
 
 
 def _raw_member_text(text: str, key: str, name: str) -> str:
     """The exact source text of a top-level member's value: that is what Intel signed."""
+    try:
+        return _member_text(text, key)
+    except (ValueError, IndexError, KeyError):
+        raise CollateralFormatError(f"{name}: cannot locate the text of '{key}'") from None
+
+
+def _member_text(text: str, key: str) -> str:
     decoder = json.JSONDecoder()
     position = text.index("{") + 1
     while True:
@@ -201,7 +226,7 @@ def _raw_member_text(text: str, key: str, name: str) -> str:
         if text[position] != ",":
             break
         position += 1
-    raise CollateralFormatError(f"{name}: cannot locate the text of '{key}'")
+    raise KeyError(key)
 
 
 def _skip_space(text: str, position: int) -> int:

@@ -43,6 +43,20 @@ SERIAL_WARNING_PATTERN = "Parsed a serial number which wasn't positive"
 
 
 @contextmanager
+def strict_x509_parsing() -> Iterator[None]:
+    """Turn cryptography's warnings about malformed names into errors (UserWarning raised).
+
+    Only the serial-number deprecation warning stays silent: real AMD VCEKs have serial 0.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=SERIAL_WARNING_PATTERN, category=CryptographyDeprecationWarning
+        )
+        yield
+
+
+@contextmanager
 def quiet_serial_number_warning() -> Iterator[None]:
     """Silence exactly cryptography's "serial number which wasn't positive" warning."""
     with warnings.catch_warnings():

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from attestation.report import Check, CheckList
 from attestation.timefmt import format_time as _iso
-from attestation.trust import is_simulated_root, quiet_serial_number_warning
+from attestation.trust import is_simulated_root, strict_x509_parsing
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,14 +74,14 @@ def load_certificate(der: bytes) -> x509.Certificate:
         ValueError: the bytes are not a well-formed certificate.
     """
     try:
-        with quiet_serial_number_warning():
+        with strict_x509_parsing():
             certificate = x509.load_der_x509_certificate(der)
-        certificate.subject.rfc4514_string()
-        certificate.issuer.rfc4514_string()
-        _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
-        list(certificate.extensions)
-        _ = certificate.signature_algorithm_oid, certificate.serial_number
-    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
+            certificate.subject.rfc4514_string()
+            certificate.issuer.rfc4514_string()
+            _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+            list(certificate.extensions)
+            _ = certificate.signature_algorithm_oid, certificate.serial_number
+    except (ValueError, UserWarning, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
         raise ValueError(f"malformed certificate: {exc}") from None
     return certificate
 
