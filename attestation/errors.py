@@ -45,3 +45,11 @@ class PolicyFormatError(AttestationError):
 
 class PolicyViolation(AttestationError):
     """Evidence verified, but its fields are not acceptable under the caller's policy."""
+
+
+class ReceiptFormatError(AttestationError):
+    """A decision receipt, or a file of them, is structurally invalid.
+
+    A missing or unknown field, a hash that is not 32 bytes of hex, a signature that is not
+    65 bytes ending in v 27/28, a number outside uint64, a verdict that is not short ASCII.
+    """

@@ -1,0 +1,85 @@
+"""The report_data binding between an enclave's identity, a verifier's nonce and a quote.
+
+    report_data = SHA-256("tee-agent/identity/v1" || address (20 bytes) ||
+                          X25519 public key (32 bytes) || config hash (32 bytes))
+                  || nonce (32 bytes)
+
+The domain tag keeps a quote made for this purpose from being passed off for another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from attestation.report import Check
+
+IDENTITY_TAG = b"tee-agent/identity/v1"
+NONCE_SIZE = 32
+
+
+class EnclaveIdentity(BaseModel):
+    """What an enclave claims to be; a quote's report_data proves the claim."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    x25519_public_key: bytes
+    config_hash: bytes
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if len(value) != 42 or not value.startswith("0x"):
+            raise ValueError(f"address must be 0x and 40 hex digits, found {value!r}")
+        bytes.fromhex(value[2:])
+        return value
+
+    @field_validator("x25519_public_key", "config_hash")
+    @classmethod
+    def _thirty_two(cls, value: bytes) -> bytes:
+        if len(value) != 32:
+            raise ValueError(f"must be 32 bytes, found {len(value)}")
+        return value
+
+    def identity_digest(self) -> bytes:
+        """The first half of report_data."""
+        return hashlib.sha256(
+            IDENTITY_TAG
+            + bytes.fromhex(self.address[2:])
+            + self.x25519_public_key
+            + self.config_hash
+        ).digest()
+
+
+def identity_report_data(identity: EnclaveIdentity, nonce: bytes) -> bytes:
+    """The 64 bytes of report_data an enclave with `identity` puts in a quote for `nonce`.
+
+    Raises:
+        ValueError: the nonce is not 32 bytes.
+    """
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError(f"the nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
+    return identity.identity_digest() + nonce
+
+
+def check_binding(report_data_hex: str, identity: EnclaveIdentity, nonce: bytes) -> Check:
+    """Check that a verified quote's report_data binds `identity` and `nonce`."""
+    expected = identity_report_data(identity, nonce).hex()
+    found = report_data_hex.lower()
+    if found == expected:
+        return Check(
+            name="report_data_binding",
+            passed=True,
+            detail=f"report_data binds address {identity.address}, its X25519 key, config hash "
+            f"{identity.config_hash.hex()} and the nonce",
+        )
+    if found[:64] == expected[:64]:
+        detail = f"report_data binds the identity but not this nonce (found {found[64:]})"
+    else:
+        detail = (
+            "report_data does not bind this identity: expected SHA-256(tag, address, X25519 key,"
+            f" config hash) = {expected[:64]}, found {found[:64]}"
+        )
+    return Check(name="report_data_binding", passed=False, detail=detail)

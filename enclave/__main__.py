@@ -1,0 +1,137 @@
+"""`python -m enclave`: serve the enclave, or manage the simulated platform.
+
+    python -m enclave serve --socket DIR/enclave.sock --config FILE [--platform sim --sim-dir D]
+    python -m enclave sim init [--dir D]
+    python -m enclave sim quote --dir D --report-data HEX [--config FILE] [--out FILE]
+    python -m enclave measure --config FILE
+
+`tee-agent enclave ...` and `tee-agent sim ...` run the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from enclave.config import ConfigError, load_config
+from enclave.platform.base import PlatformError
+
+DEFAULT_SIM_DIR = Path("var/sim-platform")
+
+
+def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="The tee-agent enclave process.")
+    parser.add_argument("--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the enclave on a unix socket")
+    serve.add_argument("--socket", type=Path, required=True, help="socket path in a 0700 dir")
+    serve.add_argument("--config", type=Path, required=True, help="measured config (TOML)")
+    serve.add_argument("--platform", choices=["sim", "tdx", "sgx"], default="sim")
+    serve.add_argument("--sim-dir", type=Path, default=DEFAULT_SIM_DIR)
+    serve.add_argument("--tsm-base", type=Path, help="configfs-tsm report directory (tdx)")
+    serve.add_argument("--sealing-key-file", type=Path, help="KMS-provisioned key (tdx)")
+    serve.add_argument("--gramine-base", type=Path, help="Gramine /dev/attestation (sgx)")
+
+    sim = commands.add_parser("sim", help="the simulated TEE platform").add_subparsers(
+        dest="sim_command", required=True
+    )
+    init = sim.add_parser("init", help="make a simulated platform (INSECURE root, keys)")
+    init.add_argument("--dir", type=Path, default=DEFAULT_SIM_DIR)
+    quote = sim.add_parser("quote", help="make a simulated quote for the enclave measurement")
+    quote.add_argument("--dir", type=Path, default=DEFAULT_SIM_DIR)
+    quote.add_argument("--report-data", required=True, help="64 bytes as 128 hex digits")
+    quote.add_argument("--config", type=Path, help="measured config; rtmr0 stays zero without")
+    quote.add_argument("--out", type=Path, help="write the quote here instead of hex to stdout")
+
+    measure = commands.add_parser("measure", help="print the simulated measurement for a config")
+    measure.add_argument("--config", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "measure":
+            return _measure(args)
+        if args.sim_command == "init":
+            return _sim_init(args)
+        return _sim_quote(args)
+    except (ConfigError, PlatformError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        logging.getLogger("tee_agent.enclave").debug("internal error", exc_info=True)
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from enclave.core import EnclaveCore
+    from enclave.server import PlatformChoice, ServeError, make_platform, make_policy, serve_forever
+
+    config = load_config(args.config)
+    policy = make_policy(config)
+    platform = make_platform(
+        PlatformChoice(
+            args.platform, args.sim_dir, args.tsm_base, args.sealing_key_file, args.gramine_base
+        ),
+        config,
+        policy,
+    )
+    try:
+        serve_forever(args.socket, EnclaveCore(platform, config, policy))
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _sim_init(args: argparse.Namespace) -> int:
+    from enclave.platform.sim_pki import SimPlatformError, create_sim_pki
+
+    try:
+        pki = create_sim_pki(args.dir)
+    except SimPlatformError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"simulated platform made in {pki.directory} (INSECURE: for development and tests)")
+    print(f"its root, to pass to verifiers by name: {pki.directory / 'root.pem'}")
+    return 0
+
+
+def _sim_quote(args: argparse.Namespace) -> int:
+    from enclave.platform.sim import SimPlatform
+
+    report_data = bytes.fromhex(args.report_data)
+    config_hash = load_config(args.config).config_hash() if args.config else None
+    quote = SimPlatform(args.dir, config_hash=config_hash, model_hash=None).quote(report_data)
+    if args.out:
+        args.out.write_bytes(quote)
+        print(f"wrote {len(quote)} bytes to {args.out}", file=sys.stderr)
+    else:
+        print(quote.hex())
+    return 0
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from enclave.measurement import expected_sim_measurement
+
+    config = load_config(args.config)
+    measurement = expected_sim_measurement(config.config_hash(), None)
+    print(json.dumps({"config_hash": config.config_hash().hex(), **measurement.values}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The enclave's state machine: open, attest, ingest ticks, decide, judge, sign, seal, release.
+
+No gRPC here: `enclave.service` converts messages at one place and calls this. The order of
+work on every change is fixed: update the state in memory, seal it, hand the sealed state
+to the host, and only when the host says it stored that version release the receipts and
+signed transactions it produced. A crash at any point therefore either loses nothing that
+left the enclave, or replays outputs the host already has (same receipts, same bytes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from nacl.public import PrivateKey
+from pydantic import ValidationError
+
+from attestation.binding import EnclaveIdentity, identity_report_data
+from attestation.receipts import Receipt
+from enclave.config import EnclaveConfig
+from enclave.decisions import DecisionEngine, FeeHint
+from enclave.market import Tick
+from enclave.platform.base import Measurement, Platform
+from enclave.policy import Policy
+from enclave.sealing import Sealer, SealingError
+from enclave.signer import AccountSigner
+from enclave.state import MAX_PENDING_OUTPUTS, EnclaveState, PendingReceipt, PendingTransaction
+
+
+class EnclaveError(Exception):
+    """A request the enclave refuses; `kind` maps to a gRPC status in the service."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "not_open", "invalid_argument", "failed_precondition", "denied"
+
+
+@dataclass(frozen=True)
+class Identity:
+    address: str
+    x25519_public_key: bytes
+    config_hash: bytes
+    model_hash: bytes
+    measurement: Measurement
+    platform: str
+    simulated: bool
+    chain_id: int
+    policy: str
+
+    def binding(self) -> EnclaveIdentity:
+        return EnclaveIdentity(
+            address=self.address,
+            x25519_public_key=self.x25519_public_key,
+            config_hash=self.config_hash,
+        )
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """The outcome of a change: the sealed state the host must store, and what changed."""
+
+    sealed_state: bytes
+    state_version: int
+    accepted: int = 0
+    refused: tuple[tuple[int, str], ...] = ()
+    pending_receipts: int = 0
+    pending_transactions: int = 0
+
+
+@dataclass(frozen=True)
+class Released:
+    receipts: list[PendingReceipt]
+    transactions: list[PendingTransaction]
+
+
+class EnclaveCore:
+    """One enclave: a platform, a measured config, a policy, and (once open) its state."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        config: EnclaveConfig,
+        policy: Policy,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._platform = platform
+        self._config = config
+        self._policy = policy
+        self._clock = clock
+        self.config_hash = config.config_hash()
+        self.measurement = platform.measurement()
+        self._sealer = Sealer(platform.sealing_key(), self.measurement)
+        self._state: EnclaveState | None = None
+        self._last_sealed = b""
+        self._engine: DecisionEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"EnclaveCore(platform={self._platform.name}, open={self._state is not None})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self, sealed_state: bytes) -> tuple[Sealed, bool]:
+        """Restore from `sealed_state`, or make fresh state (new keys) when it is empty.
+
+        Raises:
+            EnclaveError("failed_precondition"): already open, or the sealed state is
+                garbage, tampered, or from another measurement; the enclave stays closed.
+        """
+        if self._state is not None:
+            raise EnclaveError("failed_precondition", "the enclave is already open")
+        created = not sealed_state
+        if created:
+            state = EnclaveState.fresh()
+        else:
+            try:
+                plaintext = self._sealer.unseal(sealed_state)
+            except SealingError as exc:
+                raise EnclaveError("failed_precondition", f"refusing to start: {exc}") from None
+            try:
+                state = EnclaveState.from_bytes(plaintext)
+            except ValidationError as exc:
+                where = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:3])
+                raise EnclaveError(
+                    "failed_precondition",
+                    f"refusing to start: the sealed state does not fit this version ({where})",
+                ) from None
+        signer = AccountSigner.from_bytes(state.account_secret)
+        self._engine = DecisionEngine(self._config, self._policy, signer, self.config_hash)
+        self._state = state
+        self._box = PrivateKey(state.box_secret)
+        return self._seal(), created
+
+    def _require(self) -> tuple[EnclaveState, DecisionEngine]:
+        if self._state is None or self._engine is None:
+            raise EnclaveError("not_open", "the enclave is not open: call Open first")
+        return self._state, self._engine
+
+    def identity(self) -> Identity:
+        _, engine = self._require()
+        return Identity(
+            address=engine.signer.address,
+            x25519_public_key=bytes(self._box.public_key),
+            config_hash=self.config_hash,
+            model_hash=self._policy.model_hash,
+            measurement=self.measurement,
+            platform=self._platform.name,
+            simulated=self._platform.simulated,
+            chain_id=self._config.chain.chain_id,
+            policy=self._policy.name,
+        )
+
+    def attest(self, nonce: bytes) -> tuple[bytes, bytes]:
+        """A quote binding the identity and `nonce`; returns (quote, report_data).
+
+        Raises:
+            EnclaveError("invalid_argument"): the nonce is not 32 bytes.
+        """
+        identity = self.identity()
+        if len(nonce) != 32:
+            raise EnclaveError("invalid_argument", f"the nonce must be 32 bytes, got {len(nonce)}")
+        report_data = identity_report_data(identity.binding(), nonce)
+        return self._platform.quote(report_data), report_data
+
+    # -- changes --------------------------------------------------------------------------
+
+    def ingest(
+        self, ticks: Sequence[Tick], fees: FeeHint | None, balances: dict[str, int]
+    ) -> Sealed:
+        """Process a batch of ticks; returns the new sealed state and what was refused.
+
+        Raises:
+            EnclaveError: not open, too many outputs waiting for release, or a balance for a
+                token that is not configured.
+        """
+        state, engine = self._require()
+        self._check_backlog(state)
+        unknown = sorted(set(balances) - set(self._config.tokens))
+        if unknown:
+            raise EnclaveError("invalid_argument", f"balances name unknown tokens {unknown}")
+        now_ms = int(self._clock() * 1000)
+        return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms))
+
+    def owner_command(self, ciphertext: bytes) -> Sealed:
+        """Apply an encrypted, owner-signed command (pause, resume).
+
+        Raises:
+            EnclaveError("denied"): the command is undecryptable, forged, malformed,
+                for another enclave, or replayed (the message names which).
+        """
+        state, engine = self._require()
+        self._check_backlog(state)
+        from enclave.owner import OwnerCommandError, open_owner_command
+
+        try:
+            command = open_owner_command(
+                ciphertext,
+                box_key=self._box,
+                owner_public_key=bytes.fromhex(self._config.owner.public_key),
+                enclave_address=engine.signer.address,
+                last_counter=state.owner_counter,
+            )
+        except OwnerCommandError as exc:
+            raise EnclaveError("denied", str(exc)) from None
+        timestamp = int(self._clock())
+        return self._change(lambda: engine.apply_owner_command(state, command, timestamp))
+
+    def release(self, state_version: int) -> Released:
+        """Hand out the outputs of every version up to `state_version` (stored by the host).
+
+        Raises:
+            EnclaveError("invalid_argument"): a version the enclave has not sealed yet.
+        """
+        state, _ = self._require()
+        if state_version > state.state_version:
+            raise EnclaveError(
+                "invalid_argument",
+                f"version {state_version} was never sealed (the latest is {state.state_version})",
+            )
+        receipts = [p for p in state.pending_receipts if p.state_version <= state_version]
+        transactions = [p for p in state.pending_transactions if p.state_version <= state_version]
+        state.pending_receipts = [
+            p for p in state.pending_receipts if p.state_version > state_version
+        ]
+        state.pending_transactions = [
+            p for p in state.pending_transactions if p.state_version > state_version
+        ]
+        return Released(receipts, transactions)
+
+    def _check_backlog(self, state: EnclaveState) -> None:
+        if len(state.pending_receipts) >= MAX_PENDING_OUTPUTS:
+            raise EnclaveError(
+                "failed_precondition",
+                f"{len(state.pending_receipts)} receipts wait for Release; store the latest "
+                "sealed state and release them first",
+            )
+
+    def _change(self, work: Callable[[], tuple[int, list[tuple[int, str]]]]) -> Sealed:
+        state, _ = self._require()
+        try:
+            accepted, refused = work()
+        except Exception:
+            # Never keep a half-applied change: go back to the last sealed state.
+            self._state = EnclaveState.from_bytes(self._sealer.unseal(self._last_sealed))
+            raise
+        sealed = self._seal()
+        return Sealed(
+            sealed.sealed_state,
+            sealed.state_version,
+            accepted,
+            tuple(refused),
+            len(state.pending_receipts),
+            len(state.pending_transactions),
+        )
+
+    def _seal(self) -> Sealed:
+        state, _ = self._require()
+        state.state_version += 1
+        for item in state.pending_receipts + state.pending_transactions:
+            if item.state_version == 0:
+                item.state_version = state.state_version
+        self._last_sealed = self._sealer.seal(state.to_bytes())
+        return Sealed(self._last_sealed, state.state_version)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        state, engine = self._require()
+        now = int(state.market.last_timestamp_ms or 0) // 1000
+        spent = engine.notional_spent(state, now)
+        return {
+            "paused": state.paused,
+            "state_version": state.state_version,
+            "last_tick_seq": state.market.last_seq,
+            "last_tick_timestamp_ms": state.market.last_timestamp_ms or 0,
+            "receipts": state.receipt_seq,
+            "next_nonce": state.tx_nonce,
+            "notional_24h_usd": float(spent),
+            "notional_24h_left_usd": float(
+                max(Decimal(0), self._config.guardrails.max_notional_per_day_usd - spent)
+            ),
+            "ticks_accepted": state.ticks_accepted,
+            "ticks_refused": state.ticks_refused,
+        }
+
+
+def receipt_of(pending: PendingReceipt) -> Receipt:
+    return Receipt.from_json_dict(pending.receipt)

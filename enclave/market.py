@@ -1,0 +1,120 @@
+"""Market ticks from the untrusted host: sanity checks, then the enclave's own features.
+
+Every tick is a sequence number, a timestamp, an allowlisted pair symbol and two finite
+numbers; nothing else from the host exists here. A tick is refused, with a machine-readable
+reason, when its sequence does not advance, its time goes backwards or is stale, or its
+price moves more than the configured percentage from the last accepted one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from enclave.config import EnclaveConfig
+
+# Refusal reasons (receipts carry them as "refused:<reason>").
+UNKNOWN_PAIR = "unknown_pair"
+INVALID_NUMBER = "invalid_number"
+DUPLICATE_SEQ = "duplicate_seq"
+TIMESTAMP_BACKWARDS = "timestamp_backwards"
+STALE_TICK = "stale_tick"
+FUTURE_TICK = "future_tick"
+PRICE_JUMP = "price_jump"
+
+# Largest price or volume the enclave accepts: far above any real market, far below where
+# float arithmetic loses integer precision for token amounts.
+MAX_NUMBER = 1e15
+
+
+class Tick(BaseModel):
+    """One market observation, as the host relays it (already type-checked by protobuf)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    timestamp_ms: int
+    pair: str
+    price: float
+    volume: float
+
+
+class MarketMemory(BaseModel):
+    """What the enclave remembers of the market (part of the sealed state)."""
+
+    last_seq: int = 0
+    last_timestamp_ms: int | None = None
+    last_price: dict[str, float] = {}
+    closes: dict[str, list[float]] = {}
+
+
+def refusal_reason(
+    tick: Tick, memory: MarketMemory, config: EnclaveConfig, now_ms: int
+) -> str | None:
+    """Why `tick` must be refused, or None when it is acceptable."""
+    if config.pair(tick.pair) is None:
+        return UNKNOWN_PAIR
+    if not _sane(tick.price) or tick.price <= 0 or not _sane(tick.volume) or tick.volume < 0:
+        return INVALID_NUMBER
+    if tick.seq <= memory.last_seq:
+        return DUPLICATE_SEQ
+    market = config.market
+    if memory.last_timestamp_ms is not None and tick.timestamp_ms < memory.last_timestamp_ms:
+        return TIMESTAMP_BACKWARDS
+    if market.clock == "wall":
+        if tick.timestamp_ms > now_ms + market.max_future_skew_seconds * 1000:
+            return FUTURE_TICK
+        if now_ms - tick.timestamp_ms > market.max_tick_age_seconds * 1000:
+            return STALE_TICK
+    last = memory.last_price.get(tick.pair)
+    if last is not None:
+        move = Decimal(abs(tick.price - last)) / Decimal(last) * 100
+        if move > market.max_price_move_percent:
+            return PRICE_JUMP
+    return None
+
+
+def _sane(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= MAX_NUMBER
+
+
+def remember(tick: Tick, memory: MarketMemory, keep: int) -> None:
+    """Record an accepted tick, keeping the last `keep` closes of its pair."""
+    memory.last_seq = tick.seq
+    memory.last_timestamp_ms = tick.timestamp_ms
+    memory.last_price[tick.pair] = tick.price
+    closes = memory.closes.setdefault(tick.pair, [])
+    closes.append(tick.price)
+    if len(closes) > keep:
+        del closes[: len(closes) - keep]
+
+
+class Features(BaseModel):
+    """Deterministic features of one pair's recent closes, computed inside the enclave."""
+
+    model_config = ConfigDict(frozen=True)
+
+    price: float
+    closes: int
+    return_1: float | None
+    sma_short: float | None
+    sma_long: float | None
+    volatility: float | None
+
+
+def features(closes: Sequence[float], short_window: int, long_window: int) -> Features:
+    """Returns, moving averages and volatility over the last closes (None until enough)."""
+    count = len(closes)
+    returns = [closes[i] / closes[i - 1] - 1 for i in range(max(1, count - long_window), count)]
+    return Features(
+        price=closes[-1],
+        closes=count,
+        return_1=returns[-1] if returns else None,
+        sma_short=statistics.fmean(closes[-short_window:]) if count >= short_window else None,
+        sma_long=statistics.fmean(closes[-long_window:]) if count >= long_window else None,
+        volatility=statistics.pstdev(returns) if len(returns) >= 2 else None,
+    )

@@ -1,0 +1,225 @@
+"""The enclave's gRPC service: proto messages in, `EnclaveCore` calls, proto messages out.
+
+This is the one place where messages are converted. Every field from the host is checked
+here (sizes, ranges, symbols) before the core sees it, and every refusal maps to a gRPC
+status with a message a person can act on; nothing else escapes, and no message ever
+carries key material.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from tee_agent_rpc import enclave_pb2 as pb
+from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
+
+from enclave.core import EnclaveCore, EnclaveError, Identity, Sealed
+from enclave.decisions import FeeHint
+from enclave.market import Tick
+
+log = logging.getLogger("tee_agent.enclave")
+
+MAX_TICKS_PER_BATCH = 10_000
+MAX_MESSAGE_BYTES = 16 << 20
+_MAX_PAIR_LENGTH = 25
+_MAX_UINT64 = 2**64 - 1
+_STATUS = {
+    "not_open": grpc.StatusCode.FAILED_PRECONDITION,
+    "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    "denied": grpc.StatusCode.PERMISSION_DENIED,
+}
+
+Response = TypeVar("Response")
+
+
+class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generated, untyped
+    """Serializes every call: the enclave is one state machine, one change at a time."""
+
+    def __init__(self, core: EnclaveCore) -> None:
+        self._core = core
+        self._lock = threading.Lock()
+
+    def _call(self, context: grpc.ServicerContext, work: Callable[[], Response]) -> Response:
+        with self._lock:
+            try:
+                return work()
+            except EnclaveError as exc:
+                context.abort(_STATUS[exc.kind], str(exc))
+            except Exception as exc:
+                log.exception("enclave call failed")
+                context.abort(grpc.StatusCode.INTERNAL, f"enclave error: {type(exc).__name__}")
+        raise AssertionError("unreachable: context.abort raises")
+
+    def Open(self, request: pb.OpenRequest, context: grpc.ServicerContext) -> pb.OpenResponse:
+        def work() -> pb.OpenResponse:
+            sealed, created = self._core.open(request.sealed_state)
+            identity = self._core.identity()
+            log.info("opened (%s) as %s", "new state" if created else "restored", identity.address)
+            return pb.OpenResponse(
+                identity=_identity(identity),
+                created=created,
+                sealed_state=sealed.sealed_state,
+                state_version=sealed.state_version,
+            )
+
+        return self._call(context, work)
+
+    def GetIdentity(
+        self, request: pb.GetIdentityRequest, context: grpc.ServicerContext
+    ) -> pb.Identity:
+        return self._call(context, lambda: _identity(self._core.identity()))
+
+    def Attest(self, request: pb.AttestRequest, context: grpc.ServicerContext) -> pb.AttestResponse:
+        def work() -> pb.AttestResponse:
+            quote, report_data = self._core.attest(request.nonce)
+            return pb.AttestResponse(
+                quote=quote, identity=_identity(self._core.identity()), report_data=report_data
+            )
+
+        return self._call(context, work)
+
+    def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
+        def work() -> pb.IngestResponse:
+            ticks = _ticks(request)
+            fees = (
+                FeeHint(request.fees.max_fee_per_gas_wei, request.fees.max_priority_fee_per_gas_wei)
+                if request.HasField("fees")
+                else None
+            )
+            return _ingested(self._core.ingest(ticks, fees, _balances(request.balances)))
+
+        return self._call(context, work)
+
+    def Release(
+        self, request: pb.ReleaseRequest, context: grpc.ServicerContext
+    ) -> pb.ReleaseResponse:
+        def work() -> pb.ReleaseResponse:
+            released = self._core.release(request.state_version)
+            return pb.ReleaseResponse(
+                receipts=[
+                    _receipt(item.receipt, item.decision_json, item.input_json)
+                    for item in released.receipts
+                ],
+                transactions=[
+                    pb.SignedTransaction(
+                        raw_transaction=bytes.fromhex(item.raw_transaction),
+                        tx_hash=bytes.fromhex(item.tx_hash),
+                        nonce=item.nonce,
+                        receipt_seq=item.receipt_seq,
+                    )
+                    for item in released.transactions
+                ],
+            )
+
+        return self._call(context, work)
+
+    def SubmitOwnerCommand(
+        self, request: pb.OwnerCommandRequest, context: grpc.ServicerContext
+    ) -> pb.IngestResponse:
+        return self._call(context, lambda: _ingested(self._core.owner_command(request.ciphertext)))
+
+    def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.ServicerContext
+    ) -> pb.EnclaveStatus:
+        def work() -> pb.EnclaveStatus:
+            try:
+                status = self._core.status()
+            except EnclaveError:
+                return pb.EnclaveStatus(open=False)
+            return pb.EnclaveStatus(open=True, **status)
+
+        return self._call(context, work)
+
+
+def _ticks(request: pb.IngestRequest) -> list[Tick]:
+    if len(request.ticks) > MAX_TICKS_PER_BATCH:
+        raise EnclaveError(
+            "invalid_argument",
+            f"{len(request.ticks)} ticks in one batch; the limit is {MAX_TICKS_PER_BATCH}",
+        )
+    ticks = []
+    for index, tick in enumerate(request.ticks):
+        if tick.seq == 0:
+            raise EnclaveError("invalid_argument", f"tick {index}: seq must be at least 1")
+        if not tick.pair or len(tick.pair) > _MAX_PAIR_LENGTH:
+            raise EnclaveError(
+                "invalid_argument",
+                f"tick {index} (seq {tick.seq}): pair must be 1 to {_MAX_PAIR_LENGTH} characters",
+            )
+        ticks.append(
+            Tick(
+                seq=tick.seq,
+                timestamp_ms=tick.timestamp_ms,
+                pair=tick.pair,
+                price=tick.price,
+                volume=tick.volume,
+            )
+        )
+    return ticks
+
+
+def _balances(balances: Any) -> dict[str, int]:
+    parsed = {}
+    for symbol, text in balances.items():
+        if not text.isdigit() or len(text) > 78:
+            raise EnclaveError(
+                "invalid_argument",
+                f"balance of {symbol[:16]!r} must be a non-negative integer in the token's "
+                f"smallest unit, found {text[:32]!r}",
+            )
+        parsed[symbol] = int(text)
+    return parsed
+
+
+def _identity(identity: Identity) -> pb.Identity:
+    return pb.Identity(
+        address=identity.address,
+        x25519_public_key=identity.x25519_public_key,
+        config_hash=identity.config_hash,
+        model_hash=identity.model_hash,
+        measurement=identity.measurement.values,
+        platform=identity.platform,
+        simulated=identity.simulated,
+        chain_id=identity.chain_id,
+        policy=identity.policy,
+    )
+
+
+def _ingested(sealed: Sealed) -> pb.IngestResponse:
+    return pb.IngestResponse(
+        sealed_state=sealed.sealed_state,
+        state_version=sealed.state_version,
+        accepted=sealed.accepted,
+        refused=[pb.RefusedTick(seq=seq, reason=reason) for seq, reason in sealed.refused],
+        pending_receipts=sealed.pending_receipts,
+        pending_transactions=sealed.pending_transactions,
+    )
+
+
+def _receipt(receipt: dict[str, Any], decision_json: str, input_json: str) -> pb.Receipt:
+    return pb.Receipt(
+        seq=int(receipt["seq"]),
+        prev_hash=bytes.fromhex(str(receipt["prev_hash"]).removeprefix("0x")),
+        input_digest=bytes.fromhex(str(receipt["input_digest"]).removeprefix("0x")),
+        model_hash=bytes.fromhex(str(receipt["model_hash"]).removeprefix("0x")),
+        config_hash=bytes.fromhex(str(receipt["config_hash"]).removeprefix("0x")),
+        decision_hash=bytes.fromhex(str(receipt["decision_hash"]).removeprefix("0x")),
+        verdict=str(receipt["verdict"]),
+        tx_hash=bytes.fromhex(str(receipt["tx_hash"]).removeprefix("0x")),
+        timestamp=int(receipt["timestamp"]),
+        signature=bytes.fromhex(str(receipt["signature"]).removeprefix("0x")),
+        decision_json=decision_json,
+        input_json=input_json,
+    )
+
+
+def server_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]

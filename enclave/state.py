@@ -1,0 +1,101 @@
+"""Everything the enclave must not lose: keys, nonce, limits, receipts' head, pending outputs.
+
+It exists in plaintext only inside the enclave; the host only ever holds it sealed. Every
+change bumps `state_version`, and the sealed state of a version is handed to the host before
+any receipt or transaction of that version leaves the enclave.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import BaseModel, Field, field_serializer, field_validator
+
+from enclave.guardrails import SpendEntry
+from enclave.market import MarketMemory
+
+STATE_FORMAT = 1
+# Outputs kept until the host releases them; a host that never releases stalls the agent
+# here rather than letting memory grow without bound.
+MAX_PENDING_OUTPUTS = 100_000
+
+
+class PendingReceipt(BaseModel):
+    state_version: int
+    receipt: dict[str, object]
+    decision_json: str
+    input_json: str
+
+
+class PendingTransaction(BaseModel):
+    state_version: int
+    raw_transaction: str
+    tx_hash: str
+    nonce: int
+    receipt_seq: int
+
+
+class EnclaveState(BaseModel):
+    """The sealed state (a mutable model, private to the enclave)."""
+
+    format: int = STATE_FORMAT
+    account_secret: bytes = Field(repr=False)
+    box_secret: bytes = Field(repr=False)
+    state_version: int = 0
+    tx_nonce: int = 0
+    receipt_seq: int = 0
+    head_hash: bytes = bytes(32)
+    market: MarketMemory = MarketMemory()
+    last_decision: int | None = None
+    last_trade: int | None = None
+    spent: list[SpendEntry] = []
+    approved_tokens: list[str] = []
+    paused: bool = False
+    owner_counter: int = 0
+    ticks_accepted: int = 0
+    ticks_refused: int = 0
+    pending_receipts: list[PendingReceipt] = []
+    pending_transactions: list[PendingTransaction] = []
+
+    @field_serializer("account_secret", "box_secret", "head_hash")
+    def _hex(self, value: bytes) -> str:
+        return value.hex()
+
+    @field_validator("account_secret", "box_secret", "head_hash", mode="before")
+    @classmethod
+    def _from_hex(cls, value: object) -> object:
+        return bytes.fromhex(value) if isinstance(value, str) else value
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: int) -> int:
+        if value != STATE_FORMAT:
+            raise ValueError(f"state format {value} is not supported (expected {STATE_FORMAT})")
+        return value
+
+    def __repr__(self) -> str:  # never print keys, even by accident
+        return f"EnclaveState(version={self.state_version}, receipts={self.receipt_seq})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def fresh(cls) -> EnclaveState:
+        """New state with new keys from the OS CSPRNG."""
+        return cls(account_secret=_secp256k1_secret(), box_secret=secrets.token_bytes(32))
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> EnclaveState:
+        """Raises: pydantic.ValidationError for anything but a state this code wrote."""
+        return cls.model_validate_json(data)
+
+
+def _secp256k1_secret() -> bytes:
+    # A uniformly random scalar in [1, n-1] for secp256k1 (SEC 2, section 2.4.1).
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    while True:
+        candidate = int.from_bytes(secrets.token_bytes(32), "big")
+        if 1 <= candidate < order:
+            return candidate.to_bytes(32, "big")

@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for tee-agent's protos (regenerate with scripts/gen-proto)."""

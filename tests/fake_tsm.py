@@ -1,0 +1,101 @@
+"""A fake Linux configfs-tsm report interface: plays the kernel's part for TdxPlatform tests.
+
+An ordinary directory cannot react to mkdir or write the way configfs does, so the fake is
+a `ConfigfsOps` that performs each real file operation (the production code path) and then
+does what the kernel would: populate a new entry with its attributes, and on a write to
+`inblob` advance `generation` and put a quote in `outblob`. The quote is a real TDX quote
+from the vectors with its REPORTDATA replaced by the bytes found in `inblob`; its signature
+no longer verifies, which these tests do not need.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from enclave.platform.tdx import GENERATION, INBLOB, OUTBLOB, PROVIDER, ConfigfsOps
+
+# Intel TDX DCAP Quoting Library API: header (48 bytes, A.3.1), then for v5 a body
+# descriptor (type u16 + size u32, A.4.2), then the TD report whose REPORTDATA starts at
+# byte 520 of the body (A.3.2: 16+48+48+8+8+8+48*8 = 520) in TD report 1.0 and 1.5 alike.
+HEADER_SIZE = 48
+V5_BODY_DESCRIPTOR_SIZE = 6
+TD_REPORT_DATA_OFFSET = 520
+REPORT_DATA_SIZE = 64
+
+
+def report_data_offset(quote: bytes) -> int:
+    """Where REPORTDATA starts in a TDX v4 or v5 quote."""
+    version = int.from_bytes(quote[:2], "little")
+    if version not in (4, 5):
+        raise ValueError(f"not a TDX v4/v5 quote: version {version}")
+    descriptor = V5_BODY_DESCRIPTOR_SIZE if version == 5 else 0
+    return HEADER_SIZE + descriptor + TD_REPORT_DATA_OFFSET
+
+
+def with_report_data(quote: bytes, report_data: bytes) -> bytes:
+    """The quote with its REPORTDATA field replaced."""
+    start = report_data_offset(quote)
+    return quote[:start] + report_data + quote[start + REPORT_DATA_SIZE :]
+
+
+class FakeConfigfsTsm(ConfigfsOps):
+    """configfs-tsm on an ordinary directory, answering with a given TDX quote.
+
+    provider: what `provider` reads ("tdx_guest"), or None to leave the attribute out.
+    racing_writes: how many inblob writes (the first ones) another writer "races", making
+        generation advance by two instead of one.
+    outblob: if given, returned as is instead of the spliced quote (e.g. b"" or garbage).
+    deny: refuse to create entries, as configfs does for an unprivileged process.
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        quote: bytes,
+        *,
+        provider: str | None = "tdx_guest",
+        racing_writes: int = 0,
+        outblob: bytes | None = None,
+        deny: bool = False,
+    ) -> None:
+        report_data_offset(quote)  # fail early on a template that is not TDX v4/v5
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.quote = quote
+        self.provider = provider
+        self.racing_writes = racing_writes
+        self.outblob = outblob
+        self.deny = deny
+        self.entries_created: list[Path] = []
+        self.inblobs: list[bytes] = []
+
+    def create_entry(self, entry: Path) -> None:
+        if self.deny:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(entry))
+        super().create_entry(entry)
+        self.entries_created.append(entry)
+        if self.provider is not None:
+            (entry / PROVIDER).write_text(f"{self.provider}\n")
+        (entry / GENERATION).write_text("0\n")
+        (entry / INBLOB).write_bytes(b"")
+        (entry / OUTBLOB).write_bytes(b"")
+
+    def write(self, path: Path, data: bytes) -> None:
+        super().write(path, data)
+        entry = path.parent
+        bumps = 1
+        if path.name == INBLOB:
+            received = path.read_bytes()  # what the production write left in the file
+            self.inblobs.append(received)
+            if len(self.inblobs) <= self.racing_writes:
+                bumps += 1
+            spliced = with_report_data(self.quote, received)
+            (entry / OUTBLOB).write_bytes(spliced if self.outblob is None else self.outblob)
+        generation = int((entry / GENERATION).read_text()) + bumps
+        (entry / GENERATION).write_text(f"{generation}\n")
+
+    def leftover_entries(self) -> list[Path]:
+        """Entry directories still present under base."""
+        return sorted(self.base.iterdir())

@@ -1,0 +1,249 @@
+"""The enclave as a real process behind real gRPC on a unix socket: keys, sealing, attestation,
+signing, receipts and crash safety."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from eth_account import Account
+from tee_agent_rpc import enclave_pb2 as pb
+
+from attestation.binding import EnclaveIdentity, check_binding
+from attestation.receipts import Receipt, verify_receipts
+from attestation.trust import certificates_from_bytes, default_trust_anchors
+from attestation.verifier import verify_evidence
+from enclave.measurement import expected_sim_measurement
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, ticks
+
+# Rising then falling prices: the 2/4 moving averages cross up (buy), then down (sell).
+RISE_AND_FALL = [100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 112.0, 108.0, 100.0, 92.0, 88.0]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> EnclaveWorld:
+    return EnclaveWorld(tmp_path)
+
+
+def receipt_of(message: pb.Receipt) -> Receipt:
+    return Receipt(
+        seq=message.seq,
+        prev_hash=message.prev_hash,
+        input_digest=message.input_digest,
+        model_hash=message.model_hash,
+        config_hash=message.config_hash,
+        decision_hash=message.decision_hash,
+        verdict=message.verdict,
+        tx_hash=message.tx_hash,
+        timestamp=message.timestamp,
+        signature=message.signature,
+    )
+
+
+def ingest_and_release(stub, batch, **kwargs):  # type: ignore[no-untyped-def]
+    response = stub.Ingest(pb.IngestRequest(ticks=batch, **kwargs))
+    released = stub.Release(pb.ReleaseRequest(state_version=response.state_version))
+    return response, released
+
+
+def test_a_quote_from_the_enclave_verifies_with_the_sim_root_and_binds_its_identity(
+    world: EnclaveWorld,
+) -> None:
+    with world.enclave() as enclave:
+        opened = enclave.stub.Open(pb.OpenRequest())
+        assert opened.created
+        nonce = os.urandom(32)
+        attested = enclave.stub.Attest(pb.AttestRequest(nonce=nonce))
+    identity = attested.identity
+    assert identity.simulated and identity.platform == "sim"
+    now = datetime.now(UTC)
+    refused = verify_evidence(attested.quote, at=now)
+    assert refused.tee == "sim" and not refused.valid
+    anchors = default_trust_anchors().with_extra_roots(
+        certificates_from_bytes((world.sim_dir / "root.pem").read_bytes(), source="sim root")
+    )
+    report = verify_evidence(attested.quote, at=now, anchors=anchors)
+    assert report.valid, report.error
+    binding = check_binding(
+        report.report_data,
+        EnclaveIdentity(
+            address=identity.address,
+            x25519_public_key=identity.x25519_public_key,
+            config_hash=identity.config_hash,
+        ),
+        nonce,
+    )
+    assert binding.passed, binding.detail
+    expected = expected_sim_measurement(identity.config_hash, None)
+    assert report.measurements == expected.values == dict(identity.measurement)
+    other_nonce = check_binding(
+        report.report_data,
+        EnclaveIdentity(
+            address=identity.address,
+            x25519_public_key=identity.x25519_public_key,
+            config_hash=identity.config_hash,
+        ),
+        os.urandom(32),
+    )
+    assert not other_nonce.passed
+
+
+def test_sealed_state_restores_the_same_keys_in_a_new_process(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        first = enclave.stub.Open(pb.OpenRequest())
+    with world.enclave() as enclave:
+        again = enclave.stub.Open(pb.OpenRequest(sealed_state=first.sealed_state))
+    assert not again.created
+    assert again.identity.address == first.identity.address
+    assert again.identity.x25519_public_key == first.identity.x25519_public_key
+    assert again.state_version == first.state_version + 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty-header"])
+def test_a_damaged_sealed_state_is_refused_and_the_enclave_stays_closed(
+    world: EnclaveWorld, damage: str
+) -> None:
+    with world.enclave() as enclave:
+        sealed = enclave.stub.Open(pb.OpenRequest()).sealed_state
+    bad = {
+        "flip": sealed[:-5] + bytes([sealed[-5] ^ 1]) + sealed[-4:],
+        "truncate": sealed[: len(sealed) // 2],
+        "garbage": os.urandom(200),
+        "empty-header": b"TAS1",
+    }[damage]
+    with world.enclave() as enclave:
+        with pytest.raises(grpc.RpcError) as refused:
+            enclave.stub.Open(pb.OpenRequest(sealed_state=bad))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "refusing to start" in refused.value.details()
+        with pytest.raises(grpc.RpcError) as closed:
+            enclave.stub.GetIdentity(pb.GetIdentityRequest())
+        assert closed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert not enclave.stub.GetStatus(pb.GetStatusRequest()).open
+
+
+def test_sealed_state_of_another_measurement_is_refused(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        sealed = enclave.stub.Open(pb.OpenRequest()).sealed_state
+    world.write_config(max_notional_per_trade_usd=999)  # another config: another rtmr0
+    with world.enclave() as enclave, pytest.raises(grpc.RpcError) as refused:
+        enclave.stub.Open(pb.OpenRequest(sealed_state=sealed))
+    assert "another measurement" in refused.value.details()
+
+
+def test_sealed_state_of_another_platform_is_refused(world: EnclaveWorld, tmp_path: Path) -> None:
+    with world.enclave() as enclave:
+        sealed = enclave.stub.Open(pb.OpenRequest()).sealed_state
+    other = EnclaveWorld(tmp_path / "other", owner=world.owner)
+    with other.enclave() as enclave, pytest.raises(grpc.RpcError) as refused:
+        enclave.stub.Open(pb.OpenRequest(sealed_state=sealed))
+    assert "failed authentication" in refused.value.details()
+
+
+def test_signed_transactions_recover_to_the_attested_address_and_receipts_chain(
+    world: EnclaveWorld,
+) -> None:
+    with world.enclave() as enclave:
+        identity = enclave.stub.Open(pb.OpenRequest()).identity
+        response, released = ingest_and_release(
+            enclave.stub, ticks(RISE_AND_FALL), balances=balances(weth=5, usdt=10_000)
+        )
+    assert response.accepted == len(RISE_AND_FALL) and not response.refused
+    verdicts = [r.verdict for r in released.receipts]
+    assert "signed" in verdicts and "hold" in verdicts
+    assert len(released.transactions) == verdicts.count("signed")
+    for index, tx in enumerate(released.transactions):
+        assert Account.recover_transaction(tx.raw_transaction) == identity.address
+        assert tx.nonce == index
+    signed_receipts = {r.seq: r for r in released.receipts if r.verdict == "signed"}
+    assert {tx.tx_hash for tx in released.transactions} == {
+        r.tx_hash for r in signed_receipts.values()
+    }
+    chain = verify_receipts(
+        [receipt_of(r) for r in released.receipts],
+        address=identity.address,
+        chain_id=CHAIN_ID,
+        config_hash=identity.config_hash,
+    )
+    assert chain.valid, chain.checks
+    assert chain.count == len(released.receipts)
+
+
+def test_kill_9_after_a_signature_loses_no_receipt_and_reuses_no_nonce(
+    world: EnclaveWorld,
+) -> None:
+    with world.enclave() as enclave:
+        identity = enclave.stub.Open(pb.OpenRequest()).identity
+        first = enclave.stub.Ingest(
+            pb.IngestRequest(ticks=ticks(RISE_AND_FALL[:7]), balances=balances(weth=5))
+        )
+        assert first.pending_transactions >= 1
+        stored = first.sealed_state  # the host stored it ...
+        enclave.kill_hard()  # ... and the enclave died before anything was released
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest(sealed_state=stored))
+        status = enclave.stub.GetStatus(pb.GetStatusRequest())
+        released = enclave.stub.Release(pb.ReleaseRequest(state_version=status.state_version))
+        assert len(released.transactions) == first.pending_transactions
+        assert len(released.receipts) == first.pending_receipts
+        _, more = ingest_and_release(
+            enclave.stub, ticks(RISE_AND_FALL[7:], first_seq=8), balances=balances(weth=5)
+        )
+    nonces = [tx.nonce for tx in [*released.transactions, *more.transactions]]
+    assert nonces == list(range(len(nonces))), "every nonce used once, in order"
+    assert len(more.transactions) >= 1
+    receipts = [receipt_of(r) for r in [*released.receipts, *more.receipts]]
+    chain = verify_receipts(receipts, address=identity.address, chain_id=CHAIN_ID)
+    assert chain.valid, chain.checks
+    assert [r.seq for r in receipts] == list(range(1, len(receipts) + 1))
+
+
+def test_outputs_never_leave_before_their_state_is_sealed(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        response = enclave.stub.Ingest(
+            pb.IngestRequest(ticks=ticks(RISE_AND_FALL[:7]), balances=balances(weth=5))
+        )
+        with pytest.raises(grpc.RpcError) as early:
+            enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version + 1))
+        assert early.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        older = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version - 1))
+        assert not older.receipts and not older.transactions
+        released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
+        assert len(released.receipts) == response.pending_receipts
+        again = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
+        assert not again.receipts, "released outputs are handed out once"
+
+
+def test_replayed_ticks_are_refused_as_duplicates_without_receipts(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        batch = ticks(RISE_AND_FALL[:4])
+        first, _ = ingest_and_release(enclave.stub, batch)
+        replay, released = ingest_and_release(enclave.stub, batch)
+    assert first.accepted == 4
+    assert replay.accepted == 0
+    assert [(t.seq, t.reason) for t in replay.refused] == [(t.seq, "duplicate_seq") for t in batch]
+    assert not released.receipts
+
+
+def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        for request, words in [
+            (pb.IngestRequest(ticks=[pb.Tick(seq=0, pair="ETH/USDT", price=1)]), "seq"),
+            (pb.IngestRequest(ticks=[pb.Tick(seq=1, pair="X" * 40, price=1)]), "pair"),
+            (pb.IngestRequest(balances={"WETH": "-5"}), "balance"),
+            (pb.IngestRequest(balances={"DOGE": "5"}), "unknown tokens"),
+        ]:
+            with pytest.raises(grpc.RpcError) as refused:
+                enclave.stub.Ingest(request)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert words in refused.value.details()
+        with pytest.raises(grpc.RpcError) as short_nonce:
+            enclave.stub.Attest(pb.AttestRequest(nonce=b"short"))
+        assert short_nonce.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert enclave.stub.GetStatus(pb.GetStatusRequest()).open
