@@ -226,6 +226,10 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         SignatureError: digest is not 32 bytes, the signature is not 65 bytes, v is not
             27/28, r or s is out of range (s above n/2 included), or no key recovers.
     """
+    return checksum_address(_recover_address(digest, signature))
+
+
+def _recover_address(digest: bytes, signature: bytes) -> bytes:
     if len(digest) != 32 or len(signature) != 65:
         lengths = f"{len(digest)} and {len(signature)} bytes"
         raise SignatureError(f"expected a 32-byte digest and a 65-byte signature, got {lengths}")
@@ -238,7 +242,7 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         key = PublicKey.from_signature_and_message(signature[:64] + bytes([v - 27]), digest, None)
     except (ValueError, TypeError) as error:
         raise SignatureError(f"no public key recovers from the signature: {error}") from None
-    return checksum_address(keccak(key.format(compressed=False)[1:])[12:])
+    return keccak(key.format(compressed=False)[1:])[12:]
 
 
 class ReceiptChainReport(BaseModel):
@@ -293,19 +297,21 @@ def verify_receipts(
     """
     if not _ADDRESS.fullmatch(address):
         raise ReceiptFormatError(f"the attested address {address!r} is not 0x + 40 hex digits")
-    attested = checksum_address(bytes.fromhex(address[2:]))
-    if address not in (attested, address.lower(), "0x" + address[2:].upper()):
+    attested = bytes.fromhex(address[2:])
+    if address not in (checksum_address(attested), address.lower(), "0x" + address[2:].upper()):
         raise ReceiptFormatError(f"the attested address {address} fails its EIP-55 checksum")
     config_hash = _expected_hash("config hash", config_hash)
     model_hash = _expected_hash("model hash", model_hash)
     expected_head_hash = _expected_hash("head hash", expected_head_hash)
-    head = _expected_hash("start prev hash", start_prev_hash) or ZERO_HASH
+    if len(start_prev_hash) != 32:
+        raise ReceiptFormatError(f"start_prev_hash must be 32 bytes, got {len(start_prev_hash)}")
     domain_separator(chain_id)  # validates chain_id before any receipt is looked at
+    receipts = list(receipts)
     if any(not isinstance(receipt, Receipt) for receipt in receipts):
         raise ReceiptFormatError("verify_receipts takes Receipt objects (see from_json_dict)")
 
     failure: Check | None = None
-    verified = 0
+    head, verified = start_prev_hash, 0
     for receipt in receipts:
         digest = receipt_hash(receipt, chain_id)
         failure = _link_failure(receipt, digest, head, start_seq + verified, attested, verified)
@@ -314,11 +320,10 @@ def verify_receipts(
         if failure is not None:
             break
         head, verified = digest, verified + 1
-    if failure is None and expected_head_hash not in (None, head):
-        assert expected_head_hash is not None
-        ends = f"seq {start_seq + verified - 1}" if verified else "no receipt"
+    if failure is None and expected_head_hash is not None and expected_head_hash != head:
+        ends = f"ends at seq {start_seq + verified - 1}" if verified else "has no receipts"
         detail = (
-            f"the chain ends at {ends}, hash 0x{head.hex()}, but the agent's head is "
+            f"the chain {ends} (hash 0x{head.hex()}), but the agent's head is "
             f"0x{expected_head_hash.hex()}: newer receipts are missing"
         )
         failure = Check(name=CHECK_HEAD, passed=False, detail=detail)
@@ -326,6 +331,8 @@ def verify_receipts(
     checks, optional = CheckList(), (config_hash, model_hash, expected_head_hash)
     names = [CHECK_SIGNATURE, CHECK_SEQUENCE, CHECK_CHAIN]
     names += [n for n, v in zip(_OPTIONAL_CHECKS, optional, strict=True) if v is not None]
+    if failure is not None and failure.name != CHECK_HEAD and CHECK_HEAD in names:
+        names.remove(CHECK_HEAD)  # the head is only compared once the whole chain verified
     passed = "no receipt passed" if receipts else "no receipts to check"
     if verified:
         passed = f"seq {start_seq}..{start_seq + verified - 1} passed"
@@ -334,6 +341,8 @@ def verify_receipts(
     for name in names:
         if failure is not None and failure.name == name:
             checks.append(failure)
+        elif name == CHECK_HEAD:
+            checks.add(name, True, f"the chain ends at the agent's head 0x{head.hex()}")
         else:
             checks.add(name, True, passed)
     return ReceiptChainReport(
@@ -347,22 +356,23 @@ def verify_receipts(
 
 
 def _link_failure(
-    receipt: Receipt, digest: bytes, prev: bytes, expected_seq: int, attested: str, index: int
+    receipt: Receipt, digest: bytes, prev: bytes, expected_seq: int, attested: bytes, index: int
 ) -> Check | None:
     """The first of signature, sequence and chain link that `receipt` fails, if any."""
     seq = receipt.seq
     try:
-        signer = recover_signer(digest, receipt.signature)
+        signer = _recover_address(digest, receipt.signature)
     except SignatureError as error:
         return Check(name=CHECK_SIGNATURE, passed=False, detail=f"seq {seq}: {error}")
     if signer != attested:
-        detail = f"seq {seq} recovers to {signer}, not the attested {attested}"
+        recovered, expected = checksum_address(signer), checksum_address(attested)
+        detail = f"seq {seq} recovers to {recovered}, not the attested {expected}"
         return Check(name=CHECK_SIGNATURE, passed=False, detail=detail)
     if seq != expected_seq:
-        kind = (
-            f"gap: seq {expected_seq}..{seq - 1} missing" if seq > expected_seq
-            else "reordered, repeated or replayed receipt"
-        )  # fmt: skip
+        missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}..{seq - 1}"
+        kind = "reordered, repeated or replayed receipt"
+        if seq > expected_seq:
+            kind = f"gap: seq {missing} missing"
         detail = f"expected seq {expected_seq}, found {seq} ({kind})"
         return Check(name=CHECK_SEQUENCE, passed=False, detail=detail)
     if receipt.prev_hash != prev:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from benchmarks import attestation_throughput
+from benchmarks import attestation_throughput, signing
 
 
 def main() -> None:
     attestation_throughput.main()
+    signing.main()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
+    """Run one enclave command; returns its exit code (0 ok, 1 refused, 2 bad input)."""
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

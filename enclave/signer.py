@@ -1,8 +1,8 @@
 """The agent's account key: EIP-1559 transactions, EIP-712 data and raw digests, signed fast.
 
 Signatures are byte-identical to eth-account's (the same RFC 6979 nonces from
-libsecp256k1 through coincurve, low-s), but the type-2 transaction is RLP-encoded by hand
-and hashed once, which makes signing several times faster than `Account.sign_transaction`.
+libsecp256k1 through coincurve, low-s), but the type-2 transaction is RLP-encoded by hand,
+each field once, which makes signing several times faster than `Account.sign_transaction`.
 The private key never appears in a repr, a string, an error or a log line.
 """
 
@@ -23,8 +23,8 @@ EIP1559_TX_TYPE = b"\x02"
 # EIP-191 version byte 0x01 is EIP-712 structured data: "\x19\x01" ‖ domain ‖ hashStruct.
 _EIP191_PREFIX = b"\x19"
 _UINT256_MAX = 2**256 - 1
-# EIP-2681: a nonce is at most 2**64 - 1.
-_NONCE_MAX = 2**64 - 1
+# EIP-2681 caps the nonce at 2**64 - 1; clients hold gas limits in a uint64 too.
+_UINT64_MAX = 2**64 - 1
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
@@ -38,10 +38,10 @@ class Eip1559Transaction(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     chain_id: int = Field(ge=1, le=_UINT256_MAX)
-    nonce: int = Field(ge=0, le=_NONCE_MAX)
+    nonce: int = Field(ge=0, le=_UINT64_MAX)
     max_priority_fee_per_gas: int = Field(ge=0, le=_UINT256_MAX)
     max_fee_per_gas: int = Field(ge=0, le=_UINT256_MAX)
-    gas: int = Field(ge=0, le=_NONCE_MAX)
+    gas: int = Field(ge=0, le=_UINT64_MAX)
     to: bytes = Field(min_length=20, max_length=20)
     value: int = Field(ge=0, le=_UINT256_MAX)
     data: bytes = b""

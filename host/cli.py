@@ -42,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # Imported here: command modules import the exit codes above from this module.
-    from host import cli_verify
+    from host import cli_enclave, cli_verify
 
     cli_verify.register(commands)
+    cli_enclave.register(commands)
     return parser
 
 

@@ -238,9 +238,16 @@ def test_dropping_a_receipt_breaks_the_sequence() -> None:
     chain = build_chain(20)
     name, detail = failed(verify(chain[:7] + chain[8:]))
     assert name == "receipt_sequence"
-    assert detail == "expected seq 8, found 9 (gap: seq 8..8 missing)"
+    assert detail == "expected seq 8, found 9 (gap: seq 8 missing)"
     report = verify(chain[:7] + chain[8:])
     assert report.verified == 7 and report.head_hash == "0x" + receipt_hash(chain[6], 31337).hex()
+
+
+def test_dropping_several_receipts_names_the_gap() -> None:
+    chain = build_chain(20)
+    assert failed(verify(chain[:3] + chain[9:]))[1] == (
+        "expected seq 4, found 10 (gap: seq 4..9 missing)"
+    )
 
 
 def test_dropping_the_first_receipt_breaks_the_sequence() -> None:
@@ -316,6 +323,10 @@ def test_truncating_the_head_needs_the_expected_head() -> None:
     name, detail = failed(verify(chain[:17], expected_head_hash=head))
     assert name == "receipt_head"
     assert detail.startswith("the chain ends at seq 17") and "newer receipts are missing" in detail
+    assert verify(chain, expected_head_hash=head).check("receipt_head") is not None
+    # The head is compared only once the whole chain verified.
+    assert verify(chain[:5] + chain[6:], expected_head_hash=head).check("receipt_head") is None
+    assert failed(verify([], expected_head_hash=head))[1].startswith("the chain has no receipts")
     # The last receipt replaced by a re-signed edit: nothing follows it, only the head tells.
     chain[-1] = resign(chain[-1], AGENT, verdict="hold")
     assert failed(verify(chain, expected_head_hash=head))[0] == "receipt_head"

@@ -1,0 +1,70 @@
+"""Private keys never cross the enclave boundary: not in a reply, an error, a log or a repr."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+from tee_agent_rpc import enclave_pb2 as pb
+
+from enclave.measurement import expected_sim_measurement
+from enclave.platform.sim_pki import load_sim_pki
+from enclave.sealing import Sealer
+from enclave.signer import AccountSigner
+from enclave.state import EnclaveState
+from tests.enclave_harness import EnclaveWorld, balances, ticks
+from tests.test_enclave_process import RISE_AND_FALL
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    return [secret, secret.hex().encode(), secret.hex().upper().encode()]
+
+
+def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
+    world = EnclaveWorld(tmp_path)
+    seen: list[bytes] = []
+    with world.enclave() as enclave:
+        stub = enclave.stub
+        opened = stub.Open(pb.OpenRequest())
+        seen.append(opened.SerializeToString())
+        seen.append(stub.Attest(pb.AttestRequest(nonce=os.urandom(32))).SerializeToString())
+        ingested = stub.Ingest(
+            pb.IngestRequest(ticks=ticks(RISE_AND_FALL), balances=balances(weth=5))
+        )
+        seen.append(ingested.SerializeToString())
+        released = stub.Release(pb.ReleaseRequest(state_version=ingested.state_version))
+        assert released.transactions, "the run must sign something for this test to mean much"
+        seen.append(released.SerializeToString())
+        seen.append(stub.GetStatus(pb.GetStatusRequest()).SerializeToString())
+        seen.append(stub.GetIdentity(pb.GetIdentityRequest()).SerializeToString())
+        for bad in (
+            pb.IngestRequest(balances={"WETH": "x"}),
+            pb.IngestRequest(ticks=[pb.Tick(seq=0)]),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Ingest(bad)
+            seen.append(refused.value.details().encode())
+        with pytest.raises(grpc.RpcError) as again:
+            stub.Open(pb.OpenRequest(sealed_state=opened.sealed_state))
+        seen.append(again.value.details().encode())
+        with pytest.raises(grpc.RpcError) as forged:
+            stub.SubmitOwnerCommand(pb.OwnerCommandRequest(ciphertext=os.urandom(120)))
+        seen.append(forged.value.details().encode())
+    seen.append(enclave.log.read_bytes())
+
+    # The test holds the simulated platform's sealing secret, so it can look inside.
+    pki = load_sim_pki(world.sim_dir)
+    measurement = expected_sim_measurement(opened.identity.config_hash, None)
+    state = EnclaveState.from_bytes(
+        Sealer(pki.sealing_secret, measurement).unseal(ingested.sealed_state)
+    )
+    assert AccountSigner.from_bytes(state.account_secret).address == opened.identity.address
+    secrets = _forms(state.account_secret) + _forms(state.box_secret)
+    for blob in seen:
+        for secret in secrets:
+            assert secret not in blob
+    for text in (repr(state), str(state), repr(AccountSigner.from_bytes(state.account_secret))):
+        for secret in secrets:
+            assert secret.decode("latin-1") not in text
