@@ -118,10 +118,47 @@ class RulePolicyConfig(BaseModel):
         return self
 
 
+class FewShotExample(BaseModel):
+    """One worked example for the LLM: a market view and the decision it should lead to."""
+
+    model_config = _MODEL
+    market: str = Field(min_length=2, max_length=2000)
+    decision: str = Field(min_length=2, max_length=1000)
+
+
+class LlmPolicyConfig(BaseModel):
+    """The LLM policy: llama.cpp on a GGUF model, greedy and deterministic."""
+
+    model_config = _MODEL
+    # SHA-256 the model file must have (lowercase hex); unset accepts any model, whose hash
+    # is then measured (rtmr1) and written into every receipt all the same.
+    model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # The fixed system part of every prompt: the strategy, in the model's own words.
+    strategy: str = Field(min_length=1, max_length=8000)
+    examples: list[FewShotExample] = Field(default_factory=list, max_length=16)
+    # Reproducibility: the same inputs and these settings give the same decision bytes.
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    threads: int = Field(default=2, ge=1, le=64)
+    batch_size: int = Field(default=64, ge=8, le=4096)
+    context_size: int = Field(default=2048, ge=256, le=32768)
+    # Bounds per decision; past either, the decision is a hold ("policy timeout").
+    max_tokens: int = Field(default=96, ge=16, le=1024)
+    timeout_seconds: Decimal = Field(default=Decimal(30), gt=0, le=600)
+    rationale_max_chars: int = Field(default=80, ge=8, le=200)
+
+
 class PolicyConfig(BaseModel):
     model_config = _MODEL
-    kind: Literal["rule"] = "rule"
+    kind: Literal["rule", "llm"] = "rule"
+    # The market features both policies see (moving-average windows, trade sizing).
     rule: RulePolicyConfig = RulePolicyConfig()
+    llm: LlmPolicyConfig | None = None
+
+    @model_validator(mode="after")
+    def _llm_configured(self) -> PolicyConfig:
+        if self.kind == "llm" and self.llm is None:
+            raise ValueError("policy.kind is 'llm' but there is no [policy.llm] table")
+        return self
 
 
 class OwnerConfig(BaseModel):

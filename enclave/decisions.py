@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from attestation.receipts import receipt_hash
 from enclave.config import EnclaveConfig, Pair
@@ -210,6 +210,11 @@ class DecisionEngine:
         return decision
 
     def _plan(self, pair: Pair, decision: Decision, price: Decimal) -> SwapPlan:
+        with localcontext() as arithmetic:
+            arithmetic.prec = 120  # exact for uint256 amounts, as in the guardrails
+            return self._plan_exact(pair, decision, price)
+
+    def _plan_exact(self, pair: Pair, decision: Decision, price: Decimal) -> SwapPlan:
         base, quote = self.config.tokens[pair.base], self.config.tokens[pair.quote]
         keep = 1 - Decimal(decision.max_slippage_bps) / 10_000
         if decision.action == "buy":

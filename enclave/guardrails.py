@@ -9,7 +9,7 @@ accepted price, never at anything the policy or the host claims.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from pydantic import BaseModel
 
@@ -67,10 +67,23 @@ def notional_spent(spent: list[SpendEntry], now: int) -> Decimal:
     )
 
 
+# Token amounts reach 78 digits (uint256); with this precision no product or quotient of
+# them rounds, so "one smallest unit above a limit" is always seen as above it.
+_PRECISION = 120
+
+
 def judge(
     tx: ProposedTransaction, context: GuardrailContext, config: EnclaveConfig
 ) -> GuardrailVerdict:
     """Every guardrail, in order; the first that fails refuses the transaction."""
+    with localcontext() as arithmetic:
+        arithmetic.prec = _PRECISION
+        return _judge(tx, context, config)
+
+
+def _judge(
+    tx: ProposedTransaction, context: GuardrailContext, config: EnclaveConfig
+) -> GuardrailVerdict:
     rails = config.guardrails
     if context.paused:
         return _refuse("paused", "the owner paused the agent")
