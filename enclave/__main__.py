@@ -18,6 +18,7 @@ from pathlib import Path
 
 from enclave.config import ConfigError, load_config
 from enclave.platform.base import PlatformError
+from enclave.policy import ModelError
 
 DEFAULT_SIM_DIR = Path("var/sim-platform")
 
@@ -35,6 +36,7 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
     serve.add_argument("--tsm-base", type=Path, help="configfs-tsm report directory (tdx)")
     serve.add_argument("--sealing-key-file", type=Path, help="KMS-provisioned key (tdx)")
     serve.add_argument("--gramine-base", type=Path, help="Gramine /dev/attestation (sgx)")
+    serve.add_argument("--model", type=Path, help="GGUF model for the LLM policy")
 
     sim = commands.add_parser("sim", help="the simulated TEE platform").add_subparsers(
         dest="sim_command", required=True
@@ -49,6 +51,15 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
 
     measure = commands.add_parser("measure", help="print the simulated measurement for a config")
     measure.add_argument("--config", type=Path, required=True)
+    measure.add_argument("--model", type=Path, help="model file (rtmr1); default: none")
+
+    replay = commands.add_parser(
+        "replay-decision", help="recompute a receipt's LLM decision and compare its hash"
+    )
+    replay.add_argument("receipt", type=Path, help="receipt JSON with decision_json, input_json")
+    replay.add_argument("--config", type=Path, required=True, help="the measured config")
+    replay.add_argument("--model", type=Path, help="the GGUF model (default: SmolLM2-135M)")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -65,10 +76,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
             return _serve(args)
         if args.command == "measure":
             return _measure(args)
+        if args.command == "replay-decision":
+            return _replay(args)
         if args.sim_command == "init":
             return _sim_init(args)
         return _sim_quote(args)
-    except (ConfigError, PlatformError, OSError, ValueError) as exc:
+    except (ConfigError, PlatformError, ModelError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
@@ -82,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     from enclave.server import PlatformChoice, ServeError, make_platform, make_policy, serve_forever
 
     config = load_config(args.config)
-    policy = make_policy(config)
+    policy = make_policy(config, args.model)
     platform = make_platform(
         PlatformChoice(
             args.platform, args.sim_dir, args.tsm_base, args.sealing_key_file, args.gramine_base
@@ -129,9 +142,38 @@ def _measure(args: argparse.Namespace) -> int:
     from enclave.measurement import expected_sim_measurement
 
     config = load_config(args.config)
-    measurement = expected_sim_measurement(config.config_hash(), None)
+    model_hash = None
+    if args.model:
+        from enclave.llm_policy import sha256_file
+
+        model_hash = sha256_file(args.model)
+    measurement = expected_sim_measurement(config.config_hash(), model_hash)
     print(json.dumps({"config_hash": config.config_hash().hex(), **measurement.values}, indent=2))
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from enclave.llm_policy import packaged_model
+    from enclave.replay import ReplayError, load_recorded_decision, replay_decision
+
+    model = args.model or packaged_model()
+    if model is None:
+        print("error: pass --model PATH (no packaged model is installed)", file=sys.stderr)
+        return 2
+    try:
+        result = replay_decision(
+            load_recorded_decision(args.receipt), load_config(args.config), model
+        )
+    except ReplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.__dict__))
+    else:
+        print(f"{'MATCH' if result.matches else 'MISMATCH'}: {result.detail}")
+        if not result.matches:
+            print(f"  recorded: {result.recorded}\n  replayed: {result.replayed}")
+    return 0 if result.matches else 1
 
 
 if __name__ == "__main__":

