@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks import attestation_throughput, signing
+from benchmarks import attestation_throughput, llm_policy, signing
 
 
 def main() -> None:
     attestation_throughput.main()
     signing.main()
+    llm_policy.main()
 
 
 if __name__ == "__main__":

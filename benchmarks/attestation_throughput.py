@@ -9,13 +9,13 @@ Both verifiers run in alternating rounds in this one process, pinned to one core
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from attestation.verifier import verify_evidence
+from benchmarks.one_core import one_core
 from tests.dcap_collateral import collateral_bytes_for
 from tests.manifest import at, vector_bytes, vectors
 
@@ -56,11 +56,14 @@ def _rate(run: Callable[[int], None]) -> float:
 
 
 def main() -> dict[str, float]:
-    """Measure and print; returns the figures."""
+    """Measure on one core and print; returns the figures."""
+    with one_core():
+        return _measure()
+
+
+def _measure() -> dict[str, float]:
     from tests.test_dcap_differential import reference_collateral
 
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     entries = _cases()
     ours_cases = [
         (vector_bytes(v["file"]), collateral_bytes_for(v), at(v["expected"]["verify_at"]))

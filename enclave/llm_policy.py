@@ -8,9 +8,9 @@
   numbers and allowlisted symbols. No text from the host can reach it.
 - Output is constrained by a grammar built from the decision's JSON schema, so it always
   parses; it is then validated, and anything unusable becomes a hold with the reason.
-- The fixed prefix (system part and examples) is evaluated once at start and its KV state
-  restored for every decision, so a decision evaluates only its own tokens, and always in
-  the same chunks: cold or warm, the same inputs give the same decision bytes.
+- The fixed prefix (system part and examples) is evaluated once at start; every decision
+  rewinds to its end and evaluates only its own tokens, always in the same chunks and the
+  same KV cells: cold or warm, the same inputs give the same decision bytes.
 """
 
 from __future__ import annotations
@@ -188,7 +188,6 @@ class LlamaPolicy:
             )
         self._llm.reset()  # type: ignore[no-untyped-call]
         self._llm.eval(self._prefix_tokens)
-        self._prefix_state = self._llm.save_state()
         self._prefix_text = prefix_text
 
     def __repr__(self) -> str:
@@ -233,7 +232,10 @@ class LlamaPolicy:
     def generate(self, view: MarketView) -> tuple[str, bool]:
         """The model's raw answer for `view`, and whether a bound cut it short."""
         suffix = self._tokenize(self.prompt_suffix(view), bos=False)
-        self._llm.load_state(self._prefix_state)
+        # Rewind to the end of the fixed prefix: its KV entries stay as evaluated at start,
+        # the next evaluation drops every later one, and the freed cells are reused in the
+        # same order, so every decision computes exactly as the first one did.
+        self._llm.n_tokens = len(self._prefix_tokens)
         grammar = LlamaGrammar.from_json_schema(self._schema, verbose=False)
         deadline = time.monotonic() + float(self._config.timeout_seconds)
         produced: list[int] = []
