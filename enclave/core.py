@@ -67,6 +67,7 @@ class Sealed:
     refused: tuple[tuple[int, str], ...] = ()
     pending_receipts: int = 0
     pending_transactions: int = 0
+    decision_seconds: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class EnclaveCore:
         except OwnerCommandError as exc:
             raise EnclaveError("denied", str(exc)) from None
         timestamp = int(self._clock())
+        engine.decision_seconds = []
         return self._change(lambda: engine.apply_owner_command(state, command, timestamp))
 
     def release(self, state_version: int) -> Released:
@@ -246,6 +248,7 @@ class EnclaveCore:
             self._state = EnclaveState.from_bytes(self._sealer.unseal(self._last_sealed))
             raise
         sealed = self._seal()
+        _, engine = self._require()
         return Sealed(
             sealed.sealed_state,
             sealed.state_version,
@@ -253,6 +256,7 @@ class EnclaveCore:
             tuple(refused),
             len(state.pending_receipts),
             len(state.pending_transactions),
+            tuple(engine.decision_seconds),
         )
 
     def _seal(self) -> Sealed:

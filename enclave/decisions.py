@@ -56,6 +56,8 @@ class DecisionEngine:
         self.signer = signer
         self.config_hash = config_hash
         self._keep = max(config.policy.rule.long_window + 1, 64)
+        # How long each decision of the last batch took (reported to the host's metrics).
+        self.decision_seconds: list[float] = []
 
     def notional_spent(self, state: EnclaveState, now: int) -> Decimal:
         return notional_spent(state.spent, now)
@@ -70,6 +72,7 @@ class DecisionEngine:
     ) -> tuple[int, list[tuple[int, str]]]:
         accepted = 0
         refused: list[tuple[int, str]] = []
+        self.decision_seconds = []
         interval_ms = self.config.market.decision_interval_seconds * 1000
         for tick in ticks:
             reason = refusal_reason(tick, state.market, self.config, now_ms)
@@ -80,7 +83,7 @@ class DecisionEngine:
                     self._receipt(
                         state,
                         verdict=f"refused:{reason}",
-                        input_json=_canonical(tick.model_dump()),
+                        input_json=_canonical(tick.as_dict()),
                         decision_json="",
                         tx_hash=NO_HASH,
                         timestamp=max(tick.timestamp_ms, 0) // 1000,

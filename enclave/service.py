@@ -198,6 +198,7 @@ def _ingested(sealed: Sealed) -> pb.IngestResponse:
         refused=[pb.RefusedTick(seq=seq, reason=reason) for seq, reason in sealed.refused],
         pending_receipts=sealed.pending_receipts,
         pending_transactions=sealed.pending_transactions,
+        decision_seconds=sealed.decision_seconds,
     )
 
 

@@ -42,10 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     # Imported here: command modules import the exit codes above from this module.
-    from host import cli_enclave, cli_verify
+    from host import cli_client, cli_enclave, cli_run, cli_verify, init_command
 
     cli_verify.register(commands)
     cli_enclave.register(commands)
+    cli_run.register(commands)
+    init_command.register(commands)
+    cli_client.register(commands)
     return parser
 
 

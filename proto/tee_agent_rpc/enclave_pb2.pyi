@@ -123,20 +123,22 @@ class RefusedTick(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions")
+    __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions", "decision_seconds")
     SEALED_STATE_FIELD_NUMBER: _ClassVar[int]
     STATE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
     PENDING_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     PENDING_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    DECISION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     sealed_state: bytes
     state_version: int
     accepted: int
     refused: _containers.RepeatedCompositeFieldContainer[RefusedTick]
     pending_receipts: int
     pending_transactions: int
-    def __init__(self, sealed_state: _Optional[bytes] = ..., state_version: _Optional[int] = ..., accepted: _Optional[int] = ..., refused: _Optional[_Iterable[_Union[RefusedTick, _Mapping]]] = ..., pending_receipts: _Optional[int] = ..., pending_transactions: _Optional[int] = ...) -> None: ...
+    decision_seconds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sealed_state: _Optional[bytes] = ..., state_version: _Optional[int] = ..., accepted: _Optional[int] = ..., refused: _Optional[_Iterable[_Union[RefusedTick, _Mapping]]] = ..., pending_receipts: _Optional[int] = ..., pending_transactions: _Optional[int] = ..., decision_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("state_version",)

@@ -1,0 +1,331 @@
+"""The host's side of the agent: feed the enclave, store what it hands back, tell watchers.
+
+Every change goes through one path, one at a time: send the batch to the enclave, store
+the sealed state it returns (durably), then release the receipts and signed transactions of
+that version, store them (the receipt chain checked on insert), and publish them. When the
+enclave dies on the way, the supervisor restarts it on the stored state and the batch is
+sent again only if its state was never stored: no tick is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from tee_agent_rpc import enclave_pb2 as epb
+
+from attestation.receipts import Receipt, receipt_hash
+from host.storage.base import ReceiptRecord, Storage, TransactionRecord
+from host.supervisor import EnclaveSupervisor, EnclaveUnavailable
+
+log = logging.getLogger("tee_agent.host.agent")
+
+MAX_REFUSED_LISTED = 1000
+ENCLAVE_CALL_TIMEOUT = 120.0
+WATCHER_QUEUE = 10_000
+# Codes that say the call broke off rather than that the enclave refused it.
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNKNOWN,
+}
+
+
+class AgentError(Exception):
+    """A request the agent refuses; `code` is the gRPC status to answer with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Released:
+    """Receipts and transactions the enclave released for one change."""
+
+    receipts: list[ReceiptRecord] = field(default_factory=list)
+    transactions: list[TransactionRecord] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    accepted: int
+    refused: list[tuple[int, str]]
+    receipts: int
+    transactions: int
+
+
+@dataclass
+class Counters:
+    ticks_accepted: int = 0
+    ticks_refused: int = 0
+    refused_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+class Agent:
+    """The host's agent: one enclave, one store, any number of watchers."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        make_supervisor: Callable[[Callable[[], bytes], Callable[[Any], None]], EnclaveSupervisor],
+        *,
+        observer: Any = None,
+    ) -> None:
+        self.storage = storage
+        self.counters = Counters()
+        self.started = time.time()
+        self._lock = threading.RLock()
+        self._watchers: list[queue.Queue[Any]] = []
+        self._watchers_lock = threading.Lock()
+        self._observer = observer
+        self.chain_id = 0
+        self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the enclave and collect anything a previous run left pending.
+
+        Raises:
+            EnclaveUnavailable: it cannot start or refuses the stored state.
+        """
+        self.supervisor.start()
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+        with self._watchers_lock:
+            for watcher in self._watchers:
+                watcher.put(None)
+
+    def _stored_sealed_state(self) -> bytes:
+        latest = self.storage.latest_sealed_state()
+        return latest[1] if latest else b""
+
+    def _on_open(self, opened: Any) -> None:
+        """After every (re)start: store the new sealed state, then release what is pending."""
+        self.chain_id = opened.identity.chain_id
+        self.storage.save_sealed_state(opened.state_version, opened.sealed_state)
+        released = self.supervisor.stub.Release(
+            epb.ReleaseRequest(state_version=opened.state_version), timeout=ENCLAVE_CALL_TIMEOUT
+        )
+        self._store_and_publish(self._convert(released))
+        if self._observer is not None:
+            self._observer.enclave_open(opened)
+
+    # -- changes --------------------------------------------------------------------------
+
+    def ingest(self, request: epb.IngestRequest) -> BatchResult:
+        """Send one batch of ticks through the enclave (retried across enclave restarts).
+
+        Raises:
+            AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
+                like), or it cannot be brought back.
+        """
+        return self._change(lambda stub: stub.Ingest(request, timeout=ENCLAVE_CALL_TIMEOUT))
+
+    def owner_command(self, ciphertext: bytes) -> tuple[int, bool]:
+        """Relay an owner command; returns (receipt seq, paused).
+
+        Raises:
+            AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
+        """
+        request = epb.OwnerCommandRequest(ciphertext=ciphertext)
+        self._change(lambda stub: stub.SubmitOwnerCommand(request, timeout=ENCLAVE_CALL_TIMEOUT))
+        status = self.enclave_status()
+        return self.storage.head()[0], bool(status.paused)
+
+    def _change(self, call: Callable[[Any], Any]) -> BatchResult:
+        with self._lock:
+            for _attempt in range(5):
+                try:
+                    started = time.perf_counter()
+                    response = call(self.supervisor.stub)
+                    self._observe("enclave_call", time.perf_counter() - started)
+                except grpc.RpcError as exc:
+                    if exc.code() not in _RETRYABLE and self.supervisor.alive():
+                        raise AgentError(exc.code(), exc.details() or "refused") from None
+                    # The outcome is unknown (the enclave died, or the call broke off): go
+                    # back to the stored state by restarting the enclave on it, then retry.
+                    self._recover(f"{exc.code().name}: {exc.details()}")
+                    continue
+                # The state of this change is stored before anything of it is released.
+                self.storage.save_sealed_state(response.state_version, response.sealed_state)
+                released = self._release(response.state_version)
+                refused = [(item.seq, item.reason) for item in response.refused]
+                self._count(response.accepted, refused, list(response.decision_seconds))
+                return BatchResult(
+                    response.accepted, refused, len(released.receipts), len(released.transactions)
+                )
+            raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
+
+    def _release(self, version: int) -> Released:
+        try:
+            released = self.supervisor.stub.Release(
+                epb.ReleaseRequest(state_version=version), timeout=ENCLAVE_CALL_TIMEOUT
+            )
+        except grpc.RpcError as exc:
+            # The sealed state is stored: the restarted enclave releases these outputs when
+            # it opens (see _on_open), so nothing is lost and the batch is not sent again.
+            self._recover(f"Release failed: {exc.code().name}")
+            return Released()
+        outputs = self._convert(released)
+        self._store_and_publish(outputs)
+        return outputs
+
+    def _recover(self, reason: str) -> None:
+        if self._observer is not None:
+            self._observer.restart()
+        try:
+            self.supervisor.recover(reason, force=True)
+        except EnclaveUnavailable as exc:
+            raise AgentError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+
+    def _convert(self, released: Any) -> Released:
+        outputs = Released()
+        for item in released.receipts:
+            receipt = Receipt(
+                seq=item.seq,
+                prev_hash=item.prev_hash,
+                input_digest=item.input_digest,
+                model_hash=item.model_hash,
+                config_hash=item.config_hash,
+                decision_hash=item.decision_hash,
+                verdict=item.verdict,
+                tx_hash=item.tx_hash,
+                timestamp=item.timestamp,
+                signature=item.signature,
+            )
+            outputs.receipts.append(
+                ReceiptRecord(
+                    receipt=receipt,
+                    receipt_hash=receipt_hash(receipt, self.chain_id),
+                    decision_json=item.decision_json,
+                    input_json=item.input_json,
+                )
+            )
+        for tx in released.transactions:
+            outputs.transactions.append(
+                TransactionRecord(
+                    tx_hash=tx.tx_hash,
+                    nonce=tx.nonce,
+                    raw_transaction=tx.raw_transaction,
+                    receipt_seq=tx.receipt_seq,
+                )
+            )
+        return outputs
+
+    def _store_and_publish(self, outputs: Released) -> None:
+        if outputs.receipts:
+            self.storage.append_receipts(outputs.receipts)
+        if outputs.transactions:
+            self.storage.add_transactions(outputs.transactions)
+        if self._observer is not None:
+            for record in outputs.receipts:
+                self._observer.receipt(record.receipt.verdict)
+        if outputs.receipts:
+            by_receipt = {tx.receipt_seq: tx for tx in outputs.transactions}
+            with self._watchers_lock:
+                for watcher in list(self._watchers):
+                    for record in outputs.receipts:
+                        self._offer(watcher, (record, by_receipt.get(record.receipt.seq)))
+
+    def _offer(self, watcher: queue.Queue[Any], event: Any) -> None:
+        try:
+            watcher.put_nowait(event)
+        except queue.Full:
+            # A watcher that cannot keep up is told so and dropped; it can resume from a seq.
+            self._watchers.remove(watcher)
+            while True:
+                try:
+                    watcher.get_nowait()
+                except queue.Empty:
+                    break
+            watcher.put_nowait("overflow")
+
+    def _count(self, accepted: int, refused: list[tuple[int, str]], decisions: list[float]) -> None:
+        self.counters.ticks_accepted += accepted
+        self.counters.ticks_refused += len(refused)
+        self.counters.refused_by_reason.update(reason for _, reason in refused)
+        if self._observer is not None:
+            self._observer.ticks(accepted, [reason for _, reason in refused], decisions)
+
+    def _observe(self, call: str, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer.enclave_call(call, seconds)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def attest(self, nonce: bytes) -> Any:
+        """A fresh quote from the enclave over `nonce` (32 bytes).
+
+        Raises:
+            AgentError: INVALID_ARGUMENT for a bad nonce, UNAVAILABLE without an enclave.
+        """
+        return self._read(lambda stub: stub.Attest(epb.AttestRequest(nonce=nonce), timeout=60))
+
+    def enclave_status(self) -> Any:
+        return self._read(lambda stub: stub.GetStatus(epb.GetStatusRequest(), timeout=10))
+
+    def _read(self, call: Callable[[Any], Any]) -> Any:
+        try:
+            return call(self.supervisor.stub)
+        except grpc.RpcError as exc:
+            if exc.code() in _RETRYABLE:
+                raise AgentError(
+                    grpc.StatusCode.UNAVAILABLE, "the enclave is restarting; try again shortly"
+                ) from None
+            raise AgentError(exc.code(), exc.details() or "refused") from None
+
+    def watch(
+        self, from_seq: int, stop: Callable[[], bool]
+    ) -> Iterator[tuple[ReceiptRecord, TransactionRecord | None]]:
+        """Stored receipts from `from_seq`, then live ones, until `stop()` or the host stops.
+
+        Raises:
+            AgentError: RESOURCE_EXHAUSTED when this watcher fell too far behind.
+        """
+        live: queue.Queue[Any] = queue.Queue(maxsize=WATCHER_QUEUE)
+        with self._watchers_lock:
+            self._watchers.append(live)
+        try:
+            last = 0
+            if from_seq > 0:
+                transactions = {tx.receipt_seq: tx for tx in self.storage.transactions()}
+                next_seq = from_seq
+                while True:
+                    page = self.storage.receipts(next_seq, 500)
+                    for record in page:
+                        yield record, transactions.get(record.receipt.seq)
+                        last = record.receipt.seq
+                    if len(page) < 500:
+                        break
+                    next_seq = last + 1
+            while not stop():
+                try:
+                    event = live.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if event is None:
+                    return
+                if event == "overflow":
+                    raise AgentError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"this watcher fell behind; reconnect with from_seq={last + 1}",
+                    )
+                record, transaction = event
+                if record.receipt.seq > last:
+                    last = record.receipt.seq
+                    yield record, transaction
+        finally:
+            with self._watchers_lock:
+                if live in self._watchers:
+                    self._watchers.remove(live)

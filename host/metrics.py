@@ -1,0 +1,171 @@
+"""Prometheus metrics of the host: ticks, decisions, refusals, signatures, latencies, restarts.
+
+Each `HostMetrics` has its own `CollectorRegistry` (not prometheus_client's global one), so
+a process, or a test, can hold several. The host calls the small methods below at the
+points where things happen; `serve` exposes the registry over HTTP for Prometheus to scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from host.config import split_host_port
+
+# Refusal reasons the enclave gives for market data (enclave/market.py); every other
+# "refused:<reason>" verdict is a guardrail's.
+MARKET_DATA_REASONS = frozenset(
+    {
+        "stale_tick",
+        "price_jump",
+        "timestamp_backwards",
+        "future_tick",
+        "unknown_pair",
+        "invalid_number",
+        "duplicate_seq",
+    }
+)
+# From a millisecond gRPC call to an LLM decision of a minute or two.
+_LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class MetricsError(Exception):
+    """The metrics endpoint cannot be served (bad address, port in use)."""
+
+
+class HostMetrics:
+    """The host's metrics, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.ticks_accepted = Counter(
+            "ticks_accepted_total", "Ticks the enclave accepted.", registry=r
+        )
+        self.ticks_refused = Counter(
+            "ticks_refused_total", "Ticks the enclave refused, by reason.", ["reason"], registry=r
+        )
+        self.decisions = Counter(
+            "decisions_total",
+            "Policy decisions by outcome: signed, hold, or refused by a guardrail.",
+            ["action"],
+            registry=r,
+        )
+        self.guardrail_refusals = Counter(
+            "guardrail_refusals_total",
+            "Decisions a guardrail refused, by guardrail.",
+            ["guardrail"],
+            registry=r,
+        )
+        self.signatures = Counter(
+            "signatures_total", "Decisions the enclave signed a transaction for.", registry=r
+        )
+        self.enclave_restarts = Counter(
+            "enclave_restarts_total", "Times the supervisor restarted the enclave.", registry=r
+        )
+        self.transactions = Counter(
+            "transactions_total",
+            "Transactions by status reached: signed, pending, mined, reverted, dropped.",
+            ["status"],
+            registry=r,
+        )
+        self.rpc_latency = Histogram(
+            "rpc_latency_seconds",
+            "Public gRPC call latency, by method.",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decision_latency = Histogram(
+            "decision_latency_seconds",
+            "Time the enclave's policy took per decision.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.enclave_call = Histogram(
+            "enclave_call_seconds",
+            "Latency of the host's calls into the enclave, by call.",
+            ["call"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.enclave_up = Gauge(
+            "enclave_up", "1 while the enclave process is up and ready, else 0.", registry=r
+        )
+
+    def tick_results(self, accepted: int, refused_reasons: Iterable[str]) -> None:
+        """Count an Ingest reply: `accepted` ticks, and one refusal per reason given."""
+        if accepted:
+            self.ticks_accepted.inc(accepted)
+        for reason in refused_reasons:
+            self.ticks_refused.labels(reason=reason).inc()
+
+    def receipt(self, verdict: str) -> None:
+        """Count a released receipt by its verdict.
+
+        "signed" is a decision and a signature, "hold" a decision, "refused:<guardrail>"
+        a decision and a guardrail refusal. "refused:<market data reason>" is a tick
+        refusal: not counted here, since `tick_results` counts it from the Ingest reply
+        (which also lists duplicate ticks, which have no receipt); "owner:<command>"
+        receipts are not decisions.
+        """
+        if verdict == "signed":
+            self.decisions.labels(action="signed").inc()
+            self.signatures.inc()
+        elif verdict == "hold":
+            self.decisions.labels(action="hold").inc()
+        elif verdict.startswith("refused:"):
+            reason = verdict.removeprefix("refused:")
+            if reason not in MARKET_DATA_REASONS:
+                self.decisions.labels(action="refused").inc()
+                self.guardrail_refusals.labels(guardrail=reason).inc()
+
+    def restart(self) -> None:
+        """Count one restart of the enclave process."""
+        self.enclave_restarts.inc()
+
+    def set_enclave_up(self, up: bool) -> None:
+        """Record whether the enclave is up and ready."""
+        self.enclave_up.set(1 if up else 0)
+
+    def transaction(self, status: str) -> None:
+        """Count a transaction reaching `status` (signed, pending, mined, reverted, dropped)."""
+        self.transactions.labels(status=status).inc()
+
+    def rpc(self, method: str, seconds: float) -> None:
+        """Observe one public gRPC call of `method` taking `seconds`."""
+        self.rpc_latency.labels(method=method).observe(seconds)
+
+    def decision_times(self, seconds: Iterable[float]) -> None:
+        """Observe the policy time of each decision (IngestResponse.decision_seconds)."""
+        for value in seconds:
+            self.decision_latency.observe(value)
+
+    def enclave_call_time(self, call: str, seconds: float) -> None:
+        """Observe one call into the enclave (`Ingest`, `Release`, `Open`, ...)."""
+        self.enclave_call.labels(call=call).observe(seconds)
+
+    def serve(self, listen: str) -> Callable[[], None]:
+        """Serve this registry at http://listen/metrics in a daemon thread.
+
+        Returns a function that stops the server and waits for its thread.
+
+        Raises:
+            MetricsError: `listen` is not host:port, or the address cannot be bound.
+        """
+        try:
+            host, port = split_host_port(listen)
+        except ValueError as exc:
+            raise MetricsError(f"metrics listen address: {exc}") from None
+        try:
+            server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsError(f"cannot serve metrics on {listen}: {exc.strerror or exc}") from None
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop

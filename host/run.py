@@ -1,0 +1,206 @@
+"""`tee-agent run`: the host and its enclave as one long-running service.
+
+Opens the store, starts the enclave (making the simulated platform on first run), serves
+the public API and the metrics endpoint, replays the configured market data into the
+enclave, and keeps running until stopped. A second start on the same data directory resumes
+from the stored sealed state and receipts, and from the next tick not yet accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from tee_agent_rpc import enclave_pb2 as epb
+
+from host.agent import Agent, AgentError
+from host.api import SERVICE_NAME, ApiSettings, start_api
+from host.config import HostConfig
+from host.metrics import HostMetrics
+from host.storage.base import Storage
+from host.storage.open import open_storage
+from host.supervisor import EnclaveLaunch, EnclaveSupervisor
+
+log = logging.getLogger("tee_agent.host")
+
+
+class MetricsObserver:
+    """What the agent reports, turned into Prometheus metrics and log lines."""
+
+    def __init__(self, metrics: HostMetrics) -> None:
+        self.metrics = metrics
+
+    def enclave_open(self, opened: Any) -> None:
+        self.metrics.set_enclave_up(True)
+        log.info(
+            "enclave open",
+            extra={"address": opened.identity.address, "state_version": opened.state_version,
+                   "created": opened.created},
+        )  # fmt: skip
+
+    def restart(self) -> None:
+        self.metrics.set_enclave_up(False)
+        self.metrics.restart()
+
+    def receipt(self, verdict: str) -> None:
+        self.metrics.receipt(verdict)
+
+    def ticks(self, accepted: int, refused: Iterable[str], decisions: list[float]) -> None:
+        self.metrics.tick_results(accepted, refused)
+        self.metrics.decision_times(decisions)
+
+    def enclave_call(self, call: str, seconds: float) -> None:
+        self.metrics.enclave_call_time(call, seconds)
+
+
+@dataclass
+class RunningHost:
+    agent: Agent
+    server: grpc.Server
+    port: int
+    storage: Storage
+    stop_metrics: Any
+
+    def stop(self) -> None:
+        self.server.stop(grace=2).wait()
+        self.agent.stop()
+        if self.stop_metrics is not None:
+            self.stop_metrics()
+        self.storage.close()
+
+
+def ensure_sim_platform(sim_dir: Path) -> None:
+    """Make the simulated platform on first run (in the enclave's process, not this one)."""
+    if (sim_dir / "root.pem").exists():
+        return
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "enclave", "sim", "init", "--dir", str(sim_dir)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_host(
+    config: HostConfig, *, listen: str | None = None, metrics: HostMetrics | None = None
+) -> RunningHost:
+    """Start storage, enclave, API and metrics; returns the running pieces.
+
+    Raises:
+        EnclaveUnavailable, StorageError, ValueError: with a message saying what to fix.
+    """
+    data_dir = config.host.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    storage = open_storage(config.storage.url or str(data_dir / "agent.db"))
+    sim_dir = config.enclave.sim_dir or data_dir / "sim"
+    if config.enclave.platform == "sim":
+        ensure_sim_platform(sim_dir)
+    launch = EnclaveLaunch(
+        config=config.enclave.config,
+        run_dir=data_dir / "run",
+        platform=config.enclave.platform,
+        sim_dir=sim_dir if config.enclave.platform == "sim" else None,
+        model=config.enclave.model,
+        ready_timeout=config.enclave.ready_timeout_seconds,
+        backoff_initial=config.enclave.restart_backoff_initial_seconds,
+        backoff_max=config.enclave.restart_backoff_max_seconds,
+    )
+    metrics = metrics or HostMetrics()
+    agent = Agent(
+        storage,
+        lambda sealed, on_open: EnclaveSupervisor(launch, sealed, on_open),
+        observer=MetricsObserver(metrics),
+    )
+    agent.start()
+    token = config.write_token() or secrets.token_urlsafe(32)
+    server, port, health = start_api(
+        agent,
+        ApiSettings(
+            listen=listen or config.host.listen,
+            auth_token=token,
+            max_message_bytes=config.host.max_message_bytes,
+            tls_cert=config.host.tls_cert,
+            tls_key=config.host.tls_key,
+        ),
+        observe=metrics.rpc,
+    )
+    _watch_health(agent, health)
+    stop_metrics = metrics.serve(config.host.metrics_listen) if config.host.metrics_listen else None
+    log.info("serving", extra={"port": port, "address": agent.supervisor.identity.address})
+    return RunningHost(agent, server, port, storage, stop_metrics)
+
+
+def _watch_health(agent: Agent, health: Any) -> None:
+    """Health follows the enclave: NOT_SERVING while it restarts."""
+
+    def loop() -> None:
+        stopping = threading.Event()
+        while not stopping.wait(0.5):
+            state = agent.supervisor.state
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if state == "running"
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", SERVICE_NAME):
+                health.set(name, status)
+
+    threading.Thread(target=loop, name="health", daemon=True).start()
+
+
+def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) -> None:
+    """Feed the configured market file into the enclave, resuming after the last accepted tick."""
+    from host.market.replay import ReplaySource
+
+    market = config.market
+    last = host.agent.enclave_status().last_tick_seq
+    source = ReplaySource(
+        market.file,
+        market.pair,
+        speed=market.speed,
+        start_row=max(market.start_row, int(last)),
+        max_rows=market.max_rows,
+    )
+    for batch in source.batches(market.batch_size):
+        if stop.is_set():
+            return
+        request = epb.IngestRequest(
+            ticks=[
+                epb.Tick(seq=c.seq, timestamp_ms=c.timestamp_ms, pair=c.pair, price=c.price,
+                         volume=c.volume)
+                for c in batch
+            ]
+        )  # fmt: skip
+        try:
+            host.agent.ingest(request)
+        except AgentError as exc:
+            log.error("market replay stopped: %s", exc)
+            return
+    log.info(
+        "market replay finished", extra={"last_seq": host.agent.enclave_status().last_tick_seq}
+    )
+
+
+def run_forever(config: HostConfig, listen: str | None) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit code."""
+    host = start_host(config, listen=listen)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if config.market.source == "replay":
+        threading.Thread(target=replay_market, args=(host, config, stop), daemon=True).start()
+    stop.wait()
+    log.info("stopping")
+    host.stop()
+    return 0

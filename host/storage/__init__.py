@@ -1,0 +1,1 @@
+"""Durable storage for the host: sealed states, receipts, transactions (SQLite or PostgreSQL)."""

@@ -1,0 +1,111 @@
+"""What the host stores, and the one interface every storage backend implements.
+
+The host keeps everything the enclave hands it: sealed states (opaque blobs, versioned),
+receipts (append-only, each checked to extend the chain before it is stored), and the
+transactions the enclave signed with their status on chain. A sealed state is durable
+(fsynced) when `save_sealed_state` returns: only then may the host release outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from attestation.receipts import Receipt
+
+TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]
+
+
+class StorageError(Exception):
+    """The store cannot do what was asked: unreachable, corrupt, or newer than this code."""
+
+
+class ChainViolation(StorageError):
+    """A receipt does not extend the stored chain (gap, reorder, or wrong previous hash)."""
+
+
+class ReceiptRecord(BaseModel):
+    """A receipt with the decision and inputs it commits to, as the host stores it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt: Receipt
+    # keccak EIP-712 hash of `receipt` (what the next receipt's prevHash must hold).
+    receipt_hash: bytes
+    decision_json: str
+    input_json: str
+
+
+class TransactionRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tx_hash: bytes
+    nonce: int
+    raw_transaction: bytes
+    receipt_seq: int
+    status: TxStatus = "signed"
+    # Revert reason, RPC error, block number: what a person needs to understand the status.
+    detail: str = ""
+
+
+class Storage(Protocol):
+    """A storage backend. Every method is safe to call from several threads."""
+
+    def latest_sealed_state(self) -> tuple[int, bytes] | None:
+        """The newest sealed state as (version, blob), or None before the first."""
+        ...
+
+    def save_sealed_state(self, version: int, blob: bytes) -> None:
+        """Store a sealed state durably (written atomically, fsynced) before returning.
+
+        Saving a version at or below the newest stored one is refused: state never goes back.
+
+        Raises:
+            StorageError: the version does not advance, or the write failed.
+        """
+        ...
+
+    def append_receipts(self, records: list[ReceiptRecord]) -> None:
+        """Append receipts atomically (all or none); each must extend the chain.
+
+        A record whose seq is already stored with the same hash is skipped (a replay after a
+        restart delivers the same receipts again); one with another hash is a violation.
+
+        Raises:
+            ChainViolation: a gap, a reordering, a different receipt at a stored seq, or a
+                prevHash that is not the stored head's hash.
+        """
+        ...
+
+    def receipts(self, from_seq: int, limit: int) -> list[ReceiptRecord]:
+        """Up to `limit` receipts with seq >= from_seq, in order."""
+        ...
+
+    def receipt(self, seq: int) -> ReceiptRecord | None: ...
+
+    def head(self) -> tuple[int, bytes]:
+        """(seq, hash) of the newest receipt; (0, 32 zero bytes) when there is none."""
+        ...
+
+    def add_transactions(self, records: list[TransactionRecord]) -> None:
+        """Store signed transactions (a stored tx_hash is skipped: replays are harmless)."""
+        ...
+
+    def set_transaction_status(self, tx_hash: bytes, status: TxStatus, detail: str = "") -> None:
+        """Record what happened to a transaction on chain.
+
+        Raises:
+            StorageError: no such transaction.
+        """
+        ...
+
+    def transactions(self, status: TxStatus | None = None) -> list[TransactionRecord]:
+        """All transactions (or those with `status`), by nonce."""
+        ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def put_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...

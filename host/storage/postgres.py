@@ -1,0 +1,136 @@
+"""PostgreSQL storage, for several hosts sharing one agent's state (psycopg 3).
+
+Threads: each store holds ONE connection and a lock; calls from several threads take turns
+on it. Hosts: each host has its own store (its own connection). Their writes to the
+receipt chain and to the sealed states are serialized by a table lock taken at the start
+of the write transaction (`SHARE ROW EXCLUSIVE`: it excludes the other writers, not the
+readers). Under READ COMMITTED each statement after the lock sees every commit made
+before it was granted, so the chain check and the insert act on the true head: two hosts
+racing to append the same seq cannot both succeed, nor can a sealed state go back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from host.storage.base import StorageError
+from host.storage.sql_store import SqlCursor, SqlStorage, WriteLock
+
+# pg_advisory_xact_lock key held while migrating ("tAgtSchm" as 8 bytes), so that hosts
+# starting together apply each migration once. Advisory, because before the first
+# migration there is no table to lock.
+_SCHEMA_LOCK_KEY = int.from_bytes(b"tAgtSchm", "big", signed=True)
+_TABLE_LOCKS = {
+    "sealed_states": "LOCK TABLE sealed_states IN SHARE ROW EXCLUSIVE MODE",
+    "receipts": "LOCK TABLE receipts IN SHARE ROW EXCLUSIVE MODE",
+}
+_DEFAULT_CONNECT_TIMEOUT = 10  # seconds, unless the DSN says otherwise
+
+
+@lru_cache(maxsize=128)
+def _pyformat(sql: str) -> str:
+    # The shared SQL holds no literal '?' or '%': only placeholders change.
+    return sql.replace("?", "%s")
+
+
+class _QmarkCursor:
+    """A psycopg cursor that takes the shared SQL's `?` placeholders."""
+
+    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object:
+        return self._cursor.execute(_pyformat(sql), params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> object:
+        self._cursor.executemany(_pyformat(sql), params)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN's host, port, database and user, for messages (never the password).
+
+    Raises:
+        StorageError: `dsn` is not a PostgreSQL connection string or URL.
+    """
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error as error:
+        raise StorageError(f"not a PostgreSQL connection string: {error}") from None
+    shown = ("host", "port", "dbname", "user")
+    return "postgresql " + " ".join(f"{key}={params[key]}" for key in shown if key in params)
+
+
+class PostgresStorage(SqlStorage):
+    """A `Storage` in a PostgreSQL database (the tables go in the DSN's search_path)."""
+
+    _dialect = "postgres"
+    _db_errors = (psycopg.Error,)
+
+    def __init__(self, dsn: str, *, clock: Callable[[], float] = time.time) -> None:
+        """Connect to `dsn` and bring the schema up to date.
+
+        Raises:
+            StorageError: the DSN is malformed, the server cannot be reached, the schema
+                is newer than this code, or a migration failed.
+        """
+        super().__init__(describe_dsn(dsn), clock)
+        self._dsn = dsn
+        self._connection = self._connect()
+        try:
+            self._migrate()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        options: dict[str, Any] = {}
+        if "connect_timeout" not in conninfo_to_dict(self._dsn):
+            options["connect_timeout"] = _DEFAULT_CONNECT_TIMEOUT
+        try:
+            # autocommit: reads commit on their own; writes open explicit transactions.
+            return psycopg.connect(self._dsn, autocommit=True, **options)
+        except psycopg.Error as error:
+            raise StorageError(f"cannot connect to {self._where}: {error}") from None
+
+    def _live_connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """The connection, made again if the server dropped it (restart, failover)."""
+        if self._connection.broken or self._connection.closed:
+            self._connection.close()
+            self._connection = self._connect()
+        return self._connection
+
+    @contextmanager
+    def _transaction(self, lock: WriteLock) -> Iterator[SqlCursor]:
+        connection = self._live_connection()
+        with connection.transaction(), connection.cursor() as cursor:
+            if lock == "schema":
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+            elif lock is not None:
+                cursor.execute(_TABLE_LOCKS[lock])
+            yield _QmarkCursor(cursor)
+
+    @contextmanager
+    def _statements(self) -> Iterator[SqlCursor]:
+        with self._live_connection().cursor() as cursor:
+            yield _QmarkCursor(cursor)
+
+    def _close_connection(self) -> None:
+        self._connection.close()

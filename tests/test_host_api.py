@@ -1,0 +1,236 @@
+"""The host as a server: real gRPC over TCP, the real enclave process, real SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from tee_agent_rpc import agent_pb2 as pb
+
+from attestation.binding import EnclaveIdentity, check_binding
+from attestation.receipts import Receipt, verify_receipts
+from attestation.trust import certificates_from_bytes, default_trust_anchors
+from attestation.verifier import verify_evidence
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld
+from tests.host_harness import AUTH, running_host, tick_batches
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> EnclaveWorld:
+    world = EnclaveWorld(tmp_path)
+    world.write_config(decision_interval_seconds=3600)
+    return world
+
+
+def all_receipts(stub: object) -> list[pb.DecisionEvent]:
+    events, seq = [], 1
+    while True:
+        page = stub.ListReceipts(pb.ListReceiptsRequest(from_seq=seq, limit=1000)).receipts  # type: ignore[attr-defined]
+        events.extend(page)
+        if len(page) < 1000:
+            return events
+        seq = page[-1].receipt.seq + 1
+
+
+def receipt_of(event: pb.DecisionEvent) -> Receipt:
+    r = event.receipt
+    return Receipt(
+        seq=r.seq, prev_hash=r.prev_hash, input_digest=r.input_digest, model_hash=r.model_hash,
+        config_hash=r.config_hash, decision_hash=r.decision_hash, verdict=r.verdict,
+        tx_hash=r.tx_hash, timestamp=r.timestamp, signature=r.signature,
+    )  # fmt: skip
+
+
+def attested_identity(world: EnclaveWorld, stub: object) -> pb.Identity:
+    """Fetch a quote, verify it with the sim root and check it binds the identity."""
+    nonce = os.urandom(32)
+    attestation = stub.GetAttestation(pb.GetAttestationRequest(nonce=nonce))  # type: ignore[attr-defined]
+    anchors = default_trust_anchors().with_extra_roots(
+        certificates_from_bytes((world.sim_dir / "root.pem").read_bytes(), source="sim root")
+    )
+    report = verify_evidence(attestation.quote, at=datetime.now(UTC), anchors=anchors)
+    assert report.valid, report.error
+    identity = attestation.identity
+    binding = check_binding(
+        report.report_data,
+        EnclaveIdentity(address=identity.address, x25519_public_key=identity.x25519_public_key,
+                        config_hash=identity.config_hash),
+        nonce,
+    )  # fmt: skip
+    assert binding.passed, binding.detail
+    return identity
+
+
+def test_100000_ticks_are_all_accounted_for_and_receipts_chain_to_the_attested_identity(
+    world: EnclaveWorld,
+) -> None:
+    with running_host(world) as host:
+        summary = host.stub.StreamMarketData(tick_batches(100_000), metadata=AUTH)
+        identity = attested_identity(world, host.stub)
+        status = host.stub.GetStatus(pb.GetStatusRequest())
+        events = all_receipts(host.stub)
+    assert summary.received == 100_000
+    assert summary.accepted + summary.refused == 100_000
+    assert dict(summary.refused_by_reason) == {"price_jump": 4}
+    assert status.ticks_accepted == summary.accepted and status.last_tick_seq == 100_000
+    assert summary.receipts == len(events) == status.receipts
+    chain = verify_receipts(
+        [receipt_of(e) for e in events], address=identity.address, chain_id=CHAIN_ID,
+        config_hash=identity.config_hash, expected_head_hash=status.head_hash,
+    )  # fmt: skip
+    assert chain.valid, chain.error
+    assert status.address == identity.address
+
+
+def test_kill_9_of_the_enclave_mid_stream_loses_and_double_counts_nothing(
+    world: EnclaveWorld,
+) -> None:
+    with running_host(world) as host:
+
+        def batches_with_a_crash():  # type: ignore[no-untyped-def]
+            for index, batch in enumerate(tick_batches(20_000, batch=500)):
+                if index in (7, 23):
+                    os.kill(host.agent.supervisor.pid, signal.SIGKILL)
+                yield batch
+
+        summary = host.stub.StreamMarketData(batches_with_a_crash(), metadata=AUTH)
+        status = host.stub.GetStatus(pb.GetStatusRequest())
+        identity = attested_identity(world, host.stub)
+        events = all_receipts(host.stub)
+    assert status.enclave_restarts >= 2
+    assert summary.received == 20_000
+    assert summary.accepted + summary.refused == 20_000
+    assert "duplicate_seq" not in summary.refused_by_reason, "no tick was counted twice"
+    assert status.ticks_accepted == summary.accepted, "the enclave saw each tick exactly once"
+    assert status.last_tick_seq == 20_000
+    assert [e.receipt.seq for e in events] == list(range(1, len(events) + 1))
+    chain = verify_receipts(
+        [receipt_of(e) for e in events], address=identity.address, chain_id=CHAIN_ID
+    )
+    assert chain.valid, chain.error
+
+
+def test_a_second_start_on_the_same_data_resumes(world: EnclaveWorld) -> None:
+    data = world.root / "data"
+    with running_host(world, data) as host:
+        host.stub.StreamMarketData(tick_batches(3000), metadata=AUTH)
+        first = host.stub.GetStatus(pb.GetStatusRequest())
+    with running_host(world, data) as host:
+        again = host.stub.GetStatus(pb.GetStatusRequest())
+        more = host.stub.StreamMarketData(tick_batches(3000, first_seq=3001), metadata=AUTH)
+        later = host.stub.GetStatus(pb.GetStatusRequest())
+        events = all_receipts(host.stub)
+    assert again.address == first.address
+    assert again.receipts == first.receipts and again.last_tick_seq == 3000
+    assert more.accepted == 3000 and later.last_tick_seq == 6000
+    chain = verify_receipts(
+        [receipt_of(e) for e in events], address=first.address, chain_id=CHAIN_ID
+    )
+    assert chain.valid and chain.count == later.receipts
+
+
+def test_watch_decisions_streams_stored_then_live_receipts(world: EnclaveWorld) -> None:
+    with running_host(world) as host:
+        host.stub.StreamMarketData(tick_batches(2000), metadata=AUTH)
+        stored = host.stub.GetStatus(pb.GetStatusRequest()).receipts
+        seen: list[int] = []
+        done = threading.Event()
+        stream = host.stub.WatchDecisions(pb.WatchDecisionsRequest(from_seq=1))
+
+        def read() -> None:
+            for event in stream:
+                seen.append(event.receipt.seq)
+                if len(seen) >= stored + 5:
+                    done.set()
+                    return
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        host.stub.StreamMarketData(tick_batches(2000, first_seq=2001), metadata=AUTH)
+        assert done.wait(30)
+        stream.cancel()
+    assert seen[: stored + 5] == list(range(1, stored + 6))
+
+
+def test_health_and_reflection_answer(world: EnclaveWorld) -> None:
+    with running_host(world) as host:
+        health = health_pb2_grpc.HealthStub(host.channel)
+        for service in ("", "tee_agent.v1.Agent"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        database = ProtoReflectionDescriptorDatabase(host.channel)
+        services = set(database.get_services())
+        service = DescriptorPool(database).FindServiceByName("tee_agent.v1.Agent")
+        methods = {method.name for method in service.methods}
+    assert {"tee_agent.v1.Agent", "grpc.health.v1.Health"} <= services
+    assert {"StreamMarketData", "WatchDecisions", "GetAttestation", "GetStatus"} <= methods
+
+
+def test_bad_requests_and_missing_tokens_get_the_right_codes(world: EnclaveWorld) -> None:
+    with running_host(world) as host:
+        stub = host.stub
+
+        def code(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+            with pytest.raises(grpc.RpcError) as failure:
+                call()
+            assert failure.value.details()
+            return failure.value.code()  # type: ignore[no-any-return]
+
+        batch = next(tick_batches(10))
+        assert code(lambda: stub.StreamMarketData(iter([batch]))) == grpc.StatusCode.UNAUTHENTICATED
+        wrong = (("authorization", "Bearer nope"),)
+        assert (
+            code(lambda: stub.StreamMarketData(iter([batch]), metadata=wrong))
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
+        assert (
+            code(lambda: stub.SubmitOwnerCommand(pb.SubmitOwnerCommandRequest(ciphertext=b"x")))
+            == grpc.StatusCode.UNAUTHENTICATED
+        )
+        huge = next(tick_batches(10_001, batch=10_001))
+        assert (
+            code(lambda: stub.StreamMarketData(iter([huge]), metadata=AUTH))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        zero = pb.TickBatch(ticks=[pb.Tick(seq=0, pair="ETH/USDT", price=1)])
+        assert (
+            code(lambda: stub.StreamMarketData(iter([zero]), metadata=AUTH))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert (
+            code(lambda: stub.GetAttestation(pb.GetAttestationRequest(nonce=b"short")))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert (
+            code(lambda: stub.ListReceipts(pb.ListReceiptsRequest(from_seq=0)))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert (
+            code(lambda: stub.ListReceipts(pb.ListReceiptsRequest(from_seq=1, limit=5000)))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert (
+            code(lambda: stub.GetReceipt(pb.GetReceiptRequest(seq=99))) == grpc.StatusCode.NOT_FOUND
+        )
+        assert (
+            code(
+                lambda: stub.SubmitOwnerCommand(
+                    pb.SubmitOwnerCommandRequest(ciphertext=os.urandom(100)), metadata=AUTH
+                )
+            )
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
+        raw = host.channel.unary_unary("/tee_agent.v1.Agent/GetReceipt")
+        assert code(lambda: raw(b"\xff\xff\xff garbage")) == grpc.StatusCode.INVALID_ARGUMENT
+        # After all of that the server still answers.
+        assert stub.GetStatus(pb.GetStatusRequest()).enclave_state == "running"
