@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import attestation_throughput, llm_policy, signing
+from benchmarks import attestation_throughput, host_throughput, llm_policy, signing
 
 
 def main() -> None:
     attestation_throughput.main()
     signing.main()
     llm_policy.main()
+    host_throughput.main()
 
 
 if __name__ == "__main__":

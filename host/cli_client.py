@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf import json_format
 from pydantic import ValidationError
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
@@ -58,9 +58,9 @@ def register(commands: Any) -> None:
     status = commands.add_parser("status", help="a running agent's health and counters")
     receipts = commands.add_parser("receipts", help="a running agent's decision receipts")
     add = receipts.add_argument
-    add("--from", dest="from_seq", type=int, default=1, metavar="SEQ", help="first seq (1)")
+    add("--from", dest="from_seq", type=int, default=1, metavar="SEQ", help="first seq (default 1)")
     add("--limit", type=int, metavar="N", help="at most N receipts")
-    add("--follow", action="store_true", help="then stream new receipts until Ctrl-C")
+    add("--follow", action="store_true", help="then new ones until Ctrl-C (--from 0: new only)")
     add("--seq", type=int, metavar="N", help="only the receipt with seq N")
     add("--out", type=Path, metavar="FILE", help=f"write them as JSON ({FILE_HELP})")
     attest = commands.add_parser("attest", help=ATTEST_HELP, description=ATTEST_HELP)
@@ -154,9 +154,6 @@ def message_dict(message: Any) -> dict[str, Any]:
     return {name: data[name] for name in message.DESCRIPTOR.fields_by_name if name in data}
 
 
-# -- status ----------------------------------------------------------------------------------
-
-
 def run_status(args: argparse.Namespace) -> int:
     """`tee-agent status`: GetStatus, as a summary or JSON. Raises ClientError (exit 2)."""
     status = call(args, "GetStatus", pb.GetStatusRequest())
@@ -183,9 +180,6 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- receipts --------------------------------------------------------------------------------
-
-
 def receipt_file_dict(event: Any) -> dict[str, Any]:
     """What `replay-decision` reads: Receipt.to_json_dict() + decision_json + input_json.
 
@@ -197,7 +191,10 @@ def receipt_file_dict(event: Any) -> dict[str, Any]:
     try:
         receipt = Receipt(**fields)
     except ValidationError as exc:
-        raise ClientError(f"the agent sent a malformed receipt (seq {r.seq}): {exc}", 1) from None
+        problem = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise ClientError(
+            f"the agent sent a malformed receipt (seq {r.seq}): {problem}", 1
+        ) from None
     return {**receipt.to_json_dict(), "decision_json": event.decision_json,
             "input_json": event.input_json}  # fmt: skip
 
@@ -277,9 +274,6 @@ def run_receipts(args: argparse.Namespace) -> int:
         noun = "receipt" if len(written) == 1 else "receipts"
         print(f"wrote {len(written)} {noun} to {args.out}", file=sys.stderr)
     return EXIT_OK
-
-
-# -- attest ----------------------------------------------------------------------------------
 
 
 def run_attest(args: argparse.Namespace) -> int:

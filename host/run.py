@@ -43,7 +43,7 @@ class MetricsObserver:
         log.info(
             "enclave open",
             extra={"address": opened.identity.address, "state_version": opened.state_version,
-                   "created": opened.created},
+                   "new_state": opened.created},
         )  # fmt: skip
 
     def restart(self) -> None:

@@ -8,6 +8,7 @@ a real subprocess and ends it with Ctrl-C (SIGINT), the way a user does.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -16,17 +17,24 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from tee_agent_rpc import agent_pb2 as pb
 
 from attestation.receipts import Receipt, verify_receipts
 from enclave.replay import load_recorded_decision
 from host.cli import main
+from host.config import load_host_config
+from host.run import start_host
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld
-from tests.host_harness import AUTH, HostUnderTest, running_host, tick_batches
+from tests.host_harness import AUTH, HostUnderTest, host_toml, running_host, tick_batches
 
 TICKS = 3000
 TEE_AGENT = Path(sys.executable).parent / "tee-agent"
@@ -270,6 +278,51 @@ def test_attest_bad_input_and_unreachable_agent_exit_2(
         assert code == 2 and err.startswith("error: cannot reach the agent at 127.0.0.1:1: "), err
     code, _, err = run(capsys, "status", "--host", address, "--tls-ca", "/nonexistent.pem")
     assert code == 2 and "--tls-ca" in err
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tee-agent test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = directory / "tls.pem", directory / "tls.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_file, key_file
+
+
+def test_status_over_tls_with_tls_ca(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    world = EnclaveWorld(tmp_path)
+    cert, key = self_signed(tmp_path)
+    config_file = tmp_path / "tls.toml"
+    config_file.write_text(host_toml(world, tmp_path / "data").replace(
+        "[host]\n", f'[host]\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+    ))  # fmt: skip
+    running = start_host(load_host_config(config_file), listen="127.0.0.1:0")
+    try:
+        address = f"127.0.0.1:{running.port}"
+        code, out, err = run(capsys, "status", "--host", address, "--tls-ca", str(cert), "--json")
+        assert code == 0, err
+        assert json.loads(out)["enclave_state"] == "running"
+        # Plaintext to a TLS port fails; so does TLS that does not trust the certificate.
+        code, _, err = run(capsys, "status", "--host", address)
+        assert code == 2 and "cannot reach the agent" in err
+        (tmp_path / "other").mkdir()
+        other, _ = self_signed(tmp_path / "other")
+        code, _, err = run(capsys, "status", "--host", address, "--tls-ca", str(other))
+        assert code == 2 and "cannot reach the agent" in err
+    finally:
+        running.stop()
 
 
 def test_the_console_script_runs_attest(world: EnclaveWorld, address: str) -> None:
