@@ -9,6 +9,7 @@ written into every receipt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
@@ -193,7 +194,11 @@ class EnclaveConfig(BaseModel):
         return self
 
     def pair(self, symbol: str) -> Pair | None:
-        return next((pair for pair in self.pairs if pair.symbol == symbol), None)
+        return self._pairs_by_symbol.get(symbol)
+
+    @functools.cached_property
+    def _pairs_by_symbol(self) -> dict[str, Pair]:
+        return {pair.symbol: pair for pair in self.pairs}
 
     def canonical_bytes(self) -> bytes:
         """The canonical JSON the config hash is taken over."""

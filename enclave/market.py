@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
@@ -56,13 +56,17 @@ class Tick:
         }
 
 
-class MarketMemory(BaseModel):
-    """What the enclave remembers of the market (part of the sealed state)."""
+@dataclass
+class MarketMemory:
+    """What the enclave remembers of the market (part of the sealed state).
+
+    A plain dataclass: it changes on every accepted tick, tens of thousands of times a second.
+    """
 
     last_seq: int = 0
     last_timestamp_ms: int | None = None
-    last_price: dict[str, float] = {}
-    closes: dict[str, list[float]] = {}
+    last_price: dict[str, float] = field(default_factory=dict)
+    closes: dict[str, list[float]] = field(default_factory=dict)
 
 
 def refusal_reason(
@@ -84,11 +88,21 @@ def refusal_reason(
         if now_ms - tick.timestamp_ms > market.max_tick_age_seconds * 1000:
             return STALE_TICK
     last = memory.last_price.get(tick.pair)
-    if last is not None:
-        move = Decimal(abs(tick.price - last)) / Decimal(last) * 100
-        if move > market.max_price_move_percent:
-            return PRICE_JUMP
+    if last is not None and _moved_too_far(tick.price, last, market.max_price_move_percent):
+        return PRICE_JUMP
     return None
+
+
+def _moved_too_far(price: float, last: float, limit: Decimal) -> bool:
+    # Floats decide every clear case; only a move within a hair of the limit is settled
+    # exactly in Decimal, so "exactly at the limit" is accepted and anything above refused.
+    move = abs(price - last) / last * 100
+    bound = float(limit)
+    if move < bound * (1 - 1e-9):
+        return False
+    if move > bound * (1 + 1e-9):
+        return True
+    return Decimal(abs(price - last)) / Decimal(last) * 100 > limit
 
 
 def _sane(value: float) -> bool:

@@ -45,7 +45,7 @@ class EnclaveState(BaseModel):
     tx_nonce: int = 0
     receipt_seq: int = 0
     head_hash: bytes = bytes(32)
-    market: MarketMemory = MarketMemory()
+    market: MarketMemory = Field(default_factory=MarketMemory)
     last_decision: int | None = None
     last_trade: int | None = None
     spent: list[SpendEntry] = []

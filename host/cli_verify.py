@@ -87,6 +87,9 @@ def register(commands: Any) -> None:
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log details"
     )
     quote.set_defaults(handler=run_verify_quote)
+    from host import cli_verify_agent
+
+    cli_verify_agent.register(kinds)
 
 
 def run_verify_quote(args: argparse.Namespace) -> int:

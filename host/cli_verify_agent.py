@@ -1,0 +1,176 @@
+"""`tee-agent verify agent`: audit an agent end to end, from its attestation to the chain.
+
+    tee-agent verify agent --rpc URL (--host ADDR | --receipts FILE --attestation FILE)
+                           [--trust-root PEM]... [--policy FILE] [--at RFC3339]
+                           [--from-block N] [--json]
+
+With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
+running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
+`tee-agent attest --out FILE`. Exit codes as `verify quote`: 0 everything holds, 1 a check
+fails, 2 the input cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from host.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def register(kinds: Any) -> None:
+    parser = kinds.add_parser(
+        "agent",
+        help="audit an agent: attestation, receipt chain, and its transactions on chain",
+        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+    )
+    parser.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain the agent uses")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--host", help="a running agent's public API, HOST:PORT")
+    source.add_argument("--receipts", type=Path, help="receipts file (tee-agent receipts --out)")
+    parser.add_argument(
+        "--attestation", type=Path, help="attestation file (tee-agent attest --out)"
+    )
+    parser.add_argument("--trust-root", action="append", default=[], help="extra trusted root")
+    parser.add_argument("--policy", type=Path, help="validation policy (TOML)")
+    parser.add_argument("--at", help="verify as of this RFC 3339 time (default now)")
+    parser.add_argument("--from-block", type=int, default=0, help="first block to scan")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run_verify_agent)
+
+
+class _Unusable(Exception):
+    pass
+
+
+def run_verify_agent(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except _Unusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"valid": False, "error": str(exc), "checks": []}))
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from web3 import Web3
+
+    from attestation.policy import load_policy
+    from attestation.timefmt import parse_time
+    from attestation.trust import default_trust_anchors, load_trust_root_file
+    from host.chain.audit import audit_agent
+
+    try:
+        at = parse_time(args.at) if args.at else datetime.now(UTC)
+        anchors = default_trust_anchors()
+        for root in args.trust_root:
+            anchors = anchors.with_extra_roots(load_trust_root_file(Path(root)))
+        policy = load_policy(args.policy) if args.policy else None
+    except Exception as exc:
+        raise _Unusable(str(exc)) from None
+    head: bytes | None
+    if args.host:
+        evidence, receipts, head = _from_host(args.host)
+    else:
+        if args.attestation is None:
+            raise _Unusable(
+                "--receipts needs --attestation FILE (written by `tee-agent attest --out`)"
+            )
+        evidence, receipts, head = _from_files(args.receipts, args.attestation)
+    w3 = Web3(Web3.HTTPProvider(args.rpc, request_kwargs={"timeout": 30}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise _Unusable(f"cannot reach the chain at {args.rpc}: {exc}") from None
+    if chain_id != evidence.chain_id:
+        raise _Unusable(f"{args.rpc} is chain {chain_id}, the agent signs for {evidence.chain_id}")
+    report = audit_agent(
+        evidence, receipts, w3, anchors=anchors, at=at, policy=policy,
+        expected_head_hash=head, from_block=args.from_block,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"{'VALID' if report.valid else 'INVALID'}: agent {report.address}, "
+              f"{report.receipts} receipts, {report.transactions_on_chain} transactions on chain")  # fmt: skip
+        for check in report.checks:
+            print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    return EXIT_OK if report.valid else EXIT_CHECK_FAILED
+
+
+def _from_host(address: str) -> tuple[Any, list[Any], bytes]:
+    import grpc
+    from tee_agent_rpc import agent_pb2 as pb
+    from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+
+    from host.chain.audit import AgentEvidence
+
+    nonce = os.urandom(32)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.AgentStub(channel)
+            attestation = stub.GetAttestation(pb.GetAttestationRequest(nonce=nonce), timeout=60)
+            head = stub.GetStatus(pb.GetStatusRequest(), timeout=30).head_hash
+            events, seq = [], 1
+            while True:
+                page = stub.ListReceipts(
+                    pb.ListReceiptsRequest(from_seq=seq, limit=1000), timeout=60
+                )
+                events.extend(page.receipts)
+                if len(page.receipts) < 1000:
+                    break
+                seq = page.receipts[-1].receipt.seq + 1
+    except grpc.RpcError as exc:
+        raise _Unusable(f"cannot reach the agent at {address}: {exc.details()}") from None
+    identity = attestation.identity
+    evidence = AgentEvidence(
+        quote=attestation.quote, nonce=nonce, address=identity.address,
+        x25519_public_key=identity.x25519_public_key, config_hash=identity.config_hash,
+        chain_id=identity.chain_id,
+    )  # fmt: skip
+    return evidence, [_receipt_of_event(e.receipt) for e in events], bytes(head)
+
+
+def _receipt_of_event(r: Any) -> Any:
+    from attestation.receipts import Receipt
+
+    return Receipt(
+        seq=r.seq, prev_hash=r.prev_hash, input_digest=r.input_digest, model_hash=r.model_hash,
+        config_hash=r.config_hash, decision_hash=r.decision_hash, verdict=r.verdict,
+        tx_hash=r.tx_hash, timestamp=r.timestamp, signature=r.signature,
+    )  # fmt: skip
+
+
+def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[Any], bytes | None]:
+    from attestation.errors import ReceiptFormatError
+    from attestation.receipts import Receipt
+    from host.chain.audit import AgentEvidence
+
+    try:
+        raw = json.loads(receipts_file.read_text(encoding="utf-8"))
+        items = raw if isinstance(raw, list) else [raw]
+        receipts = [
+            Receipt.from_json_dict({k: v for k, v in item.items()
+                                    if k not in ("decision_json", "input_json", "receipt_hash",
+                                                 "transaction")})
+            for item in items
+        ]  # fmt: skip
+        attestation = json.loads(attestation_file.read_text(encoding="utf-8"))
+        identity = attestation["identity"]
+        evidence = AgentEvidence(
+            quote=bytes.fromhex(attestation["quote"]),
+            nonce=bytes.fromhex(attestation["nonce"]),
+            address=identity["address"],
+            x25519_public_key=bytes.fromhex(identity["x25519_public_key"]),
+            config_hash=bytes.fromhex(identity["config_hash"]),
+            chain_id=int(identity["chain_id"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ReceiptFormatError) as exc:
+        raise _Unusable(f"cannot read the receipts or attestation file: {exc}") from None
+    return evidence, receipts, None
