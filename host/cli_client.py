@@ -69,6 +69,8 @@ def register(commands: Any) -> None:
     add("--trust-root", metavar="PEM", action="append", default=[], help="also trust this root")
     add("--at", metavar="RFC3339", help="verify as of this time (default now)")
     add("--policy", metavar="FILE", help="validation policy (TOML)")
+    add("--out", type=Path, metavar="FILE",
+        help="also save the quote, nonce and identity (for `verify agent --attestation`)")  # fmt: skip
     for parser, handler in ((status, run_status), (receipts, run_receipts), (attest, run_attest)):
         add = parser.add_argument
         add("--host", metavar="HOST:PORT", help=f"default $TEE_AGENT_HOST or {DEFAULT_HOST}")
@@ -303,6 +305,9 @@ def run_attest(args: argparse.Namespace) -> int:
     binding = _binding(report.report_data, answer.identity, nonce)
     accepted = report.valid and binding.passed and report.policy_ok is not False
     identity = message_dict(answer.identity)
+    if args.out is not None:
+        saved = {"quote": answer.quote.hex(), "nonce": nonce.hex(), "identity": identity}
+        args.out.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
     if args.json:
         out = {**report.model_dump(mode="json"), "binding": binding.model_dump(),
                "identity": identity, "nonce": nonce.hex(), "accepted": accepted}  # fmt: skip

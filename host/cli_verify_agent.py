@@ -164,13 +164,17 @@ def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[
         attestation = json.loads(attestation_file.read_text(encoding="utf-8"))
         identity = attestation["identity"]
         evidence = AgentEvidence(
-            quote=bytes.fromhex(attestation["quote"]),
-            nonce=bytes.fromhex(attestation["nonce"]),
+            quote=_hex(attestation["quote"]),
+            nonce=_hex(attestation["nonce"]),
             address=identity["address"],
-            x25519_public_key=bytes.fromhex(identity["x25519_public_key"]),
-            config_hash=bytes.fromhex(identity["config_hash"]),
+            x25519_public_key=_hex(identity["x25519_public_key"]),
+            config_hash=_hex(identity["config_hash"]),
             chain_id=int(identity["chain_id"]),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ReceiptFormatError) as exc:
         raise _Unusable(f"cannot read the receipts or attestation file: {exc}") from None
     return evidence, receipts, None
+
+
+def _hex(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))

@@ -1,0 +1,176 @@
+"""The agent trading for real on a local chain: anvil, Uniswap V2, the host, the enclave, the
+broadcaster, and `tee-agent verify agent` over all of it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_abi import decode
+
+localnet = pytest.importorskip("host.chain.localnet")
+try:
+    localnet.find_anvil()
+except Exception as exc:
+    pytest.skip(
+        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
+    )
+
+from host.cli import main  # noqa: E402
+from host.demo import Session, demo_session  # noqa: E402
+from host.run import RunningHost  # noqa: E402
+
+SWAP = bytes.fromhex("38ed1739")
+TRANSFER_TOPIC = bytes.fromhex("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
+
+
+def args(tmp: Path, hours: int = 36) -> argparse.Namespace:
+    return argparse.Namespace(
+        policy="rule", model=None, hours=hours, start_row=3060, keep=tmp, json=False
+    )
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    with demo_session(args(tmp_path_factory.mktemp("chain"))) as running:
+        yield running
+
+
+def _transfers(receipt: object, token: str) -> list[tuple[str, str, int]]:
+    moves = []
+    for log in receipt["logs"]:  # type: ignore[index]
+        if log["address"].lower() == token.lower() and bytes(log["topics"][0]) == TRANSFER_TOPIC:
+            sender = "0x" + bytes(log["topics"][1])[-20:].hex()
+            to = "0x" + bytes(log["topics"][2])[-20:].hex()
+            moves.append((sender, to, int.from_bytes(bytes(log["data"]), "big")))
+    return moves
+
+
+def test_buys_and_sells_go_through_the_router_and_balances_move_as_decided(
+    session: Session,
+) -> None:
+    w3, storage, agent = session.w3, session.host.storage, session.address.lower()
+    decisions = {r.receipt.seq: r for r in storage.receipts(1, 10_000)}
+    actions = []
+    for tx in storage.transactions():
+        onchain = w3.eth.get_transaction(tx.tx_hash)
+        data = bytes(onchain["input"])
+        if data[:4] != SWAP:
+            continue
+        assert tx.status == "mined", tx.detail
+        amount_in, min_out, path, recipient, _ = decode(
+            ["uint256", "uint256", "address[]", "address", "uint256"], data[4:]
+        )
+        decision = json.loads(decisions[tx.receipt_seq].decision_json)
+        assert recipient.lower() == agent
+        receipt = w3.eth.get_transaction_receipt(tx.tx_hash)
+        paid = _transfers(receipt, path[0])
+        got = _transfers(receipt, path[-1])
+        assert (agent, session.dex.pairs["ETH/USD"].lower(), amount_in) in paid
+        assert len(got) == 1 and got[0][1] == agent and got[0][2] >= min_out
+        weth = session.dex.tokens["WETH"]
+        assert (path[-1].lower() == weth.lower()) == (decision["action"] == "buy")
+        if decision["action"] == "sell":
+            assert (
+                amount_in == int(float(decision["amount"]) * 10**18)
+                or abs(amount_in - int(float(decision["amount"]) * 10**18)) <= 10**12
+            )
+        actions.append(decision["action"])
+    assert "buy" in actions and "sell" in actions
+    end = localnet.balances(w3, session.dex, session.address)
+    assert end["WETH"] != session.start_balances["WETH"]
+
+
+def test_every_transaction_has_a_receipt_and_verify_agent_passes(
+    session: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = session.workdir / "agent" / "sim" / "root.pem"
+    host: RunningHost = session.host
+    code = main(["verify", "agent", "--rpc", session.anvil.url, "--host", f"127.0.0.1:{host.port}",
+                 "--trust-root", str(root), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, report["error"]
+    names = {check["name"]: check["passed"] for check in report["checks"]}
+    assert names["transactions_have_receipts"] and names["receipts_on_chain"]
+    assert report["transactions_on_chain"] == len(host.storage.transactions()) > 0
+
+
+def _exported(session: Session, tmp: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    host = session.host
+    target = f"127.0.0.1:{host.port}"
+    root = session.workdir / "agent" / "sim" / "root.pem"
+    receipts, attestation = tmp / "receipts.json", tmp / "attestation.json"
+    assert main(["receipts", "--host", target, "--out", str(receipts)]) == 0
+    assert (
+        main(["attest", "--host", target, "--trust-root", str(root), "--out", str(attestation)])
+        == 0
+    )
+    capsys.readouterr()
+    return receipts, attestation
+
+
+def _verify_files(
+    session: Session, receipts: Path, attestation: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, bool]]:
+    root = session.workdir / "agent" / "sim" / "root.pem"
+    code = main(["verify", "agent", "--rpc", session.anvil.url, "--receipts", str(receipts),
+                 "--attestation", str(attestation), "--trust-root", str(root), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return code, {check["name"]: check["passed"] for check in report["checks"]}
+
+
+def test_verify_agent_fails_on_an_edited_or_dropped_receipt(
+    session: Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receipts, attestation = _exported(session, tmp_path, capsys)
+    assert _verify_files(session, receipts, attestation, capsys)[0] == 0
+    items = json.loads(receipts.read_text())
+    signed = next(i for i, item in enumerate(items) if item["verdict"] == "signed")
+
+    edited = [dict(item) for item in items]
+    edited[signed]["verdict"] = "hold"
+    receipts.write_text(json.dumps(edited))
+    code, checks = _verify_files(session, receipts, attestation, capsys)
+    assert code == 1 and not checks["receipt_chain"]
+
+    dropped = items[:signed] + items[signed + 1 :]
+    receipts.write_text(json.dumps(dropped))
+    code, checks = _verify_files(session, receipts, attestation, capsys)
+    assert code == 1 and not checks["receipt_chain"] and not checks["transactions_have_receipts"]
+
+
+def test_a_refused_decision_leaves_no_transaction_on_chain(tmp_path: Path) -> None:
+    # The rule policy asks for 50 bps of slippage; this config allows 10: every trade it
+    # proposes is refused by the guardrail, which the policy knows nothing about.
+    with demo_session(args(tmp_path, hours=30), max_slippage_bps=10) as running:
+        receipts = [r.receipt for r in running.host.storage.receipts(1, 10_000)]
+        nonce = running.w3.eth.get_transaction_count(running.address)
+        stored = running.host.storage.transactions()
+    refused = [r for r in receipts if r.verdict == "refused:max_slippage"]
+    assert refused, [r.verdict for r in receipts]
+    assert nonce == 0 and stored == []
+    assert all(r.tx_hash == bytes(32) for r in receipts)
+
+
+def test_verify_agent_fails_on_a_transaction_the_enclave_never_signed(
+    session: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last, since it changes the chain: a transaction from the agent's address that no
+    receipt records (anvil can send one without the key: impersonation)."""
+    w3 = session.w3
+    w3.provider.make_request("anvil_impersonateAccount", [session.address])
+    tx_hash = w3.eth.send_transaction(
+        {"from": session.address, "to": localnet.DEPLOYER.address, "value": 1}
+    )
+    w3.eth.wait_for_transaction_receipt(tx_hash)
+    root = session.workdir / "agent" / "sim" / "root.pem"
+    code = main(["verify", "agent", "--rpc", session.anvil.url,
+                 "--host", f"127.0.0.1:{session.host.port}", "--trust-root", str(root), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1
+    failed = {check["name"] for check in report["checks"] if not check["passed"]}
+    assert "transactions_have_receipts" in failed
+    assert tx_hash.hex().removeprefix("0x") in json.dumps(report)
