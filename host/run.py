@@ -68,8 +68,10 @@ class RunningHost:
     port: int
     storage: Storage
     stop_metrics: Any
+    health_stop: threading.Event
 
     def stop(self) -> None:
+        self.health_stop.set()
         self.server.stop(grace=2).wait()
         self.agent.stop()
         if self.stop_metrics is not None:
@@ -135,17 +137,17 @@ def start_host(
         ),
         observe=metrics.rpc,
     )
-    _watch_health(agent, health)
+    health_stop = _watch_health(agent, health)
     stop_metrics = metrics.serve(config.host.metrics_listen) if config.host.metrics_listen else None
     log.info("serving", extra={"port": port, "address": agent.supervisor.identity.address})
-    return RunningHost(agent, server, port, storage, stop_metrics)
+    return RunningHost(agent, server, port, storage, stop_metrics, health_stop)
 
 
-def _watch_health(agent: Agent, health: Any) -> None:
-    """Health follows the enclave: NOT_SERVING while it restarts."""
+def _watch_health(agent: Agent, health: Any) -> threading.Event:
+    """Health follows the enclave: NOT_SERVING while it restarts. Set the event to stop."""
+    stopping = threading.Event()
 
     def loop() -> None:
-        stopping = threading.Event()
         while not stopping.wait(0.5):
             state = agent.supervisor.state
             status = (
@@ -157,6 +159,7 @@ def _watch_health(agent: Agent, health: Any) -> None:
                 health.set(name, status)
 
     threading.Thread(target=loop, name="health", daemon=True).start()
+    return stopping
 
 
 def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) -> None:

@@ -197,9 +197,11 @@ class EnclaveSupervisor:
     def _ready(self, timeout: float) -> bool:
         if self._channel is None:
             return False
+        ready = grpc.channel_ready_future(self._channel)
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            ready.result(timeout=timeout)
         except grpc.FutureTimeoutError:
+            ready.cancel()  # stop its polling thread: the channel may be closed next
             return False
         return True
 

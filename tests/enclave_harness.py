@@ -172,10 +172,12 @@ class EnclaveProcess:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"enclave exited with {process.returncode}: {log.read_text()}")
+            ready = grpc.channel_ready_future(channel)
             try:
-                grpc.channel_ready_future(channel).result(timeout=0.2)
+                ready.result(timeout=0.2)
                 break
             except grpc.FutureTimeoutError:
+                ready.cancel()  # else its polling thread outlives the channel
                 if time.monotonic() > deadline:
                     process.kill()
                     raise RuntimeError("enclave did not become ready in 30 s") from None
