@@ -102,6 +102,16 @@ class Receipt(BaseModel):
         return out
 
     @classmethod
+    def from_message(cls, message: Any) -> Receipt:
+        """The receipt carried by any object with the receipt's fields as attributes (the
+        gRPC `Receipt` messages of both the enclave's and the public API).
+
+        Raises:
+            pydantic.ValidationError: a field is missing, the wrong type or out of range.
+        """
+        return cls.model_validate({name: getattr(message, name) for name in _FIELDS})
+
+    @classmethod
     def from_json_dict(cls, data: Any) -> Receipt:
         """Parse what `to_json_dict` produced.
 

@@ -192,18 +192,7 @@ class Agent:
     def _convert(self, released: Any) -> Released:
         outputs = Released()
         for item in released.receipts:
-            receipt = Receipt(
-                seq=item.seq,
-                prev_hash=item.prev_hash,
-                input_digest=item.input_digest,
-                model_hash=item.model_hash,
-                config_hash=item.config_hash,
-                decision_hash=item.decision_hash,
-                verdict=item.verdict,
-                tx_hash=item.tx_hash,
-                timestamp=item.timestamp,
-                signature=item.signature,
-            )
+            receipt = Receipt.from_message(item)
             outputs.receipts.append(
                 ReceiptRecord(
                     receipt=receipt,

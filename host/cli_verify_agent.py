@@ -140,11 +140,7 @@ def _from_host(address: str) -> tuple[Any, list[Any], bytes]:
 def _receipt_of_event(r: Any) -> Any:
     from attestation.receipts import Receipt
 
-    return Receipt(
-        seq=r.seq, prev_hash=r.prev_hash, input_digest=r.input_digest, model_hash=r.model_hash,
-        config_hash=r.config_hash, decision_hash=r.decision_hash, verdict=r.verdict,
-        tx_hash=r.tx_hash, timestamp=r.timestamp, signature=r.signature,
-    )  # fmt: skip
+    return Receipt.from_message(r)
 
 
 def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[Any], bytes | None]:

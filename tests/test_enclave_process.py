@@ -29,18 +29,7 @@ def world(tmp_path: Path) -> EnclaveWorld:
 
 
 def receipt_of(message: pb.Receipt) -> Receipt:
-    return Receipt(
-        seq=message.seq,
-        prev_hash=message.prev_hash,
-        input_digest=message.input_digest,
-        model_hash=message.model_hash,
-        config_hash=message.config_hash,
-        decision_hash=message.decision_hash,
-        verdict=message.verdict,
-        tx_hash=message.tx_hash,
-        timestamp=message.timestamp,
-        signature=message.signature,
-    )
+    return Receipt.from_message(message)
 
 
 def ingest_and_release(stub, batch, **kwargs):  # type: ignore[no-untyped-def]

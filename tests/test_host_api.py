@@ -43,12 +43,7 @@ def all_receipts(stub: object) -> list[pb.DecisionEvent]:
 
 
 def receipt_of(event: pb.DecisionEvent) -> Receipt:
-    r = event.receipt
-    return Receipt(
-        seq=r.seq, prev_hash=r.prev_hash, input_digest=r.input_digest, model_hash=r.model_hash,
-        config_hash=r.config_hash, decision_hash=r.decision_hash, verdict=r.verdict,
-        tx_hash=r.tx_hash, timestamp=r.timestamp, signature=r.signature,
-    )  # fmt: skip
+    return Receipt.from_message(event.receipt)
 
 
 def attested_identity(world: EnclaveWorld, stub: object) -> pb.Identity:
