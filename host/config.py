@@ -139,14 +139,30 @@ class MarketSection(BaseModel):
     """`[market]`: which market data the host relays into the enclave."""
 
     model_config = _SECTION
-    source: Literal["replay", "none"] = "replay"
+    # "replay": a candle CSV file; "pool": the Uniswap V2 pair `pool` on the [chain] node,
+    # its reserves read as ticks; "none": only what clients stream in.
+    source: Literal["replay", "pool", "none"] = "replay"
     file: Path = Path(DEFAULT_MARKET_FILE)
+    # The pair contract whose reserves price `pair` (source "pool"); its base token is the
+    # pair's base token in the enclave config.
+    pool: str = ""
     pair: str = Field(default="ETH/USDT", pattern=r"^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$")
     # Seconds of market time per wall-clock second; 0 replays as fast as possible.
     speed: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     start_row: int = Field(default=0, ge=0)
     max_rows: int = Field(default=0, ge=0)
     batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class ChainSection(BaseModel):
+    """`[chain]`: the node the agent trades on; empty rpc_url runs without a chain."""
+
+    model_config = _SECTION
+    # JSON-RPC URL. With it, the host broadcasts what the enclave signs, follows each
+    # transaction to mined/reverted/dropped, and gives the enclave fee proposals and the
+    # agent's token balances with every batch.
+    rpc_url: str = ""
+    poll_seconds: float = Field(default=1.0, gt=0, le=600)
 
 
 class StorageSection(BaseModel):
@@ -170,6 +186,7 @@ class HostConfig(BaseSettings):
     enclave: EnclaveSection = EnclaveSection()
     market: MarketSection = MarketSection()
     storage: StorageSection = StorageSection()
+    chain: ChainSection = ChainSection()
 
     @classmethod
     def settings_customise_sources(

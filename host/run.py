@@ -62,6 +62,70 @@ class MetricsObserver:
 
 
 @dataclass
+class ChainLink:
+    """The host's side of the chain: the broadcaster thread, fee proposals and balances."""
+
+    w3: Any
+    broadcaster: Any
+    tokens: dict[str, tuple[str, int]]
+    address: str
+    stopping: threading.Event
+    thread: threading.Thread
+
+    def enrich(self, request: epb.IngestRequest) -> epb.IngestRequest:
+        """Add the chain's current fees and the agent's balances to a batch."""
+        from host.chain.fees import agent_balances, fee_hint
+
+        try:
+            max_fee, priority = fee_hint(self.w3)
+            balances = agent_balances(self.w3, self.tokens, self.address)
+        except Exception as exc:
+            log.warning("chain read failed, batch sent without fees and balances: %s", exc)
+            return request
+        request.fees.CopyFrom(
+            epb.FeeHint(max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=priority)
+        )
+        for symbol, amount in balances.items():
+            request.balances[symbol] = str(amount)
+        return request
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+        self.broadcaster.close()
+
+
+def connect_chain(config: HostConfig, agent: Agent, metrics: HostMetrics) -> ChainLink:
+    """Start broadcasting to the configured node, and read fees and balances from it.
+
+    Raises:
+        ValueError: the enclave config's tokens cannot be read.
+    """
+    import tomllib
+
+    from web3 import Web3
+
+    from host.chain.broadcaster import Broadcaster
+
+    # The token list is data in the enclave's config; the host reads it as plain TOML.
+    enclave = tomllib.loads(config.enclave.config.read_text(encoding="utf-8"))
+    tokens = {
+        symbol: (str(token["address"]), int(token["decimals"]))
+        for symbol, token in enclave.get("tokens", {}).items()
+    }
+    w3 = Web3(Web3.HTTPProvider(config.chain.rpc_url, request_kwargs={"timeout": 10}))
+    broadcaster = Broadcaster(
+        config.chain.rpc_url, agent.storage, metrics, poll_seconds=config.chain.poll_seconds
+    )
+    stopping = threading.Event()
+    thread = threading.Thread(
+        target=broadcaster.run, args=(stopping,), name="broadcaster", daemon=True
+    )
+    thread.start()
+    return ChainLink(w3, broadcaster, tokens, agent.supervisor.identity.address, stopping, thread)
+
+
+@dataclass
 class RunningHost:
     agent: Agent
     server: grpc.Server
@@ -69,9 +133,12 @@ class RunningHost:
     storage: Storage
     stop_metrics: Any
     health_stop: threading.Event
+    chain: ChainLink | None = None
 
     def stop(self) -> None:
         self.health_stop.set()
+        if self.chain is not None:
+            self.chain.stop()
         self.server.stop(grace=2).wait()
         self.agent.stop()
         if self.stop_metrics is not None:
@@ -139,8 +206,9 @@ def start_host(
     )
     health_stop = _watch_health(agent, health)
     stop_metrics = metrics.serve(config.host.metrics_listen) if config.host.metrics_listen else None
+    chain = connect_chain(config, agent, metrics) if config.chain.rpc_url else None
     log.info("serving", extra={"port": port, "address": agent.supervisor.identity.address})
-    return RunningHost(agent, server, port, storage, stop_metrics, health_stop)
+    return RunningHost(agent, server, port, storage, stop_metrics, health_stop, chain)
 
 
 def _watch_health(agent: Agent, health: Any) -> threading.Event:
@@ -185,6 +253,8 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
                 for c in batch
             ]
         )  # fmt: skip
+        if host.chain is not None:
+            request = host.chain.enrich(request)
         try:
             host.agent.ingest(request)
         except AgentError as exc:
@@ -195,6 +265,44 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
     )
 
 
+def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) -> None:
+    """Feed the pool's own price into the enclave: a tick for every reserve change."""
+    import tomllib
+
+    from host.market.onchain import PoolTicks
+
+    if host.chain is None or not config.market.pool:
+        log.error("market source 'pool' needs [chain] rpc_url and [market] pool")
+        return
+    enclave = tomllib.loads(config.enclave.config.read_text(encoding="utf-8"))
+    pair = next(p for p in enclave["pairs"] if p["symbol"] == config.market.pair)
+    base, quote = enclave["tokens"][pair["base"]], enclave["tokens"][pair["quote"]]
+    ticks = PoolTicks.for_base_token(
+        host.chain.w3, config.market.pool, base["address"], int(base["decimals"]),
+        int(quote["decimals"]), config.market.pair,
+    )  # fmt: skip
+    next_block = host.chain.w3.eth.block_number
+    while not stop.wait(config.chain.poll_seconds):
+        try:
+            found, next_block = ticks.poll(next_block)
+        except Exception as exc:
+            log.warning("reading the pool failed: %s", exc)
+            continue
+        if not found:
+            continue
+        # Only the newest reserves are the market now: a decision on a price the pool has
+        # already left would meet another pool on chain (and revert on its minimum out).
+        newest = found[-1]
+        request = epb.IngestRequest(
+            ticks=[epb.Tick(seq=newest.seq, timestamp_ms=newest.timestamp_ms, pair=newest.pair,
+                            price=newest.price, volume=newest.volume)]
+        )  # fmt: skip
+        try:
+            host.agent.ingest(host.chain.enrich(request))
+        except AgentError as exc:
+            log.error("pool ticks refused: %s", exc)
+
+
 def run_forever(config: HostConfig, listen: str | None) -> int:
     """Run until SIGTERM or SIGINT; returns the exit code."""
     host = start_host(config, listen=listen)
@@ -203,6 +311,8 @@ def run_forever(config: HostConfig, listen: str | None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if config.market.source == "replay":
         threading.Thread(target=replay_market, args=(host, config, stop), daemon=True).start()
+    elif config.market.source == "pool":
+        threading.Thread(target=follow_pool, args=(host, config, stop), daemon=True).start()
     stop.wait()
     log.info("stopping")
     host.stop()

@@ -130,9 +130,11 @@ def postgres_server() -> Iterator[PostgresServer]:
     owner = None
     if os.geteuid() == 0:  # initdb refuses root: run the server as an unprivileged user
         owner = next((pwd.getpwnam(n) for n in ("postgres", "nobody") if _user_exists(n)), None)
-        if owner is None or shutil.which("runuser") is None:
+        # runuser lives in an sbin directory, which a minimal PATH may leave out.
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+        if owner is None or runuser is None:
             pytest.skip("running as root with no postgres/nobody user or no runuser")
-        as_user = ["runuser", "-u", owner.pw_name, "--"]
+        as_user = [runuser, "-u", owner.pw_name, "--"]
     # A short path: a unix socket path must fit in 107 bytes.
     base = tempfile.mkdtemp(prefix="tee-pg-", dir="/tmp")
     if owner is not None:

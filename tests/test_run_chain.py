@@ -1,0 +1,96 @@
+"""`tee-agent run` on a chain: the pool's own price as market data, the broadcaster sending
+what the enclave signs, and the agent's balances and fees read from the node."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+localnet = pytest.importorskip("host.chain.localnet")
+try:
+    localnet.find_anvil()
+except Exception as exc:  # noqa: BLE001
+    pytest.skip(
+        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
+    )
+
+from host.config import load_host_config  # noqa: E402
+from host.metrics import HostMetrics  # noqa: E402
+from host.run import follow_pool, start_host  # noqa: E402
+
+
+def settle(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_run_trades_on_the_pools_own_price_and_broadcasts(tmp_path: Path) -> None:
+    with localnet.Anvil.start() as anvil:
+        w3 = anvil.web3()
+        dex = localnet.deploy_market(w3, 2000, 30000)
+        enclave = tmp_path / "enclave.toml"
+        localnet.enclave_config_toml(
+            dex, SigningKey.generate().verify_key.encode().hex(), clock="wall",
+            decision_interval_seconds=0, min_seconds_between_trades=0,
+            short_window=2, long_window=4, path=enclave,
+        )  # fmt: skip
+        host_toml = tmp_path / "tee-agent.toml"
+        host_toml.write_text(f"""
+[host]
+data_dir = "{tmp_path / "data"}"
+auth_token = "chain-test-token"
+metrics_listen = ""
+[enclave]
+config = "{enclave}"
+[market]
+source = "pool"
+pair = "ETH/USD"
+pool = "{dex.pairs["ETH/USD"]}"
+[chain]
+rpc_url = "{anvil.url}"
+poll_seconds = 0.2
+""")
+        config = load_host_config(host_toml)
+        metrics = HostMetrics()
+        host = start_host(config, listen="127.0.0.1:0", metrics=metrics)
+        stop = threading.Event()
+        follower = threading.Thread(target=follow_pool, args=(host, config, stop), daemon=True)
+        try:
+            address = host.agent.supervisor.identity.address
+            localnet.fund(w3, dex, localnet.DEPLOYER, address, eth=5, weth=1, usd=5000)
+            follower.start()
+            mover = localnet.MarketMover(w3, dex)
+            for price in (2010, 2020, 2030, 2060, 2090, 2120, 2080, 2030, 1980, 1930):
+                seen = host.storage.head()[0]
+                mover.move_to(Decimal(price))
+                # Let the tick be read and decided, and what it signed be mined, before the
+                # market moves again (else a swap may meet a moved pool and revert).
+                settle(lambda seen=seen: host.storage.head()[0] > seen)
+                settle(lambda: all(tx.status in ("mined", "reverted")
+                                   for tx in host.storage.transactions()))  # fmt: skip
+            transactions = host.storage.transactions()
+            receipts = [r.receipt for r in host.storage.receipts(1, 10_000)]
+        finally:
+            stop.set()
+            follower.join(10)
+            host.stop()
+        assert transactions, [r.verdict for r in receipts]
+        # Every transaction ends mined, or reverted with the reason the chain gave (a swap can
+        # meet a pool the market already moved: that is the router's minimum-out at work).
+        assert all(tx.status in ("mined", "reverted") for tx in transactions)
+        assert all(
+            tx.detail.startswith("reverted: ") for tx in transactions if tx.status == "reverted"
+        )
+        assert sum(tx.status == "mined" for tx in transactions) >= 2
+        assert w3.eth.get_transaction_count(address) == len(transactions)
+        signed = {r.tx_hash for r in receipts if r.verdict == "signed"}
+        assert signed == {tx.tx_hash for tx in transactions}
+        balances = localnet.balances(w3, dex, address)
+        assert balances["WETH"] != 10**18 or balances["USD"] != 5000 * 10**18
