@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 localnet = pytest.importorskip("host.chain.localnet")
 try:
     localnet.find_anvil()
-except Exception as exc:  # noqa: BLE001
+except Exception as exc:
     pytest.skip(
         f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
     )
