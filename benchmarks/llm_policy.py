@@ -77,21 +77,26 @@ def speed(name: str, model: Path, views: list[MarketView]) -> None:
     ours_tokens, ours_time, warm = 0, 0.0, []
     for view in views:
         started = time.perf_counter()
-        text, _ = policy.generate(view)
+        policy.generate(view)
         elapsed = time.perf_counter() - started
         warm.append(elapsed)
         ours_time += elapsed
-        ours_tokens += len(policy._llm.tokenize(text.encode(), add_bos=False))
+        ours_tokens += policy.last_token_count
 
     llm = policy._llm
     schema = policy._schema
-    prompts = [policy._prefix_text + policy.prompt_suffix(view) for view in views]
+    # The very tokens our policy evaluates, so llama-cpp-python reuses the same prefix.
+    prompts = [
+        policy._prefix_tokens + policy._tokenize(policy.prompt_suffix(view), bos=False)
+        for view in views
+    ]
     base_tokens, base_time = 0, 0.0
+    grammar = LlamaGrammar.from_json_schema(schema, verbose=False)  # built once, as ours is
     for prompt in prompts:
         started = time.perf_counter()
         out = llm.create_completion(
             prompt, max_tokens=config.max_tokens, temperature=0.0, top_k=1,
-            grammar=LlamaGrammar.from_json_schema(schema, verbose=False),
+            grammar=grammar,
         )  # fmt: skip
         base_time += time.perf_counter() - started
         base_tokens += out["usage"]["completion_tokens"]  # type: ignore[index]

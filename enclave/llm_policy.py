@@ -176,6 +176,9 @@ class LlamaPolicy:
         )
         self._output = llm_decision_model(pairs, config.rationale_max_chars)
         self._schema = json.dumps(self._output.model_json_schema())
+        # Converted to GBNF once; llama.cpp builds its sampler from the text per decision.
+        self._grammar = LlamaGrammar.from_json_schema(self._schema, verbose=False)
+        self.last_token_count = 0
         self._messages = self._prefix_messages()
         prefix_text = self._render(self._messages, generation_prompt=False)
         self._prefix_tokens = self._tokenize(prefix_text, bos=True)
@@ -236,19 +239,22 @@ class LlamaPolicy:
         # the next evaluation drops every later one, and the freed cells are reused in the
         # same order, so every decision computes exactly as the first one did.
         self._llm.n_tokens = len(self._prefix_tokens)
-        grammar = LlamaGrammar.from_json_schema(self._schema, verbose=False)
+        grammar = self._grammar
         deadline = time.monotonic() + float(self._config.timeout_seconds)
         produced: list[int] = []
         eos = self._llm.token_eos()
+        cut_short = False
         for token in self._llm.generate(
             suffix, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, reset=False, grammar=grammar
         ):
             if token == eos:
-                return self._llm.detokenize(produced).decode("utf-8", "replace"), False
+                break
             produced.append(token)
             if len(produced) >= self._config.max_tokens or time.monotonic() > deadline:
-                return self._llm.detokenize(produced).decode("utf-8", "replace"), True
-        return self._llm.detokenize(produced).decode("utf-8", "replace"), False
+                cut_short = True
+                break
+        self.last_token_count = len(produced)
+        return self._llm.detokenize(produced).decode("utf-8", "replace"), cut_short
 
 
 def parse_decision(text: str, pair: str, output: type[BaseModel]) -> Decision:

@@ -21,6 +21,7 @@ from web3.types import Wei
 from enclave.config import parse_config
 from enclave.transactions import SwapPlan, approve_calldata, swap_calldata
 from host.chain import localnet
+from host.chain.anvil import anvil_package
 from host.chain.localnet import (
     DEV_ACCOUNTS,
     LIQUIDITY_PROVIDER,
@@ -105,13 +106,13 @@ def test_find_anvil_names_bootstrap_when_missing(tmp_path: Path) -> None:
 
 
 def test_anvil_package_names_per_platform() -> None:
-    assert localnet.anvil_package("linux", "x86_64") == "@foundry-rs/anvil-linux-amd64"
-    assert localnet.anvil_package("linux", "aarch64") == "@foundry-rs/anvil-linux-arm64"
-    assert localnet.anvil_package("darwin", "arm64") == "@foundry-rs/anvil-darwin-arm64"
-    assert localnet.anvil_package("darwin", "x86_64") == "@foundry-rs/anvil-darwin-amd64"
-    assert localnet.anvil_package("win32", "AMD64") == "@foundry-rs/anvil-win32-amd64"
+    assert anvil_package("linux", "x86_64") == "@foundry-rs/anvil-linux-amd64"
+    assert anvil_package("linux", "aarch64") == "@foundry-rs/anvil-linux-arm64"
+    assert anvil_package("darwin", "arm64") == "@foundry-rs/anvil-darwin-arm64"
+    assert anvil_package("darwin", "x86_64") == "@foundry-rs/anvil-darwin-amd64"
+    assert anvil_package("win32", "AMD64") == "@foundry-rs/anvil-win32-amd64"
     with pytest.raises(AnvilNotFound, match="no npm build"):
-        localnet.anvil_package("sunos5", "sparc")
+        anvil_package("sunos5", "sparc")
 
 
 @needs_anvil
