@@ -174,7 +174,8 @@ restart_backoff_max_seconds = 10
 ready_timeout_seconds = 60
 
 [market]
-# Where ticks come from: "replay" (a candle CSV file) or "none". Default "replay".
+# Where ticks come from: "replay" (a candle CSV file), "pool" (the reserves of the
+# Uniswap V2 pair `pool` on the [chain] node) or "none". Default "replay".
 source = "replay"
 # Candle CSV (timestamp,open,high,low,close,volume). Default
 # "data/market/eth-usdt-binance-1h-2022-2023.csv".
@@ -189,6 +190,15 @@ start_row = 0
 max_rows = 0
 # Ticks per call into the enclave, 1..10000. Default 500.
 batch_size = 500
+# The pair contract whose reserves are the market (source "pool"). Default "".
+pool = ""
+
+[chain]
+# JSON-RPC URL of the node the agent trades on; "" runs without a chain. With it, the host
+# broadcasts what the enclave signs and sends fees and balances with every batch. Default "".
+rpc_url = ""
+# Seconds between the broadcaster's (and the pool reader's) polls. Default 1.
+poll_seconds = 1
 
 [storage]
 # "" keeps everything in SQLite at data_dir/agent.db; a "postgresql://..." URL shares
