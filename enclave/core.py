@@ -22,6 +22,7 @@ from attestation.receipts import Receipt
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine, FeeHint
 from enclave.market import Tick
+from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Measurement, Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
@@ -193,8 +194,6 @@ class EnclaveCore:
         """
         state, engine = self._require()
         self._check_backlog(state)
-        from enclave.owner import OwnerCommandError, open_owner_command
-
         try:
             command = open_owner_command(
                 ciphertext,
