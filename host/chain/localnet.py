@@ -180,7 +180,10 @@ def send_transaction(
                 tx["gas"] = w3.eth.estimate_gas(cast(TxParams, tx))
     except (ContractLogicError, Web3RPCError) as exc:
         raise ChainError(f"{what} from {account.address} would revert: {_reason(exc)}") from None
-    tx["gas"] = int(tx["gas"]) * 6 // 5 + 10_000
+    # A generous margin: the estimate runs at the latest block's timestamp, and a swap mined
+    # in a later second also writes the pair's price accumulators (two cold SSTOREs, about
+    # 40,000 gas) that the estimate did not include.
+    tx["gas"] = int(tx["gas"]) * 3 // 2 + 60_000
     tx.setdefault("type", 2)
     signed = account.sign_transaction(tx)
     try:
