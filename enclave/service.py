@@ -17,6 +17,7 @@ import grpc
 from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 
+from attestation.receipts import Receipt
 from enclave.core import EnclaveCore, EnclaveError, Identity, Sealed
 from enclave.decisions import FeeHint
 from enclave.market import Tick
@@ -203,20 +204,8 @@ def _ingested(sealed: Sealed) -> pb.IngestResponse:
 
 
 def _receipt(receipt: dict[str, Any], decision_json: str, input_json: str) -> pb.Receipt:
-    return pb.Receipt(
-        seq=int(receipt["seq"]),
-        prev_hash=bytes.fromhex(str(receipt["prev_hash"]).removeprefix("0x")),
-        input_digest=bytes.fromhex(str(receipt["input_digest"]).removeprefix("0x")),
-        model_hash=bytes.fromhex(str(receipt["model_hash"]).removeprefix("0x")),
-        config_hash=bytes.fromhex(str(receipt["config_hash"]).removeprefix("0x")),
-        decision_hash=bytes.fromhex(str(receipt["decision_hash"]).removeprefix("0x")),
-        verdict=str(receipt["verdict"]),
-        tx_hash=bytes.fromhex(str(receipt["tx_hash"]).removeprefix("0x")),
-        timestamp=int(receipt["timestamp"]),
-        signature=bytes.fromhex(str(receipt["signature"]).removeprefix("0x")),
-        decision_json=decision_json,
-        input_json=input_json,
-    )
+    signed = Receipt.from_json_dict(receipt)
+    return pb.Receipt(**signed.model_dump(), decision_json=decision_json, input_json=input_json)
 
 
 def server_options() -> list[tuple[str, int]]:

@@ -246,13 +246,7 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
     for batch in source.batches(market.batch_size):
         if stop.is_set():
             return
-        request = epb.IngestRequest(
-            ticks=[
-                epb.Tick(seq=c.seq, timestamp_ms=c.timestamp_ms, pair=c.pair, price=c.price,
-                         volume=c.volume)
-                for c in batch
-            ]
-        )  # fmt: skip
+        request = ingest_request(batch)
         if host.chain is not None:
             request = host.chain.enrich(request)
         try:
@@ -263,6 +257,17 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
     log.info(
         "market replay finished", extra={"last_seq": host.agent.enclave_status().last_tick_seq}
     )
+
+
+def ingest_request(candles: list[Any]) -> epb.IngestRequest:
+    """Candles (from a file or a pool) as the enclave's tick batch."""
+    return epb.IngestRequest(
+        ticks=[
+            epb.Tick(seq=c.seq, timestamp_ms=c.timestamp_ms, pair=c.pair, price=c.price,
+                     volume=c.volume)
+            for c in candles
+        ]
+    )  # fmt: skip
 
 
 def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) -> None:
@@ -293,10 +298,7 @@ def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) ->
         # Only the newest reserves are the market now: a decision on a price the pool has
         # already left would meet another pool on chain (and revert on its minimum out).
         newest = found[-1]
-        request = epb.IngestRequest(
-            ticks=[epb.Tick(seq=newest.seq, timestamp_ms=newest.timestamp_ms, pair=newest.pair,
-                            price=newest.price, volume=newest.volume)]
-        )  # fmt: skip
+        request = ingest_request([newest])
         try:
             host.agent.ingest(host.chain.enrich(request))
         except AgentError as exc:

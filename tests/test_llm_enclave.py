@@ -20,14 +20,14 @@ from enclave.llm_policy import packaged_model
 from enclave.measurement import ZERO_REGISTER, rtmr_extend
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, ticks
 from tests.test_enclave_process import receipt_of
-from tests.test_llm_policy import RISING, tiny_model  # noqa: F401
+from tests.test_llm_policy import RISING
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_the_llm_policy_decides_inside_the_enclave_and_is_measured(
     tmp_path: Path,
-    tiny_model: Path,  # noqa: F811
+    tiny_model: Path,
 ) -> None:
     world = EnclaveWorld(tmp_path)
     world.write_config(llm={"context_size": 8192, "max_tokens": 256}, decision_interval_seconds=0)

@@ -33,17 +33,6 @@ def llm_config(**settings: object) -> LlmPolicyConfig:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.gguf"
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_tiny_gguf.py"), str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
 def tiny_policy(tiny_model: Path) -> object:
     return LlamaPolicy(llm_config(max_tokens=256), tiny_model, PAIRS)
 
