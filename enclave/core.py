@@ -10,7 +10,7 @@ left the enclave, or replays outputs the host already has (same receipts, same b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,13 +21,13 @@ from attestation.binding import EnclaveIdentity, identity_report_data
 from attestation.receipts import Receipt
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine, FeeHint
-from enclave.market import Tick
 from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Measurement, Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
 from enclave.signer import AccountSigner
 from enclave.state import MAX_PENDING_OUTPUTS, EnclaveState, PendingReceipt, PendingTransaction
+from enclave.tick_columns import TickColumns
 
 
 class EnclaveError(Exception):
@@ -168,9 +168,7 @@ class EnclaveCore:
 
     # -- changes --------------------------------------------------------------------------
 
-    def ingest(
-        self, ticks: Sequence[Tick], fees: FeeHint | None, balances: dict[str, int]
-    ) -> Sealed:
+    def ingest(self, ticks: TickColumns, fees: FeeHint | None, balances: dict[str, int]) -> Sealed:
         """Process a batch of ticks; returns the new sealed state and what was refused.
 
         Raises:

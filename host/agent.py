@@ -123,14 +123,17 @@ class Agent:
 
     # -- changes --------------------------------------------------------------------------
 
-    def ingest(self, request: epb.IngestRequest) -> BatchResult:
-        """Send one batch of ticks through the enclave (retried across enclave restarts).
+    def ingest(self, request: bytes) -> BatchResult:
+        """Send one batch of ticks (a serialized enclave IngestRequest) through the enclave,
+        retried across enclave restarts.
 
         Raises:
             AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
                 like), or it cannot be brought back.
         """
-        return self._change(lambda stub: stub.Ingest(request, timeout=ENCLAVE_CALL_TIMEOUT))
+        return self._change(
+            lambda enclave: enclave.ingest_bytes(request, timeout=ENCLAVE_CALL_TIMEOUT)
+        )
 
     def owner_command(self, ciphertext: bytes) -> tuple[int, bool]:
         """Relay an owner command; returns (receipt seq, paused).
@@ -139,7 +142,9 @@ class Agent:
             AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
         """
         request = epb.OwnerCommandRequest(ciphertext=ciphertext)
-        self._change(lambda stub: stub.SubmitOwnerCommand(request, timeout=ENCLAVE_CALL_TIMEOUT))
+        self._change(
+            lambda enclave: enclave.stub.SubmitOwnerCommand(request, timeout=ENCLAVE_CALL_TIMEOUT)
+        )
         status = self.enclave_status()
         return self.storage.head()[0], bool(status.paused)
 
@@ -148,7 +153,7 @@ class Agent:
             for _attempt in range(5):
                 try:
                     started = time.perf_counter()
-                    response = call(self.supervisor.stub)
+                    response = call(self.supervisor)
                     self._observe("enclave_call", time.perf_counter() - started)
                 except grpc.RpcError as exc:
                     if exc.code() not in _RETRYABLE and self.supervisor.alive():

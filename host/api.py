@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,16 +24,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
-from tee_agent_rpc import enclave_pb2 as epb
 
 from host.agent import Agent, AgentError
 from host.storage.base import ReceiptRecord, TransactionRecord
+from host.tick_stream import InvalidBatch, joined_batches
 
 log = logging.getLogger("tee_agent.host.api")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Agent"].full_name
 WRITE_METHODS = {"StreamMarketData", "SubmitOwnerCommand"}
-MAX_TICKS_PER_BATCH = 10_000
 MAX_LIST = 1000
 Response = TypeVar("Response")
 
@@ -97,28 +97,21 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
     ) -> pb.StreamSummary:
         def work() -> pb.StreamSummary:
             summary = pb.StreamSummary()
-            for batch in request_iterator:
-                count = len(batch.ticks)
-                if count > MAX_TICKS_PER_BATCH:
-                    raise AgentError(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"a batch holds {count} ticks; the limit is {MAX_TICKS_PER_BATCH}",
-                    )
-                if count == 0:
-                    continue
-                # agent.TickBatch and enclave.IngestRequest share field 1 (repeated Tick with
-                # the same field numbers), so the bytes pass through without a copy per tick.
-                request = epb.IngestRequest.FromString(batch.SerializeToString())
-                result = self._agent.ingest(request)
-                summary.received += count
-                summary.accepted += result.accepted
-                summary.refused += len(result.refused)
-                summary.receipts += result.receipts
-                summary.transactions += result.transactions
-                for seq, reason in result.refused:
-                    summary.refused_by_reason[reason] += 1
-                    if len(summary.refused_ticks) < MAX_LIST:
-                        summary.refused_ticks.add(seq=seq, reason=reason)
+            try:
+                with closing(joined_batches(request_iterator)) as joined:
+                    for ticks, count in joined:
+                        result = self._agent.ingest(ticks)
+                        summary.received += count
+                        summary.accepted += result.accepted
+                        summary.refused += len(result.refused)
+                        summary.receipts += result.receipts
+                        summary.transactions += result.transactions
+                        for seq, reason in result.refused:
+                            summary.refused_by_reason[reason] += 1
+                            if len(summary.refused_ticks) < MAX_LIST:
+                                summary.refused_ticks.add(seq=seq, reason=reason)
+            except InvalidBatch as exc:
+                raise AgentError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
             return summary
 
         return self._call("StreamMarketData", context, work)

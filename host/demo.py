@@ -187,12 +187,13 @@ def _run(
         price = mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
         max_fee, priority = fee_hint(w3)
         request = epb.IngestRequest(
-            ticks=[epb.Tick(seq=index + 1, timestamp_ms=candle.timestamp_ms, pair="ETH/USD",
-                            price=float(price), volume=candle.volume)],
+            batches=[epb.TickBatch(pair="ETH/USD", seq=[index + 1],
+                                   timestamp_ms=[candle.timestamp_ms], price=[float(price)],
+                                   volume=[candle.volume])],
             fees=epb.FeeHint(max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=priority),
             balances={s: str(v) for s, v in agent_balances(w3, tokens, address).items()},
         )  # fmt: skip
-        agent.ingest(request)
+        agent.ingest(request.SerializeToString())
         pending = [
             tx.tx_hash for tx in host.storage.transactions() if tx.status in ("signed", "pending")
         ]

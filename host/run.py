@@ -250,7 +250,7 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
         if host.chain is not None:
             request = host.chain.enrich(request)
         try:
-            host.agent.ingest(request)
+            host.agent.ingest(request.SerializeToString())
         except AgentError as exc:
             log.error("market replay stopped: %s", exc)
             return
@@ -260,14 +260,17 @@ def replay_market(host: RunningHost, config: HostConfig, stop: threading.Event) 
 
 
 def ingest_request(candles: list[Any]) -> epb.IngestRequest:
-    """Candles (from a file or a pool) as the enclave's tick batch."""
-    return epb.IngestRequest(
-        ticks=[
-            epb.Tick(seq=c.seq, timestamp_ms=c.timestamp_ms, pair=c.pair, price=c.price,
-                     volume=c.volume)
-            for c in candles
-        ]
-    )  # fmt: skip
+    """Candles (from a file or a pool) as the enclave's tick batches, one per run of a pair."""
+    request = epb.IngestRequest()
+    for candle in candles:
+        if not request.batches or request.batches[-1].pair != candle.pair:
+            request.batches.add(pair=candle.pair)
+        batch = request.batches[-1]
+        batch.seq.append(candle.seq)
+        batch.timestamp_ms.append(candle.timestamp_ms)
+        batch.price.append(candle.price)
+        batch.volume.append(candle.volume)
+    return request
 
 
 def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) -> None:
@@ -300,7 +303,7 @@ def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) ->
         newest = found[-1]
         request = ingest_request([newest])
         try:
-            host.agent.ingest(host.chain.enrich(request))
+            host.agent.ingest(host.chain.enrich(request).SerializeToString())
         except AgentError as exc:
             log.error("pool ticks refused: %s", exc)
 

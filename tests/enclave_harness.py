@@ -204,17 +204,16 @@ HOUR_MS = 3_600_000
 START_MS = 1_640_995_200_000  # 2022-01-01T00:00:00Z
 
 
-def ticks(prices: list[float], first_seq: int = 1, pair: str = "ETH/USDT") -> list[pb.Tick]:
-    return [
-        pb.Tick(
-            seq=first_seq + index,
-            timestamp_ms=START_MS + (first_seq + index) * HOUR_MS,
-            pair=pair,
-            price=price,
-            volume=1.0,
-        )
-        for index, price in enumerate(prices)
-    ]
+def ticks(prices: list[float], first_seq: int = 1, pair: str = "ETH/USDT") -> pb.TickBatch:
+    """A batch of ticks an hour apart."""
+    seqs = [first_seq + index for index in range(len(prices))]
+    return pb.TickBatch(
+        pair=pair,
+        seq=seqs,
+        timestamp_ms=[START_MS + seq * HOUR_MS for seq in seqs],
+        price=prices,
+        volume=[1.0] * len(prices),
+    )
 
 
 def balances(weth: float = 0, usdt: float = 10_000) -> dict[str, str]:

@@ -75,17 +75,21 @@ def tick_batches(
 ) -> Iterator[pb.TickBatch]:
     """`count` ticks a minute apart in batches, price wandering gently with a few spikes."""
     for start in range(0, count, batch):
-        ticks = []
-        for index in range(start, min(start + batch, count)):
-            seq = first_seq + index
+        indexes = range(start, min(start + batch, count))
+        prices = []
+        for index in indexes:
             price = 2000.0 + 50.0 * ((index // 600) % 2) + (index % 37) * 0.5
             if index % 25_000 == 12_345:
                 price *= 1.5  # a spike the enclave refuses as a price jump
-            ticks.append(
-                pb.Tick(seq=seq, timestamp_ms=START_MS + seq * minute_ms, pair="ETH/USDT",
-                        price=price, volume=1.0)
-            )  # fmt: skip
-        yield pb.TickBatch(ticks=ticks)
+            prices.append(price)
+        seqs = [first_seq + index for index in indexes]
+        yield pb.TickBatch(
+            pair="ETH/USDT",
+            seq=seqs,
+            timestamp_ms=[START_MS + seq * minute_ms for seq in seqs],
+            price=prices,
+            volume=[1.0] * len(seqs),
+        )
 
 
 __all__ = ["AUTH", "HOUR_MS", "TOKEN", "running_host", "tick_batches"]

@@ -33,7 +33,7 @@ def receipt_of(message: pb.Receipt) -> Receipt:
 
 
 def ingest_and_release(stub, batch, **kwargs):  # type: ignore[no-untyped-def]
-    response = stub.Ingest(pb.IngestRequest(ticks=batch, **kwargs))
+    response = stub.Ingest(pb.IngestRequest(batches=[batch], **kwargs))
     released = stub.Release(pb.ReleaseRequest(state_version=response.state_version))
     return response, released
 
@@ -167,7 +167,7 @@ def test_kill_9_after_a_signature_loses_no_receipt_and_reuses_no_nonce(
     with world.enclave() as enclave:
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         first = enclave.stub.Ingest(
-            pb.IngestRequest(ticks=ticks(RISE_AND_FALL[:7]), balances=balances(weth=5))
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
         )
         assert first.pending_transactions >= 1
         stored = first.sealed_state  # the host stored it ...
@@ -194,7 +194,7 @@ def test_outputs_never_leave_before_their_state_is_sealed(world: EnclaveWorld) -
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
         response = enclave.stub.Ingest(
-            pb.IngestRequest(ticks=ticks(RISE_AND_FALL[:7]), balances=balances(weth=5))
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
         )
         with pytest.raises(grpc.RpcError) as early:
             enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version + 1))
@@ -215,7 +215,9 @@ def test_replayed_ticks_are_refused_as_duplicates_without_receipts(world: Enclav
         replay, released = ingest_and_release(enclave.stub, batch)
     assert first.accepted == 4
     assert replay.accepted == 0
-    assert [(t.seq, t.reason) for t in replay.refused] == [(t.seq, "duplicate_seq") for t in batch]
+    assert [(t.seq, t.reason) for t in replay.refused] == [
+        (seq, "duplicate_seq") for seq in batch.seq
+    ]
     assert not released.receipts
 
 
@@ -223,8 +225,27 @@ def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
         for request, words in [
-            (pb.IngestRequest(ticks=[pb.Tick(seq=0, pair="ETH/USDT", price=1)]), "seq"),
-            (pb.IngestRequest(ticks=[pb.Tick(seq=1, pair="X" * 40, price=1)]), "pair"),
+            (
+                pb.IngestRequest(
+                    batches=[
+                        pb.TickBatch(
+                            pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0]
+                        )
+                    ]
+                ),
+                "seq",
+            ),
+            (
+                pb.IngestRequest(
+                    batches=[
+                        pb.TickBatch(
+                            pair="X" * 40, seq=[1], timestamp_ms=[0], price=[1], volume=[0]
+                        )
+                    ]
+                ),
+                "pair",
+            ),
+            (pb.IngestRequest(batches=[pb.TickBatch(pair="ETH/USDT", seq=[1, 2])]), "same length"),
             (pb.IngestRequest(balances={"WETH": "-5"}), "balance"),
             (pb.IngestRequest(balances={"DOGE": "5"}), "unknown tokens"),
         ]:

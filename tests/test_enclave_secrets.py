@@ -31,7 +31,7 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         seen.append(opened.SerializeToString())
         seen.append(stub.Attest(pb.AttestRequest(nonce=os.urandom(32))).SerializeToString())
         ingested = stub.Ingest(
-            pb.IngestRequest(ticks=ticks(RISE_AND_FALL), balances=balances(weth=5))
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
         )
         seen.append(ingested.SerializeToString())
         released = stub.Release(pb.ReleaseRequest(state_version=ingested.state_version))
@@ -41,7 +41,11 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         seen.append(stub.GetIdentity(pb.GetIdentityRequest()).SerializeToString())
         for bad in (
             pb.IngestRequest(balances={"WETH": "x"}),
-            pb.IngestRequest(ticks=[pb.Tick(seq=0)]),
+            pb.IngestRequest(
+                batches=[
+                    pb.TickBatch(pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0])
+                ]
+            ),
         ):
             with pytest.raises(grpc.RpcError) as refused:
                 stub.Ingest(bad)

@@ -197,7 +197,7 @@ def test_bad_requests_and_missing_tokens_get_the_right_codes(world: EnclaveWorld
             code(lambda: stub.StreamMarketData(iter([huge]), metadata=AUTH))
             == grpc.StatusCode.INVALID_ARGUMENT
         )
-        zero = pb.TickBatch(ticks=[pb.Tick(seq=0, pair="ETH/USDT", price=1)])
+        zero = pb.TickBatch(pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0])
         assert (
             code(lambda: stub.StreamMarketData(iter([zero]), metadata=AUTH))
             == grpc.StatusCode.INVALID_ARGUMENT

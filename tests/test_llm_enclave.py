@@ -35,7 +35,9 @@ def test_the_llm_policy_decides_inside_the_enclave_and_is_measured(
     with world.enclave(model=tiny_model) as enclave:
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response = enclave.stub.Ingest(
-            pb.IngestRequest(ticks=ticks([1000.0 + i for i in range(8)]), balances=balances(weth=1))
+            pb.IngestRequest(
+                batches=[ticks([1000.0 + i for i in range(8)])], balances=balances(weth=1)
+            )
         )
         released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
     assert identity.policy == "llm"
@@ -63,7 +65,7 @@ def test_smollm2_trades_the_trend_and_an_auditor_replays_its_decision(tmp_path: 
     with world.enclave() as enclave:  # no --model: the packaged SmolLM2 is the default
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response = enclave.stub.Ingest(
-            pb.IngestRequest(ticks=ticks(RISING[:6]), balances=balances(weth=0, usdt=5000))
+            pb.IngestRequest(batches=[ticks(RISING[:6])], balances=balances(weth=0, usdt=5000))
         )
         released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
     assert identity.model_hash == hashlib.sha256(SMOLLM2.read_bytes()).digest()  # type: ignore[union-attr]

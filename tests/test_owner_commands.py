@@ -233,7 +233,7 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
 
         # A market that trades when not paused (see test_enclave_process): buys, then sells.
         response = stub.Ingest(
-            pb.IngestRequest(ticks=ticks(RISE_AND_FALL), balances=balances(weth=5))
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
         )
         assert response.accepted == len(RISE_AND_FALL) and not response.refused
         assert response.pending_transactions == 0
@@ -288,7 +288,7 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
         assert not stub.GetStatus(pb.GetStatusRequest()).paused
 
         falling = ticks([86.0], first_seq=len(RISE_AND_FALL) + 1)
-        response = stub.Ingest(pb.IngestRequest(ticks=falling, balances=balances(weth=5)))
+        response = stub.Ingest(pb.IngestRequest(batches=[falling], balances=balances(weth=5)))
         released = _release_after(stub, response)
         all_receipts += released.receipts
         assert [r.verdict for r in released.receipts] == ["signed", "signed"]  # approve, swap

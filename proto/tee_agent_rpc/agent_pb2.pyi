@@ -6,25 +6,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class Tick(_message.Message):
-    __slots__ = ("seq", "timestamp_ms", "pair", "price", "volume")
+class TickBatch(_message.Message):
+    __slots__ = ("pair", "seq", "timestamp_ms", "price", "volume")
+    PAIR_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
-    PAIR_FIELD_NUMBER: _ClassVar[int]
     PRICE_FIELD_NUMBER: _ClassVar[int]
     VOLUME_FIELD_NUMBER: _ClassVar[int]
-    seq: int
-    timestamp_ms: int
     pair: str
-    price: float
-    volume: float
-    def __init__(self, seq: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., pair: _Optional[str] = ..., price: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
-
-class TickBatch(_message.Message):
-    __slots__ = ("ticks",)
-    TICKS_FIELD_NUMBER: _ClassVar[int]
-    ticks: _containers.RepeatedCompositeFieldContainer[Tick]
-    def __init__(self, ticks: _Optional[_Iterable[_Union[Tick, _Mapping]]] = ...) -> None: ...
+    seq: _containers.RepeatedScalarFieldContainer[int]
+    timestamp_ms: _containers.RepeatedScalarFieldContainer[int]
+    price: _containers.RepeatedScalarFieldContainer[float]
+    volume: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, pair: _Optional[str] = ..., seq: _Optional[_Iterable[int]] = ..., timestamp_ms: _Optional[_Iterable[int]] = ..., price: _Optional[_Iterable[float]] = ..., volume: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RefusedTick(_message.Message):
     __slots__ = ("seq", "reason")

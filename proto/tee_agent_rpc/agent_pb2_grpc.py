@@ -77,7 +77,8 @@ class AgentServicer:
     def StreamMarketData(self, request_iterator, context):
         """Feed market data: a client stream of tick batches. Returns, once the stream ends, how
         many ticks the enclave accepted and which it refused, with reasons. Ticks travel in
-        batches because a gRPC stream of single small messages tops out near 10,000 per second.
+        batches because a gRPC stream of single small messages tops out near 10,000 per second;
+        the host joins the batches that arrive while the enclave is busy into one call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

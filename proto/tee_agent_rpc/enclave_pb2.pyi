@@ -75,20 +75,6 @@ class AttestResponse(_message.Message):
     report_data: bytes
     def __init__(self, quote: _Optional[bytes] = ..., identity: _Optional[_Union[Identity, _Mapping]] = ..., report_data: _Optional[bytes] = ...) -> None: ...
 
-class Tick(_message.Message):
-    __slots__ = ("seq", "timestamp_ms", "pair", "price", "volume")
-    SEQ_FIELD_NUMBER: _ClassVar[int]
-    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
-    PAIR_FIELD_NUMBER: _ClassVar[int]
-    PRICE_FIELD_NUMBER: _ClassVar[int]
-    VOLUME_FIELD_NUMBER: _ClassVar[int]
-    seq: int
-    timestamp_ms: int
-    pair: str
-    price: float
-    volume: float
-    def __init__(self, seq: _Optional[int] = ..., timestamp_ms: _Optional[int] = ..., pair: _Optional[str] = ..., price: _Optional[float] = ..., volume: _Optional[float] = ...) -> None: ...
-
 class FeeHint(_message.Message):
     __slots__ = ("max_fee_per_gas_wei", "max_priority_fee_per_gas_wei")
     MAX_FEE_PER_GAS_WEI_FIELD_NUMBER: _ClassVar[int]
@@ -97,8 +83,22 @@ class FeeHint(_message.Message):
     max_priority_fee_per_gas_wei: int
     def __init__(self, max_fee_per_gas_wei: _Optional[int] = ..., max_priority_fee_per_gas_wei: _Optional[int] = ...) -> None: ...
 
+class TickBatch(_message.Message):
+    __slots__ = ("pair", "seq", "timestamp_ms", "price", "volume")
+    PAIR_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    pair: str
+    seq: _containers.RepeatedScalarFieldContainer[int]
+    timestamp_ms: _containers.RepeatedScalarFieldContainer[int]
+    price: _containers.RepeatedScalarFieldContainer[float]
+    volume: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, pair: _Optional[str] = ..., seq: _Optional[_Iterable[int]] = ..., timestamp_ms: _Optional[_Iterable[int]] = ..., price: _Optional[_Iterable[float]] = ..., volume: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class IngestRequest(_message.Message):
-    __slots__ = ("ticks", "fees", "balances")
+    __slots__ = ("batches", "fees", "balances")
     class BalancesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -106,13 +106,13 @@ class IngestRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    TICKS_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
     BALANCES_FIELD_NUMBER: _ClassVar[int]
-    ticks: _containers.RepeatedCompositeFieldContainer[Tick]
+    batches: _containers.RepeatedCompositeFieldContainer[TickBatch]
     fees: FeeHint
     balances: _containers.ScalarMap[str, str]
-    def __init__(self, ticks: _Optional[_Iterable[_Union[Tick, _Mapping]]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, batches: _Optional[_Iterable[_Union[TickBatch, _Mapping]]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RefusedTick(_message.Message):
     __slots__ = ("seq", "reason")

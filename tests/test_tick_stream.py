@@ -1,0 +1,118 @@
+"""A client's tick batches: checked one by one, joined as bytes the enclave reads as one call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import enclave_pb2 as epb
+
+from host.tick_stream import (
+    MAX_JOINED_TICKS,
+    InvalidBatch,
+    check_batch,
+    ingest_entry,
+    joined_batches,
+)
+
+
+def batch(first_seq: int, count: int, pair: str = "ETH/USDT") -> pb.TickBatch:
+    seqs = list(range(first_seq, first_seq + count))
+    return pb.TickBatch(
+        pair=pair,
+        seq=seqs,
+        timestamp_ms=[1_700_000_000_000 + seq for seq in seqs],
+        price=[2000.0 + seq % 7 for seq in seqs],
+        volume=[0.5] * count,
+    )
+
+
+def all_read_first(
+    batches: list[pb.TickBatch], finished: threading.Event
+) -> Iterator[pb.TickBatch]:
+    """Yields `batches`; sets `finished` once the reader has handed every one over."""
+    yield from batches
+    finished.set()
+
+
+def drain(batches: list[pb.TickBatch]) -> list[tuple[bytes, int]]:
+    """Joined output once every batch has arrived (so joining does not depend on timing)."""
+    finished = threading.Event()
+    joined = joined_batches(all_read_first(batches, finished))
+    assert finished.wait(timeout=60)
+    return list(joined)
+
+
+def as_request(data: bytes) -> epb.IngestRequest:
+    return epb.IngestRequest.FromString(data)
+
+
+def test_batches_that_arrived_meanwhile_are_joined_and_read_back_unchanged() -> None:
+    sent = [batch(1, 1), batch(2, 3000, "BTC/USDT"), batch(3002, 7)]  # lengths of 1 to 3 bytes
+    [(data, count)] = drain(sent)
+    assert count == 3008
+    request = as_request(data)
+    assert [b.SerializeToString() for b in request.batches] == [b.SerializeToString() for b in sent]
+    assert [b.pair for b in request.batches] == ["ETH/USDT", "BTC/USDT", "ETH/USDT"]
+    assert not request.HasField("fees") and not request.balances
+
+
+def test_a_call_never_carries_more_than_the_joining_limit() -> None:
+    sent = [batch(1 + 10_000 * i, 10_000) for i in range(6)]
+    joined = drain(sent)
+    assert [count for _, count in joined] == [MAX_JOINED_TICKS, 10_000]
+    seqs = [seq for data, _ in joined for b in as_request(data).batches for seq in b.seq]
+    assert seqs == list(range(1, 60_001))
+
+
+def test_empty_batches_are_skipped() -> None:
+    joined = drain([pb.TickBatch(), batch(1, 2), pb.TickBatch(pair="ETH/USDT")])
+    assert [count for _, count in joined] == [2]
+
+
+def test_a_client_field_unknown_here_stays_inside_its_batch() -> None:
+    # Field 3 of IngestRequest is the balances map; in a TickBatch, field 7 is unknown.
+    sneaky = pb.TickBatch.FromString(
+        batch(1, 2).SerializeToString() + b"\x1a\x08\x0a\x04WETH\x12\x00" + b"\x3a\x03abc"
+    )
+    request = as_request(ingest_entry(sneaky))
+    assert not request.balances and not request.HasField("fees")
+    assert list(request.batches[0].seq) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (pb.TickBatch(pair="ETH/USDT", seq=[1, 2], timestamp_ms=[1], price=[1, 1], volume=[1, 1]),
+         "batch 2: the tick columns must have the same length; found seq 2, timestamp_ms 1"),
+        (batch(1, 10_001), "batch 2 holds 10001 ticks; the limit is 10000"),
+        (pb.TickBatch(pair="ETH/USDT", seq=[5, 0], timestamp_ms=[1, 2], price=[1, 1],
+                      volume=[1, 1]), "batch 2, tick 1: seq must be at least 1"),
+        (batch(1, 1, pair=""), "batch 2: pair must be 1 to 25 characters"),
+        (batch(1, 1, pair="X" * 26), "batch 2: pair must be 1 to 25 characters"),
+    ],
+)  # fmt: skip
+def test_a_bad_batch_ends_the_stream_after_the_good_ones_before_it(
+    bad: pb.TickBatch, words: str
+) -> None:
+    with pytest.raises(InvalidBatch) as refused:
+        check_batch(bad, 2)
+    assert str(refused.value).startswith(words)
+    joined = joined_batches(iter([batch(100, 3), bad, batch(200, 3)]))
+    data, count = next(joined)
+    assert count == 3 and list(as_request(data).batches[0].seq) == [100, 101, 102]
+    with pytest.raises(InvalidBatch, match="batch 2"):
+        next(joined)
+
+
+def test_a_stream_that_breaks_hands_over_what_came_before() -> None:
+    def broken() -> Iterator[pb.TickBatch]:
+        yield batch(1, 4)
+        raise ConnectionResetError("client went away")
+
+    joined = joined_batches(broken())
+    assert next(joined)[1] == 4
+    with pytest.raises(ConnectionResetError, match="client went away"):
+        next(joined)
