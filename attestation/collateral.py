@@ -90,7 +90,7 @@ def _read_collateral_file(data: bytes, name: str) -> list[tuple[str, object]]:
     if b"-----BEGIN X509 CRL-----" in data:
         try:
             der = x509.load_pem_x509_crl(data).public_bytes(Encoding.DER)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise CollateralFormatError(f"{name}: PEM CRL cannot be read: {exc}") from None
         return [("crl", _checked_crl(der, name))]
     if b"-----BEGIN CERTIFICATE-----" in data:
@@ -182,7 +182,7 @@ def _pem_certificates(text: str, name: str) -> list[bytes]:
         chain = [cert.public_bytes(Encoding.DER) for cert in certificates]
         for der in chain:
             load_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CollateralFormatError(f"{name}: certificate PEM cannot be read: {exc}") from None
     return chain
 
@@ -196,7 +196,7 @@ def _checked_crl(der: bytes, name: str) -> bytes:
             _ = crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid
             for revoked in crl:
                 _ = revoked.serial_number, revoked.revocation_date_utc
-    except (ValueError, UserWarning) as exc:
+    except (ValueError, UserWarning, x509.InvalidVersion) as exc:
         raise CollateralFormatError(f"{name}: not a well-formed DER CRL ({exc})") from None
     return der
 

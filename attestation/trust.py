@@ -141,7 +141,7 @@ def certificates_from_bytes(data: bytes, *, source: str) -> list[bytes]:
                 certificates = x509.load_pem_x509_certificates(data)
             else:
                 certificates = [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateChainError(
             f"{source}: expected PEM or DER certificate(s), could not read them ({exc})"
         ) from None

@@ -199,7 +199,7 @@ def _pem_chain_der(pem: bytes) -> tuple[bytes, ...]:
         chain = tuple(cert.public_bytes(Encoding.DER) for cert in certificates)
         for der in chain:
             load_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise QuoteFormatError(f"the PCK certificate chain cannot be read as PEM: {exc}") from None
     return chain
 

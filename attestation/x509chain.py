@@ -81,7 +81,13 @@ def load_certificate(der: bytes) -> x509.Certificate:
             _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
             list(certificate.extensions)
             _ = certificate.signature_algorithm_oid, certificate.serial_number
-    except (ValueError, UserWarning, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
+    except (
+        ValueError,
+        UserWarning,
+        x509.DuplicateExtension,
+        x509.InvalidVersion,  # not a ValueError: a version field other than v1 or v3
+        UnsupportedAlgorithm,
+    ) as exc:
         raise ValueError(f"malformed certificate: {exc}") from None
     return certificate
 

@@ -168,20 +168,33 @@ class EnclaveCore:
 
     # -- changes --------------------------------------------------------------------------
 
-    def ingest(self, ticks: TickColumns, fees: FeeHint | None, balances: dict[str, int]) -> Sealed:
-        """Process a batch of ticks; returns the new sealed state and what was refused.
+    def ingest(
+        self,
+        ticks: TickColumns,
+        fees: FeeHint | None,
+        balances: dict[str, int],
+        release_through: int = 0,
+    ) -> tuple[Sealed, Released]:
+        """Release the outputs up to `release_through` (0: none), then process a batch of
+        ticks; returns the new sealed state and what was refused, and the released outputs.
 
         Raises:
-            EnclaveError: not open, too many outputs waiting for release, or a balance for a
-                token that is not configured.
+            EnclaveError: not open, too many outputs waiting for release, a balance for a
+                token that is not configured, or a release version never sealed. Nothing
+                is released then: the outputs stay pending.
         """
         state, engine = self._require()
-        self._check_backlog(state)
         unknown = sorted(set(balances) - set(self._config.tokens))
         if unknown:
             raise EnclaveError("invalid_argument", f"balances name unknown tokens {unknown}")
+        released = self.release(release_through) if release_through else Released([], [])
+        try:
+            self._check_backlog(state)
+        except EnclaveError:
+            self._restore()  # the released outputs never left: keep them pending
+            raise
         now_ms = int(self._clock() * 1000)
-        return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms))
+        return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms)), released
 
     def owner_command(self, ciphertext: bytes) -> Sealed:
         """Apply an encrypted, owner-signed command (pause, resume).
@@ -241,8 +254,7 @@ class EnclaveCore:
         try:
             accepted, refused = work()
         except Exception:
-            # Never keep a half-applied change: go back to the last sealed state.
-            self._state = EnclaveState.from_bytes(self._sealer.unseal(self._last_sealed))
+            self._restore()
             raise
         sealed = self._seal()
         _, engine = self._require()
@@ -255,6 +267,10 @@ class EnclaveCore:
             len(state.pending_transactions),
             tuple(engine.decision_seconds),
         )
+
+    def _restore(self) -> None:
+        """Never keep a half-applied change: go back to the last sealed state."""
+        self._state = EnclaveState.from_bytes(self._sealer.unseal(self._last_sealed))
 
     def _seal(self) -> Sealed:
         state, _ = self._require()

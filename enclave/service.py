@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -19,7 +19,7 @@ from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 
 from attestation.receipts import Receipt
-from enclave.core import EnclaveCore, EnclaveError, Identity, Sealed
+from enclave.core import EnclaveCore, EnclaveError, Identity, Released, Sealed
 from enclave.decisions import FeeHint
 from enclave.tick_columns import TickColumns
 
@@ -87,39 +87,33 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
         return self._call(context, work)
 
     def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
-        def work() -> pb.IngestResponse:
-            ticks = _ticks(request)
-            fees = (
-                FeeHint(request.fees.max_fee_per_gas_wei, request.fees.max_priority_fee_per_gas_wei)
-                if request.HasField("fees")
-                else None
-            )
-            return _ingested(self._core.ingest(ticks, fees, _balances(request.balances)))
+        return self._call(context, lambda: self._ingest(request))
 
-        return self._call(context, work)
+    def IngestStream(
+        self, requests: Iterator[pb.IngestRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.IngestResponse]:
+        for request in requests:
+            yield self._call(context, lambda: self._ingest(request))  # noqa: B023 (called now)
+
+    def _ingest(self, request: pb.IngestRequest) -> pb.IngestResponse:
+        ticks = _ticks(request)
+        fees = (
+            FeeHint(request.fees.max_fee_per_gas_wei, request.fees.max_priority_fee_per_gas_wei)
+            if request.HasField("fees")
+            else None
+        )
+        sealed, released = self._core.ingest(
+            ticks, fees, _balances(request.balances), request.release_through
+        )
+        response = _ingested(sealed)
+        if released.receipts or released.transactions:
+            response.released.CopyFrom(_released(released))
+        return response
 
     def Release(
         self, request: pb.ReleaseRequest, context: grpc.ServicerContext
     ) -> pb.ReleaseResponse:
-        def work() -> pb.ReleaseResponse:
-            released = self._core.release(request.state_version)
-            return pb.ReleaseResponse(
-                receipts=[
-                    _receipt(item.receipt, item.decision_json, item.input_json)
-                    for item in released.receipts
-                ],
-                transactions=[
-                    pb.SignedTransaction(
-                        raw_transaction=bytes.fromhex(item.raw_transaction),
-                        tx_hash=bytes.fromhex(item.tx_hash),
-                        nonce=item.nonce,
-                        receipt_seq=item.receipt_seq,
-                    )
-                    for item in released.transactions
-                ],
-            )
-
-        return self._call(context, work)
+        return self._call(context, lambda: _released(self._core.release(request.state_version)))
 
     def SubmitOwnerCommand(
         self, request: pb.OwnerCommandRequest, context: grpc.ServicerContext
@@ -223,6 +217,24 @@ def _ingested(sealed: Sealed) -> pb.IngestResponse:
         pending_receipts=sealed.pending_receipts,
         pending_transactions=sealed.pending_transactions,
         decision_seconds=sealed.decision_seconds,
+    )
+
+
+def _released(released: Released) -> pb.ReleaseResponse:
+    return pb.ReleaseResponse(
+        receipts=[
+            _receipt(item.receipt, item.decision_json, item.input_json)
+            for item in released.receipts
+        ],
+        transactions=[
+            pb.SignedTransaction(
+                raw_transaction=bytes.fromhex(item.raw_transaction),
+                tx_hash=bytes.fromhex(item.tx_hash),
+                nonce=item.nonce,
+                receipt_seq=item.receipt_seq,
+            )
+            for item in released.transactions
+        ],
     )
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,45 +23,17 @@ import grpc
 from tee_agent_rpc import enclave_pb2 as epb
 
 from attestation.receipts import Receipt, receipt_hash
+from host.ingest_flow import ENCLAVE_CALL_TIMEOUT, RETRYABLE, IngestFlow
+from host.outcomes import AgentError, BatchResult, Released
 from host.storage.base import ReceiptRecord, Storage, TransactionRecord
 from host.supervisor import EnclaveSupervisor, EnclaveUnavailable
+from host.tick_stream import JoinedBatches
 
 log = logging.getLogger("tee_agent.host.agent")
 
 MAX_REFUSED_LISTED = 1000
-ENCLAVE_CALL_TIMEOUT = 120.0
+_ATTEMPTS = 5
 WATCHER_QUEUE = 10_000
-# Codes that say the call broke off rather than that the enclave refused it.
-_RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.UNKNOWN,
-}
-
-
-class AgentError(Exception):
-    """A request the agent refuses; `code` is the gRPC status to answer with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Released:
-    """Receipts and transactions the enclave released for one change."""
-
-    receipts: list[ReceiptRecord] = field(default_factory=list)
-    transactions: list[TransactionRecord] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    accepted: int
-    refused: list[tuple[int, str]]
-    receipts: int
-    transactions: int
 
 
 @dataclass
@@ -84,6 +57,9 @@ class Agent:
         self.counters = Counters()
         self.started = time.time()
         self._lock = threading.RLock()
+        # Changes waiting for the lock: a stream in full flow lets them in between batches.
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._watchers: list[queue.Queue[Any]] = []
         self._watchers_lock = threading.Lock()
         self._observer = observer
@@ -125,14 +101,26 @@ class Agent:
 
     def ingest(self, request: bytes) -> BatchResult:
         """Send one batch of ticks (a serialized enclave IngestRequest) through the enclave,
-        retried across enclave restarts.
+        retried across enclave restarts; returns once its outputs are stored.
 
         Raises:
             AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
                 like), or it cannot be brought back.
         """
-        return self._change(
-            lambda enclave: enclave.ingest_bytes(request, timeout=ENCLAVE_CALL_TIMEOUT)
+        results: list[BatchResult] = []
+        with self._turn():
+            flow = IngestFlow(self, results.append)
+            try:
+                flow.send(request)
+                flow.receive()
+            finally:
+                flow.finish()
+        first = results[0]
+        return BatchResult(
+            first.accepted,
+            first.refused,
+            sum(result.receipts for result in results),
+            sum(result.transactions for result in results),
         )
 
     def owner_command(self, ciphertext: bytes) -> tuple[int, bool]:
@@ -148,31 +136,76 @@ class Agent:
         status = self.enclave_status()
         return self.storage.head()[0], bool(status.paused)
 
-    def _change(self, call: Callable[[Any], Any]) -> BatchResult:
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the agent's lock; a stream holding it gives way while others wait."""
+        with self._waiting_lock:
+            self._waiting += 1
         with self._lock:
-            for _attempt in range(5):
+            with self._waiting_lock:
+                self._waiting -= 1
+            yield
+
+    def _others_waiting(self) -> bool:
+        with self._waiting_lock:
+            return self._waiting > 0
+
+    def _change(self, call: Callable[[Any], Any]) -> BatchResult:
+        with self._turn():
+            for _attempt in range(_ATTEMPTS):
                 try:
                     started = time.perf_counter()
                     response = call(self.supervisor)
-                    self._observe("enclave_call", time.perf_counter() - started)
+                    self.observe_enclave_call(time.perf_counter() - started)
                 except grpc.RpcError as exc:
-                    if exc.code() not in _RETRYABLE and self.supervisor.alive():
+                    if exc.code() not in RETRYABLE and self.supervisor.alive():
                         raise AgentError(exc.code(), exc.details() or "refused") from None
                     # The outcome is unknown (the enclave died, or the call broke off): go
                     # back to the stored state by restarting the enclave on it, then retry.
-                    self._recover(f"{exc.code().name}: {exc.details()}")
+                    self.recover(f"{exc.code().name}: {exc.details()}")
                     continue
                 # The state of this change is stored before anything of it is released.
                 self.storage.save_sealed_state(response.state_version, response.sealed_state)
-                released = self._release(response.state_version)
+                released = self.release(response.state_version)
                 refused = [(item.seq, item.reason) for item in response.refused]
-                self._count(response.accepted, refused, list(response.decision_seconds))
+                self.count(response.accepted, refused, list(response.decision_seconds))
                 return BatchResult(
                     response.accepted, refused, len(released.receipts), len(released.transactions)
                 )
             raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
 
-    def _release(self, version: int) -> Released:
+    def ingest_stream(
+        self, requests: JoinedBatches, on_result: Callable[[BatchResult], None]
+    ) -> None:
+        """Send a client stream's joined batches through the enclave, keeping it busy
+        (`host.ingest_flow`); `on_result` gets each batch's counts and the outputs it
+        released. Before waiting for the client, or when another change waits for the
+        agent, everything is settled: stored and released.
+
+        Raises:
+            AgentError: as `ingest`; InvalidBatch and read errors from `requests`, after
+                the batches before them are settled.
+        """
+        while True:
+            try:
+                request = next(requests)  # outside the lock: this may wait for the client
+            except StopIteration:
+                return
+            with self._turn():
+                flow = IngestFlow(self, on_result)
+                try:
+                    flow.send(request[0])
+                    while flow.busy:
+                        while flow.room and requests.ready() and not self._others_waiting():
+                            try:
+                                flow.send(next(requests)[0])
+                            except StopIteration:
+                                break
+                        flow.receive()
+                finally:
+                    flow.finish()
+
+    def release(self, version: int) -> Released:
         try:
             released = self.supervisor.stub.Release(
                 epb.ReleaseRequest(state_version=version), timeout=ENCLAVE_CALL_TIMEOUT
@@ -180,19 +213,25 @@ class Agent:
         except grpc.RpcError as exc:
             # The sealed state is stored: the restarted enclave releases these outputs when
             # it opens (see _on_open), so nothing is lost and the batch is not sent again.
-            self._recover(f"Release failed: {exc.code().name}")
+            self.recover(f"Release failed: {exc.code().name}")
             return Released()
         outputs = self._convert(released)
         self._store_and_publish(outputs)
         return outputs
 
-    def _recover(self, reason: str) -> None:
+    def recover(self, reason: str) -> None:
         if self._observer is not None:
             self._observer.restart()
         try:
             self.supervisor.recover(reason, force=True)
         except EnclaveUnavailable as exc:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+
+    def store_released(self, released: Any) -> Released:
+        """Store and publish the outputs of a ReleaseResponse; returns them."""
+        outputs = self._convert(released)
+        self._store_and_publish(outputs)
+        return outputs
 
     def _convert(self, released: Any) -> Released:
         outputs = Released()
@@ -245,16 +284,16 @@ class Agent:
                     break
             watcher.put_nowait("overflow")
 
-    def _count(self, accepted: int, refused: list[tuple[int, str]], decisions: list[float]) -> None:
+    def count(self, accepted: int, refused: list[tuple[int, str]], decisions: list[float]) -> None:
         self.counters.ticks_accepted += accepted
         self.counters.ticks_refused += len(refused)
         self.counters.refused_by_reason.update(reason for _, reason in refused)
         if self._observer is not None:
             self._observer.ticks(accepted, [reason for _, reason in refused], decisions)
 
-    def _observe(self, call: str, seconds: float) -> None:
+    def observe_enclave_call(self, seconds: float) -> None:
         if self._observer is not None:
-            self._observer.enclave_call(call, seconds)
+            self._observer.enclave_call("enclave_call", seconds)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -273,7 +312,7 @@ class Agent:
         try:
             return call(self.supervisor.stub)
         except grpc.RpcError as exc:
-            if exc.code() in _RETRYABLE:
+            if exc.code() in RETRYABLE:
                 raise AgentError(
                     grpc.StatusCode.UNAVAILABLE, "the enclave is restarting; try again shortly"
                 ) from None

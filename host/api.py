@@ -25,9 +25,10 @@ from grpc_reflection.v1alpha import reflection
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
-from host.agent import Agent, AgentError
+from host.agent import Agent
+from host.outcomes import AgentError, BatchResult
 from host.storage.base import ReceiptRecord, TransactionRecord
-from host.tick_stream import InvalidBatch, joined_batches
+from host.tick_stream import InvalidBatch, JoinedBatches
 
 log = logging.getLogger("tee_agent.host.api")
 
@@ -93,23 +94,25 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
     # -- RPCs -----------------------------------------------------------------------------
 
     def StreamMarketData(
-        self, request_iterator: Iterator[pb.TickBatch], context: grpc.ServicerContext
+        self, request_iterator: Iterator[bytes], context: grpc.ServicerContext
     ) -> pb.StreamSummary:
         def work() -> pb.StreamSummary:
             summary = pb.StreamSummary()
+
+            def add(result: BatchResult) -> None:
+                summary.accepted += result.accepted
+                summary.refused += len(result.refused)
+                summary.receipts += result.receipts
+                summary.transactions += result.transactions
+                for seq, reason in result.refused:
+                    summary.refused_by_reason[reason] += 1
+                    if len(summary.refused_ticks) < MAX_LIST:
+                        summary.refused_ticks.add(seq=seq, reason=reason)
+
             try:
-                with closing(joined_batches(request_iterator)) as joined:
-                    for ticks, count in joined:
-                        result = self._agent.ingest(ticks)
-                        summary.received += count
-                        summary.accepted += result.accepted
-                        summary.refused += len(result.refused)
-                        summary.receipts += result.receipts
-                        summary.transactions += result.transactions
-                        for seq, reason in result.refused:
-                            summary.refused_by_reason[reason] += 1
-                            if len(summary.refused_ticks) < MAX_LIST:
-                                summary.refused_ticks.add(seq=seq, reason=reason)
+                with closing(JoinedBatches(request_iterator)) as batches:
+                    self._agent.ingest_stream(batches, add)
+                    summary.received = batches.received
             except InvalidBatch as exc:
                 raise AgentError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
             return summary
@@ -301,9 +304,12 @@ def register_agent_service(servicer: AgentService, server: grpc.Server) -> None:
             (True, False): grpc.stream_unary_rpc_method_handler,
             (True, True): grpc.stream_stream_rpc_method_handler,
         }[(method.client_streaming, method.server_streaming)]
+        # StreamMarketData takes each batch as bytes: the host parses and checks it as it
+        # arrives (host.tick_stream) and hands the enclave those very bytes.
+        raw = method.name == "StreamMarketData"
         handlers[method.name] = kind(
             _refuse_malformed(getattr(servicer, method.name), method.client_streaming),
-            request_deserializer=_decoder(request_type),
+            request_deserializer=None if raw else _decoder(request_type),
             response_serializer=response_type.SerializeToString,
         )
     server.add_generic_rpc_handlers(

@@ -21,10 +21,11 @@ import grpc
 from grpc_health.v1 import health_pb2
 from tee_agent_rpc import enclave_pb2 as epb
 
-from host.agent import Agent, AgentError
+from host.agent import Agent
 from host.api import SERVICE_NAME, ApiSettings, start_api
 from host.config import HostConfig
 from host.metrics import HostMetrics
+from host.outcomes import AgentError
 from host.storage.base import Storage
 from host.storage.open import open_storage
 from host.supervisor import EnclaveLaunch, EnclaveSupervisor

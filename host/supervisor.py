@@ -75,7 +75,7 @@ class EnclaveSupervisor:
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: grpc.Channel | None = None
         self.stub: Any = None
-        self.ingest_bytes: Any = None
+        self.ingest_stream: Any = None
         self.state = "starting"
         self.restarts = 0
         self.identity: Any = None
@@ -182,9 +182,9 @@ class EnclaveSupervisor:
                      ("grpc.max_send_message_length", 64 << 20)],
         )  # fmt: skip
         self.stub = epb_grpc.EnclaveStub(self._channel)
-        # Ingest with the request already serialized: the host joins client batches as bytes.
-        self.ingest_bytes = self._channel.unary_unary(
-            "/tee_agent.enclave.v1.Enclave/Ingest",
+        # IngestStream with requests already serialized: the host joins batches as bytes.
+        self.ingest_stream = self._channel.stream_stream(
+            "/tee_agent.enclave.v1.Enclave/IngestStream",
             request_serializer=None,
             response_deserializer=epb.IngestResponse.FromString,
         )

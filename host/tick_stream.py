@@ -1,10 +1,10 @@
 """A client's stream of tick batches, checked one by one and joined for the enclave.
 
-Every TickBatch is checked as it arrives (aligned columns, at most 10,000 ticks, seq at
+Every TickBatch is parsed and checked as it arrives (aligned columns, at most 10,000 ticks, seq at
 least 1, a pair symbol of 1 to 25 characters), so a bad batch ends the stream with a
-message naming it, after every batch before it went through. Batches travel on as bytes:
-the enclave's TickBatch has the public one's fields, and its IngestRequest is a list of
-them. While the enclave works on one call, the batches that arrive meanwhile are joined
+message naming it, after every batch before it went through. Batches travel on as the
+client's own bytes: the enclave's TickBatch has the public one's fields, and its
+IngestRequest is a list of them. While the enclave works on one call, the batches that arrive meanwhile are joined
 into the next (up to MAX_JOINED_TICKS), so one enclave call, one stored sealed state and
 one release serve all of them.
 """
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from tee_agent_rpc import agent_pb2 as pb
 
 MAX_TICKS_PER_BATCH = 10_000
@@ -59,11 +60,11 @@ def check_batch(batch: pb.TickBatch, number: int) -> int:
     return count
 
 
-def ingest_entry(batch: pb.TickBatch) -> bytes:
-    """`batch` as one entry of the enclave's IngestRequest.batches (field 1, length-delimited:
-    the protobuf wire format's tag byte 0x0A, the length as a varint, then the message).
-    Wrapped so, nothing in a client's batch can reach the request's other fields."""
-    body: bytes = batch.SerializeToString()
+def ingest_entry(body: bytes) -> bytes:
+    """A serialized TickBatch as one entry of the enclave's IngestRequest.batches (field 1,
+    length-delimited: the protobuf wire format's tag byte 0x0A, the length as a varint, then
+    the message). Wrapped so, nothing in a client's batch can reach the request's other
+    fields; the enclave reads the very bytes the host checked."""
     length, prefix = len(body), bytearray(b"\x0a")
     while length >= 0x80:
         prefix.append(length & 0x7F | 0x80)
@@ -72,61 +73,73 @@ def ingest_entry(batch: pb.TickBatch) -> bytes:
     return bytes(prefix) + body
 
 
-def joined_batches(batches: Iterator[pb.TickBatch]) -> Generator[tuple[bytes, int], None, None]:
+Item = tuple[bytes, int] | BaseException | None
+
+
+class JoinedBatches:
     """(serialized IngestRequest, tick count) for the enclave: each time, every checked batch
-    that has arrived, joined, up to MAX_JOINED_TICKS. Empty batches are skipped. Reading
-    starts at once, on a thread of its own, and stops when the returned iterator is closed.
+    that has arrived, joined, up to MAX_JOINED_TICKS; empty batches are skipped. Reading
+    starts at once, on a thread of its own, and stops at `close`.
 
-    The iterator raises:
+    Iterating raises:
         InvalidBatch: after yielding every batch before the bad one.
-        Exception: whatever reading `batches` raised, after the batches before it.
+        Exception: whatever reading the batches raised, after the batches before it.
     """
-    inbox: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(_READ_AHEAD)
-    stop = threading.Event()
-    threading.Thread(
-        target=_read, args=(batches, inbox, stop), name="tick-stream-reader", daemon=True
-    ).start()
-    return _joined(inbox, stop)
 
+    def __init__(self, batches: Iterator[bytes]) -> None:
+        """`batches`: a client's serialized TickBatch messages, as they arrive."""
+        self._inbox: queue.Queue[Item] = queue.Queue(_READ_AHEAD)
+        self._stop = threading.Event()
+        self._held: list[Item] = []
+        # Ticks handed out so far.
+        self.received = 0
+        threading.Thread(
+            target=_read, args=(batches, self._inbox, self._stop), name="tick-stream-reader",
+            daemon=True,
+        ).start()  # fmt: skip
 
-def _joined(
-    inbox: queue.Queue[tuple[bytes, int] | BaseException | None], stop: threading.Event
-) -> Generator[tuple[bytes, int], None, None]:
-    try:
-        held: tuple[bytes, int] | BaseException | None = None
-        holding = False
+    def __iter__(self) -> JoinedBatches:
+        return self
+
+    def __next__(self) -> tuple[bytes, int]:
+        item = self._held.pop() if self._held else self._inbox.get()
+        if item is None:
+            self._held.append(None)  # stay at the end
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        parts, total = [item[0]], item[1]
         while True:
-            item = held if holding else inbox.get()
-            holding = False
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            parts, total = [item[0]], item[1]
-            while True:
-                try:
-                    after = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if after is None or isinstance(after, BaseException):
-                    held, holding = after, True
-                    break
-                if total + after[1] > MAX_JOINED_TICKS:
-                    held, holding = after, True
-                    break
-                parts.append(after[0])
-                total += after[1]
-            yield b"".join(parts), total
-    finally:
-        stop.set()
+            try:
+                after = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if (
+                after is None
+                or isinstance(after, BaseException)
+                or total + after[1] > MAX_JOINED_TICKS
+            ):
+                self._held.append(after)
+                break
+            parts.append(after[0])
+            total += after[1]
+        self.received += total
+        return b"".join(parts), total
+
+    def ready(self) -> bool:
+        """Whether `next` would return (or end) without waiting for the client."""
+        return bool(self._held) or not self._inbox.empty()
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _read(
-    batches: Iterator[pb.TickBatch],
-    inbox: queue.Queue[tuple[bytes, int] | BaseException | None],
+    batches: Iterator[bytes],
+    inbox: queue.Queue[Item],
     stop: threading.Event,
 ) -> None:
-    def hand_over(item: tuple[bytes, int] | BaseException | None) -> bool:
+    def hand_over(item: Item) -> bool:
         while not stop.is_set():
             try:
                 inbox.put(item, timeout=0.2)
@@ -136,11 +149,15 @@ def _read(
         return False
 
     try:
-        for number, batch in enumerate(batches, start=1):
+        for number, data in enumerate(batches, start=1):
+            try:
+                batch = pb.TickBatch.FromString(data)
+            except DecodeError as exc:
+                raise InvalidBatch(f"batch {number} is not a valid TickBatch: {exc}") from None
             count = check_batch(batch, number)
             if count == 0:
                 continue
-            if not hand_over((ingest_entry(batch), count)):
+            if not hand_over((ingest_entry(data), count)):
                 return
     except BaseException as exc:  # handed to the consumer, which raises it
         hand_over(exc)

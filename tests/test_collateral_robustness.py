@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -102,3 +103,15 @@ def test_mutated_collateral_is_refused_or_judged(data: st.DataObject) -> None:
     if report.valid:
         assert report.tcb_status == vector["expected"]["tcb"]["status"]
         assert report.advisory_ids == vector["expected"]["tcb"]["advisory_ids"]
+
+
+def test_a_crl_claiming_an_unknown_version_is_a_format_error() -> None:
+    # cryptography raises InvalidVersion (not a ValueError) for a CRL version field of 5.
+    der = vector_bytes("collateral-go-tdx-guest-root-ca-crl.der")
+    version = der.index(b"\x02\x01\x01") + 2  # INTEGER 1 (v2), the CRL's version
+    bad = der[:version] + b"\x05" + der[version + 1 :]
+    pem = b"-----BEGIN X509 CRL-----\n" + base64.encodebytes(bad) + b"-----END X509 CRL-----\n"
+    with pytest.raises(CollateralFormatError, match="is not Intel collateral"):
+        _verify(PHALA_TDX, [bad])
+    with pytest.raises(CollateralFormatError, match="5 is not a valid CRL version"):
+        _verify(PHALA_TDX, [pem])

@@ -155,6 +155,25 @@ def test_an_unparsable_certificate_is_a_format_error() -> None:
     pytest.fail("no byte change made the leaf certificate unparsable")
 
 
+def test_a_certificate_claiming_an_unknown_x509_version_is_a_format_error() -> None:
+    # cryptography raises InvalidVersion (not a ValueError) for a version field of 3 (v4).
+    name = QUOTES["tdx-v4"]
+    data = vector_bytes(name)
+    block = parse_dcap_quote(data).certification_data.split(b"-----END CERTIFICATE-----")[0]
+    begin = block.index(b"-----BEGIN CERTIFICATE-----") + 27
+    der = base64.b64decode(b"".join(block[begin:].split()))
+    version = der.index(b"\xa0\x03\x02\x01\x02") + 4  # [0] EXPLICIT INTEGER 2 (v3)
+    v4 = der[:version] + b"\x03" + der[version + 1 :]
+    with pytest.raises(ValueError, match="3 is not a valid X509 version"):
+        load_certificate(v4)
+    encoded = base64.b64encode(v4)
+    lines = b"\n".join(encoded[i : i + 64] for i in range(0, len(encoded), 64))
+    changed = data.replace(block, block[:begin] + b"\n" + lines + b"\n", 1)
+    assert changed != data and len(changed) == len(data)
+    with pytest.raises(QuoteFormatError, match="PCK certificate chain"):
+        verify_evidence(changed, at=at(_entry(name)["expected"]["verify_at"]))
+
+
 def _replace_certificate_unchecked(data: bytes, pem_chain: bytes, position: int) -> bytes | None:
     """Like _replace_certificate on the leaf, but keeping only changes that break parsing."""
     if _replace_certificate(data, 0, position) is not None:

@@ -16,6 +16,7 @@ from attestation.binding import EnclaveIdentity, check_binding
 from attestation.receipts import Receipt, verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
+from enclave.market import Tick
 from enclave.measurement import expected_sim_measurement
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, ticks
 
@@ -207,6 +208,61 @@ def test_outputs_never_leave_before_their_state_is_sealed(world: EnclaveWorld) -
         assert not again.receipts, "released outputs are handed out once"
 
 
+def test_a_stream_of_batches_is_taken_in_order_and_releases_what_the_host_stored(
+    world: EnclaveWorld,
+) -> None:
+    with world.enclave() as enclave:
+        opened = enclave.stub.Open(pb.OpenRequest())
+        first, second = RISE_AND_FALL[:5], RISE_AND_FALL[5:]
+        requests = [
+            pb.IngestRequest(batches=[ticks(first)], balances=balances(weth=5)),
+            # The host stored the state it opened with, nothing newer yet.
+            pb.IngestRequest(
+                batches=[ticks(second[:3], first_seq=6), ticks(second[3:], first_seq=9)],
+                balances=balances(weth=5),
+                release_through=opened.state_version,
+            ),
+        ]
+        one, two = list(enclave.stub.IngestStream(iter(requests)))
+        # Then, as a host does once it stored `two`, the rest on a stream of its own.
+        (three,) = enclave.stub.IngestStream(
+            iter([pb.IngestRequest(release_through=two.state_version)])
+        )
+    assert (one.accepted, two.accepted, three.accepted) == (5, 6, 0)
+    assert one.state_version < two.state_version < three.state_version
+    assert not one.HasField("released") and not two.HasField("released")
+    receipts = list(three.released.receipts)
+    assert len(receipts) == two.pending_receipts > one.pending_receipts > 0  # all, in order
+    assert [r.seq for r in receipts] == list(range(1, len(receipts) + 1))
+    assert "signed" in [r.verdict for r in receipts]
+    assert [t.receipt_seq for t in three.released.transactions] == [
+        r.seq for r in receipts if r.verdict == "signed"
+    ]
+
+
+def test_a_refused_request_ends_the_stream_and_releases_nothing(world: EnclaveWorld) -> None:
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        good = enclave.stub.Ingest(
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
+        )
+        requests = [
+            # Not sealed yet: refused before anything is released or taken.
+            pb.IngestRequest(
+                batches=[ticks([88.0], first_seq=8)], release_through=good.state_version + 5
+            ),
+            pb.IngestRequest(batches=[ticks([88.0], first_seq=9)]),
+        ]
+        with pytest.raises(grpc.RpcError) as refused:
+            list(enclave.stub.IngestStream(iter(requests)))
+        status = enclave.stub.GetStatus(pb.GetStatusRequest())
+        released = enclave.stub.Release(pb.ReleaseRequest(state_version=good.state_version))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "never sealed" in refused.value.details()
+    assert status.last_tick_seq == 7, "no request after the refused one was taken"
+    assert len(released.receipts) == good.pending_receipts > 0, "the outputs stayed pending"
+
+
 def test_replayed_ticks_are_refused_as_duplicates_without_receipts(world: EnclaveWorld) -> None:
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
@@ -257,3 +313,42 @@ def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
             enclave.stub.Attest(pb.AttestRequest(nonce=b"short"))
         assert short_nonce.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert enclave.stub.GetStatus(pb.GetStatusRequest()).open
+
+
+def test_outputs_released_by_a_refused_ingest_stay_pending(
+    world: EnclaveWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process: an Ingest whose release_through went through but whose batch is then
+    refused (too many outputs waiting) must leave those outputs pending, not drop them."""
+    import enclave.core
+    from enclave.config import load_config
+    from enclave.server import PlatformChoice, make_platform, make_policy
+    from enclave.tick_columns import TickColumns
+
+    def columns(batch: pb.TickBatch) -> TickColumns:
+        return TickColumns.of(
+            [
+                Tick(seq, stamp, batch.pair, price, volume)
+                for seq, stamp, price, volume in zip(
+                    batch.seq, batch.timestamp_ms, batch.price, batch.volume, strict=True
+                )
+            ]
+        )
+
+    config = load_config(world.config_path)
+    policy = make_policy(config)
+    core = enclave.core.EnclaveCore(
+        make_platform(PlatformChoice("sim", world.sim_dir), config, policy), config, policy
+    )
+    core.open(b"")
+    wallet = {"WETH": 5 * 10**18, "USDT": 10_000 * 10**6}
+    a, _ = core.ingest(columns(ticks(RISE_AND_FALL[:6])), None, wallet)
+    b, _ = core.ingest(columns(ticks(RISE_AND_FALL[6:], first_seq=7)), None, wallet)
+    from_b = b.pending_receipts - a.pending_receipts
+    assert a.pending_receipts > 0 and from_b > 0
+    monkeypatch.setattr(enclave.core, "MAX_PENDING_OUTPUTS", from_b)
+    with pytest.raises(enclave.core.EnclaveError, match="wait for Release"):
+        core.ingest(columns(ticks([88.0], first_seq=20)), None, wallet, a.state_version)
+    released = core.release(b.state_version)
+    assert len(released.receipts) == b.pending_receipts
+    assert [p.receipt["seq"] for p in released.receipts] == list(range(1, b.pending_receipts + 1))

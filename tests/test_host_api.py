@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,11 +92,20 @@ def test_kill_9_of_the_enclave_mid_stream_loses_and_double_counts_nothing(
     world: EnclaveWorld,
 ) -> None:
     with running_host(world) as host:
+        killed: list[int] = []
 
         def batches_with_a_crash():  # type: ignore[no-untyped-def]
             for index, batch in enumerate(tick_batches(20_000, batch=500)):
                 if index in (7, 23):
-                    os.kill(host.agent.supervisor.pid, signal.SIGKILL)
+                    # The host reads ahead of the enclave: kill the restarted one, not the
+                    # one killed before (the batch after a kill makes the host notice it).
+                    supervisor = host.agent.supervisor
+                    deadline = time.monotonic() + 60
+                    while supervisor.pid in killed or supervisor.state != "running":
+                        assert time.monotonic() < deadline, "the enclave never came back"
+                        time.sleep(0.05)
+                    killed.append(supervisor.pid)
+                    os.kill(supervisor.pid, signal.SIGKILL)
                 yield batch
 
         summary = host.stub.StreamMarketData(batches_with_a_crash(), metadata=AUTH)

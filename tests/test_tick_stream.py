@@ -12,9 +12,9 @@ from tee_agent_rpc import enclave_pb2 as epb
 from host.tick_stream import (
     MAX_JOINED_TICKS,
     InvalidBatch,
+    JoinedBatches,
     check_batch,
     ingest_entry,
-    joined_batches,
 )
 
 
@@ -29,18 +29,17 @@ def batch(first_seq: int, count: int, pair: str = "ETH/USDT") -> pb.TickBatch:
     )
 
 
-def all_read_first(
-    batches: list[pb.TickBatch], finished: threading.Event
-) -> Iterator[pb.TickBatch]:
-    """Yields `batches`; sets `finished` once the reader has handed every one over."""
-    yield from batches
+def all_read_first(batches: list[pb.TickBatch], finished: threading.Event) -> Iterator[bytes]:
+    """Yields `batches` serialized; sets `finished` once the reader handed every one over."""
+    for batch in batches:
+        yield batch.SerializeToString()
     finished.set()
 
 
 def drain(batches: list[pb.TickBatch]) -> list[tuple[bytes, int]]:
     """Joined output once every batch has arrived (so joining does not depend on timing)."""
     finished = threading.Event()
-    joined = joined_batches(all_read_first(batches, finished))
+    joined = JoinedBatches(all_read_first(batches, finished))
     assert finished.wait(timeout=60)
     return list(joined)
 
@@ -77,7 +76,7 @@ def test_a_client_field_unknown_here_stays_inside_its_batch() -> None:
     sneaky = pb.TickBatch.FromString(
         batch(1, 2).SerializeToString() + b"\x1a\x08\x0a\x04WETH\x12\x00" + b"\x3a\x03abc"
     )
-    request = as_request(ingest_entry(sneaky))
+    request = as_request(ingest_entry(sneaky.SerializeToString()))
     assert not request.balances and not request.HasField("fees")
     assert list(request.batches[0].seq) == [1, 2]
 
@@ -100,19 +99,49 @@ def test_a_bad_batch_ends_the_stream_after_the_good_ones_before_it(
     with pytest.raises(InvalidBatch) as refused:
         check_batch(bad, 2)
     assert str(refused.value).startswith(words)
-    joined = joined_batches(iter([batch(100, 3), bad, batch(200, 3)]))
+    joined = JoinedBatches(b.SerializeToString() for b in [batch(100, 3), bad, batch(200, 3)])
     data, count = next(joined)
     assert count == 3 and list(as_request(data).batches[0].seq) == [100, 101, 102]
     with pytest.raises(InvalidBatch, match="batch 2"):
         next(joined)
 
 
+def test_bytes_that_are_no_tick_batch_end_the_stream_with_a_message() -> None:
+    joined = JoinedBatches(iter([batch(1, 2).SerializeToString(), b"\x0a\xff"]))
+    assert next(joined)[1] == 2
+    with pytest.raises(InvalidBatch, match="batch 2 is not a valid TickBatch"):
+        next(joined)
+
+
 def test_a_stream_that_breaks_hands_over_what_came_before() -> None:
-    def broken() -> Iterator[pb.TickBatch]:
-        yield batch(1, 4)
+    def broken() -> Iterator[bytes]:
+        yield batch(1, 4).SerializeToString()
         raise ConnectionResetError("client went away")
 
-    joined = joined_batches(broken())
+    joined = JoinedBatches(broken())
     assert next(joined)[1] == 4
     with pytest.raises(ConnectionResetError, match="client went away"):
         next(joined)
+
+
+def test_a_stream_holding_the_agent_sees_a_change_waiting_for_it() -> None:
+    from host.agent import Agent
+
+    agent = Agent(storage=None, make_supervisor=lambda stored, on_open: None)  # type: ignore[arg-type]
+    holding, waited = threading.Event(), threading.Event()
+
+    def other_change() -> None:
+        holding.wait(timeout=60)
+        with agent._turn():
+            waited.set()
+
+    other = threading.Thread(target=other_change)
+    other.start()
+    with agent._turn():
+        assert not agent._others_waiting()
+        holding.set()
+        while not agent._others_waiting():  # the other change queues up behind this one
+            assert other.is_alive()
+        assert not waited.is_set()
+    other.join(timeout=60)
+    assert waited.is_set() and not agent._others_waiting()

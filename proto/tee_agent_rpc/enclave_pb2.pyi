@@ -98,7 +98,7 @@ class TickBatch(_message.Message):
     def __init__(self, pair: _Optional[str] = ..., seq: _Optional[_Iterable[int]] = ..., timestamp_ms: _Optional[_Iterable[int]] = ..., price: _Optional[_Iterable[float]] = ..., volume: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("batches", "fees", "balances")
+    __slots__ = ("batches", "fees", "balances", "release_through")
     class BalancesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,10 +109,12 @@ class IngestRequest(_message.Message):
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
     BALANCES_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_THROUGH_FIELD_NUMBER: _ClassVar[int]
     batches: _containers.RepeatedCompositeFieldContainer[TickBatch]
     fees: FeeHint
     balances: _containers.ScalarMap[str, str]
-    def __init__(self, batches: _Optional[_Iterable[_Union[TickBatch, _Mapping]]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    release_through: int
+    def __init__(self, batches: _Optional[_Iterable[_Union[TickBatch, _Mapping]]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ..., release_through: _Optional[int] = ...) -> None: ...
 
 class RefusedTick(_message.Message):
     __slots__ = ("seq", "reason")
@@ -123,7 +125,7 @@ class RefusedTick(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions", "decision_seconds")
+    __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions", "decision_seconds", "released")
     SEALED_STATE_FIELD_NUMBER: _ClassVar[int]
     STATE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +133,7 @@ class IngestResponse(_message.Message):
     PENDING_RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     PENDING_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     DECISION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
     sealed_state: bytes
     state_version: int
     accepted: int
@@ -138,7 +141,8 @@ class IngestResponse(_message.Message):
     pending_receipts: int
     pending_transactions: int
     decision_seconds: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, sealed_state: _Optional[bytes] = ..., state_version: _Optional[int] = ..., accepted: _Optional[int] = ..., refused: _Optional[_Iterable[_Union[RefusedTick, _Mapping]]] = ..., pending_receipts: _Optional[int] = ..., pending_transactions: _Optional[int] = ..., decision_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
+    released: ReleaseResponse
+    def __init__(self, sealed_state: _Optional[bytes] = ..., state_version: _Optional[int] = ..., accepted: _Optional[int] = ..., refused: _Optional[_Iterable[_Union[RefusedTick, _Mapping]]] = ..., pending_receipts: _Optional[int] = ..., pending_transactions: _Optional[int] = ..., decision_seconds: _Optional[_Iterable[float]] = ..., released: _Optional[_Union[ReleaseResponse, _Mapping]] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("state_version",)

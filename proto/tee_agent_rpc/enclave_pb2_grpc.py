@@ -54,6 +54,11 @@ class EnclaveStub:
                 request_serializer=tee__agent__rpc_dot_enclave__pb2.IngestRequest.SerializeToString,
                 response_deserializer=tee__agent__rpc_dot_enclave__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.IngestStream = channel.stream_stream(
+                '/tee_agent.enclave.v1.Enclave/IngestStream',
+                request_serializer=tee__agent__rpc_dot_enclave__pb2.IngestRequest.SerializeToString,
+                response_deserializer=tee__agent__rpc_dot_enclave__pb2.IngestResponse.FromString,
+                _registered_method=True)
         self.Release = channel.unary_unary(
                 '/tee_agent.enclave.v1.Enclave/Release',
                 request_serializer=tee__agent__rpc_dot_enclave__pb2.ReleaseRequest.SerializeToString,
@@ -100,7 +105,18 @@ class EnclaveServicer:
     def Ingest(self, request, context):
         """Feed a batch of market ticks. Every tick is accepted or refused with a reason, the
         policy decides when a decision is due, guardrails judge it, and the new state comes
-        back sealed. Receipts and signed transactions are withheld until Release.
+        back sealed. Receipts and signed transactions are withheld until Release (or a later
+        Ingest's release_through).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IngestStream(self, request_iterator, context):
+        """Ingest for many batches: requests are taken strictly in order, one after the other, and
+        each response answers the request in the same place. The host keeps the next batch on
+        its way while the enclave works, and uses release_through to collect outputs. The first
+        refused request ends the stream with its status; none after it is taken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,6 +165,11 @@ def add_EnclaveServicer_to_server(servicer, server):
             ),
             'Ingest': grpc.unary_unary_rpc_method_handler(
                     servicer.Ingest,
+                    request_deserializer=tee__agent__rpc_dot_enclave__pb2.IngestRequest.FromString,
+                    response_serializer=tee__agent__rpc_dot_enclave__pb2.IngestResponse.SerializeToString,
+            ),
+            'IngestStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestStream,
                     request_deserializer=tee__agent__rpc_dot_enclave__pb2.IngestRequest.FromString,
                     response_serializer=tee__agent__rpc_dot_enclave__pb2.IngestResponse.SerializeToString,
             ),
@@ -274,6 +295,33 @@ class Enclave:
             request,
             target,
             '/tee_agent.enclave.v1.Enclave/Ingest',
+            tee__agent__rpc_dot_enclave__pb2.IngestRequest.SerializeToString,
+            tee__agent__rpc_dot_enclave__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tee_agent.enclave.v1.Enclave/IngestStream',
             tee__agent__rpc_dot_enclave__pb2.IngestRequest.SerializeToString,
             tee__agent__rpc_dot_enclave__pb2.IngestResponse.FromString,
             options,

@@ -1,0 +1,36 @@
+"""What the agent's changes come to: counts per batch, released outputs, and refusals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+from host.storage.base import ReceiptRecord, TransactionRecord
+
+
+class AgentError(Exception):
+    """A request the agent refuses; `code` is the gRPC status to answer with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class BatchResult:
+    """One batch's outcome: ticks accepted, ticks refused (seq, reason), and the receipts
+    and transactions released and stored along with it."""
+
+    accepted: int
+    refused: list[tuple[int, str]]
+    receipts: int
+    transactions: int
+
+
+@dataclass
+class Released:
+    """Receipts and transactions the enclave released, as the host stores them."""
+
+    receipts: list[ReceiptRecord] = field(default_factory=list)
+    transactions: list[TransactionRecord] = field(default_factory=list)
