@@ -10,7 +10,7 @@ left the enclave, or replays outputs the host already has (same receipts, same b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -170,13 +170,13 @@ class EnclaveCore:
 
     def ingest(
         self,
-        ticks: TickColumns,
+        ticks: Sequence[TickColumns],
         fees: FeeHint | None,
         balances: dict[str, int],
         release_through: int = 0,
     ) -> tuple[Sealed, Released]:
-        """Release the outputs up to `release_through` (0: none), then process a batch of
-        ticks; returns the new sealed state and what was refused, and the released outputs.
+        """Release the outputs up to `release_through` (0: none), then process the batches of
+        ticks in order; returns the new sealed state and what was refused, and the released outputs.
 
         Raises:
             EnclaveError: not open, too many outputs waiting for release, a balance for a

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -62,7 +63,6 @@ class DecisionEngine:
         self.signer = signer
         self.config_hash = config_hash
         self._keep = max(config.policy.rule.long_window + 1, 64)
-        self._pair_index = {pair.symbol: index for index, pair in enumerate(config.pairs)}
         # How long each decision of the last batch took (reported to the host's metrics).
         self.decision_seconds: list[float] = []
 
@@ -72,45 +72,57 @@ class DecisionEngine:
     def ingest(
         self,
         state: EnclaveState,
-        ticks: TickColumns,
+        batches: Sequence[TickColumns],
         fees: FeeHint | None,
         balances: dict[str, int],
         now_ms: int,
     ) -> tuple[int, list[tuple[int, str]]]:
-        """Take every tick of the batch in order, as `ingest_tick` would one by one: runs of
-        plainly acceptable ticks together, any other tick alone."""
+        """Take every tick of the batches in order, as `ingest_tick` would one by one: runs
+        of plainly acceptable ticks together, any other tick alone."""
         accepted = 0
         refused: list[tuple[int, str]] = []
         self.decision_seconds = []
-        ids = ticks.pair_ids(self._pair_index)
-        interval_ms = self.config.market.decision_interval_seconds * 1000
-        index, window = 0, _FIRST_WINDOW
-        while index < len(ticks):
-            stop = min(len(ticks), index + window)
-            clean = clean_prefix(ticks, ids, index, stop, state.market, self.config, now_ms)
-            if clean == 0:
-                reason = self.ingest_tick(state, ticks.tick(index), fees, balances, now_ms)
-                if reason is None:
-                    accepted += 1
-                else:
-                    refused.append((int(ticks.seq[index]), reason))
-                index, window = index + 1, _RETRY_WINDOW
-                continue
-            window = min(2 * window, _MAX_WINDOW) if index + clean == stop else _RETRY_WINDOW
-            end = index + clean
-            accepted += clean
-            state.ticks_accepted += clean
-            while index < end:
-                due_ms = None if state.last_decision is None else state.last_decision + interval_ms
-                due = first_due(ticks, index, end, due_ms)
-                upto = end if due is None else due + 1
-                remember_run(ticks, ids, index, upto, state.market, self.config, self._keep)
-                index = upto
-                if due is not None:
-                    tick = ticks.tick(due)
-                    state.last_decision = tick.timestamp_ms
-                    self._decide(state, tick, fees, balances)
+        for ticks in batches:
+            index, window = 0, _FIRST_WINDOW
+            while index < len(ticks):
+                stop = min(len(ticks), index + window)
+                clean = clean_prefix(ticks, index, stop, state.market, self.config, now_ms)
+                if clean == 0:
+                    reason = self.ingest_tick(state, ticks.tick(index), fees, balances, now_ms)
+                    if reason is None:
+                        accepted += 1
+                    else:
+                        refused.append((int(ticks.seq[index]), reason))
+                    index, window = index + 1, _RETRY_WINDOW
+                    continue
+                window = min(2 * window, _MAX_WINDOW) if index + clean == stop else _RETRY_WINDOW
+                accepted += clean
+                state.ticks_accepted += clean
+                self._accept_run(state, ticks, index, index + clean, fees, balances)
+                index += clean
         return accepted, refused
+
+    def _accept_run(
+        self,
+        state: EnclaveState,
+        ticks: TickColumns,
+        start: int,
+        stop: int,
+        fees: FeeHint | None,
+        balances: dict[str, int],
+    ) -> None:
+        """Remember the accepted ticks [start, stop), deciding at every tick a decision is due."""
+        interval_ms = self.config.market.decision_interval_seconds * 1000
+        while start < stop:
+            due_ms = None if state.last_decision is None else state.last_decision + interval_ms
+            due = first_due(ticks, start, stop, due_ms)
+            upto = stop if due is None else due + 1
+            remember_run(ticks, start, upto, state.market, self._keep)
+            start = upto
+            if due is not None:
+                tick = ticks.tick(due)
+                state.last_decision = tick.timestamp_ms
+                self._decide(state, tick, fees, balances)
 
     def ingest_tick(
         self,

@@ -133,13 +133,13 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
         return self._call(context, work)
 
 
-def _ticks(request: pb.IngestRequest) -> TickColumns:
+def _ticks(request: pb.IngestRequest) -> list[TickColumns]:
     count = sum(len(batch.seq) for batch in request.batches)
     if count > MAX_TICKS_PER_BATCH:
         raise EnclaveError(
             "invalid_argument", f"{count} ticks in one call; the limit is {MAX_TICKS_PER_BATCH}"
         )
-    seqs, stamps, pairs, prices, volumes = [], [], [], [], []
+    batches = []
     for number, batch in enumerate(request.batches):
         size = len(batch.seq)
         lengths = {
@@ -161,24 +161,20 @@ def _ticks(request: pb.IngestRequest) -> TickColumns:
                 "invalid_argument",
                 f"batch {number}: pair must be 1 to {_MAX_PAIR_LENGTH} characters",
             )
-        seq = np.array(batch.seq, dtype=np.uint64)
-        if seq.min() == 0:
+        columns = TickColumns(
+            pair=batch.pair,
+            seq=np.asarray(batch.seq, dtype=np.uint64),
+            timestamp_ms=np.asarray(batch.timestamp_ms, dtype=np.int64),
+            price=np.asarray(batch.price, dtype=np.float64),
+            volume=np.asarray(batch.volume, dtype=np.float64),
+        )
+        if columns.seq.min() == 0:
             raise EnclaveError(
                 "invalid_argument",
-                f"batch {number}, tick {int(seq.argmin())}: seq must be at least 1",
+                f"batch {number}, tick {int(columns.seq.argmin())}: seq must be at least 1",
             )
-        seqs.append(seq)
-        stamps.append(np.array(batch.timestamp_ms, dtype=np.int64))
-        pairs += [batch.pair] * size
-        prices.append(np.array(batch.price, dtype=np.float64))
-        volumes.append(np.array(batch.volume, dtype=np.float64))
-    return TickColumns(
-        seq=np.concatenate(seqs) if seqs else np.zeros(0, np.uint64),
-        timestamp_ms=np.concatenate(stamps) if stamps else np.zeros(0, np.int64),
-        pair=pairs,
-        price=np.concatenate(prices) if prices else np.zeros(0, np.float64),
-        volume=np.concatenate(volumes) if volumes else np.zeros(0, np.float64),
-    )
+        batches.append(columns)
+    return batches
 
 
 def _balances(balances: Any) -> dict[str, int]:

@@ -1,8 +1,8 @@
 """Ticks as columns: the form a batch arrives in, and the checks run on a whole run of it.
 
-A batch is five aligned columns (seq, timestamp_ms, pair, price, volume), so the enclave
-never builds an object per tick. Nearly every tick of a real feed is plainly acceptable:
-`clean_prefix` finds, with a few numpy operations over a window, how many leading ticks
+A batch is the ticks of one pair as four aligned columns (seq, timestamp_ms, price,
+volume), so the enclave never builds an object per tick. Nearly every tick of a real feed
+is plainly acceptable: `clean_prefix` finds, with a few numpy operations over a window, how many leading ticks
 pass every check of `enclave.market.refusal_reason` with room to spare, and those are
 accepted together by `remember_run`. Every other tick (one to refuse, or a price move
 within a hair of the limit) goes through `refusal_reason` alone, so the outcome is exactly
@@ -11,6 +11,8 @@ that of checking each tick by itself; the tests hold the two paths to the same s
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,57 +26,54 @@ from enclave.market import MAX_NUMBER, MarketMemory, Tick
 _CLEAR_MARGIN = 1 - 1e-9
 _INT64_MAX = 2**63 - 1
 
-Ids = npt.NDArray[np.int64]
-
 
 @dataclass(frozen=True)
 class TickColumns:
-    """A batch of ticks, column by column; entry i of every column is tick i.
+    """A batch of ticks of one pair, column by column; entry i of every column is tick i.
 
     Built by `enclave.service` from the host's message after checking the columns align,
-    seq is at least 1 and every pair symbol is 1 to 25 characters.
+    seq is at least 1 and the pair symbol is 1 to 25 characters.
     """
 
+    pair: str
     seq: npt.NDArray[np.uint64]
     timestamp_ms: npt.NDArray[np.int64]
-    pair: list[str]
     price: npt.NDArray[np.float64]
     volume: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
-        return len(self.pair)
+        return len(self.seq)
 
     def tick(self, index: int) -> Tick:
         return Tick(
             seq=int(self.seq[index]),
             timestamp_ms=int(self.timestamp_ms[index]),
-            pair=self.pair[index],
+            pair=self.pair,
             price=float(self.price[index]),
             volume=float(self.volume[index]),
         )
 
-    def pair_ids(self, symbols: dict[str, int]) -> Ids:
-        """Each tick's index in `symbols` (the allowlist), -1 for a symbol outside it."""
-        pairs = self.pair
-        if pairs and pairs.count(pairs[0]) == len(pairs):  # one pair: the usual feed
-            return np.full(len(pairs), symbols.get(pairs[0], -1), dtype=np.int64)
-        return np.fromiter((symbols.get(p, -1) for p in pairs), dtype=np.int64, count=len(pairs))
-
     @classmethod
-    def of(cls, ticks: list[Tick]) -> TickColumns:
-        """Columns from tick objects (tests and tools; the host's batches arrive as columns)."""
-        return cls(
-            seq=np.array([t.seq for t in ticks], dtype=np.uint64),
-            timestamp_ms=np.array([t.timestamp_ms for t in ticks], dtype=np.int64),
-            pair=[t.pair for t in ticks],
-            price=np.array([t.price for t in ticks], dtype=np.float64),
-            volume=np.array([t.volume for t in ticks], dtype=np.float64),
-        )
+    def runs(cls, ticks: Sequence[Tick]) -> list[TickColumns]:
+        """Tick objects as batches, one per run of a pair (tests and tools; the host's
+        batches arrive as columns)."""
+        batches = []
+        for pair, run in itertools.groupby(ticks, key=lambda tick: tick.pair):
+            group = list(run)
+            batches.append(
+                cls(
+                    pair=pair,
+                    seq=np.array([t.seq for t in group], dtype=np.uint64),
+                    timestamp_ms=np.array([t.timestamp_ms for t in group], dtype=np.int64),
+                    price=np.array([t.price for t in group], dtype=np.float64),
+                    volume=np.array([t.volume for t in group], dtype=np.float64),
+                )
+            )
+        return batches
 
 
 def clean_prefix(
     ticks: TickColumns,
-    ids: Ids,
     start: int,
     stop: int,
     memory: MarketMemory,
@@ -84,15 +83,13 @@ def clean_prefix(
     """How many ticks from `start` (up to `stop`) `refusal_reason` would plainly accept in
     turn, given `memory` before `start`; each is compared with the one before it, which is
     accepted too."""
-    if stop <= start:
+    if stop <= start or config.pair(ticks.pair) is None:
         return 0
     seq = ticks.seq[start:stop]
     stamps = ticks.timestamp_ms[start:stop]
     price = ticks.price[start:stop]
     volume = ticks.volume[start:stop]
-    window = ids[start:stop]
-    ok = window >= 0
-    ok &= np.isfinite(price) & (price > 0) & (price <= MAX_NUMBER)
+    ok = np.isfinite(price) & (price > 0) & (price <= MAX_NUMBER)
     ok &= np.isfinite(volume) & (volume >= 0) & (volume <= MAX_NUMBER)
     ok[0] &= bool(seq[0] > memory.last_seq)
     ok[1:] &= seq[1:] > seq[:-1]
@@ -103,17 +100,17 @@ def clean_prefix(
     if market.clock == "wall":
         ok &= stamps <= now_ms + market.max_future_skew_seconds * 1000
         ok &= stamps >= now_ms - market.max_tick_age_seconds * 1000
-    bound = float(market.max_price_move_percent) * _CLEAR_MARGIN
-    for pair_id in _present(window):
-        where = np.flatnonzero(window == pair_id)
-        prices = price[where]
-        last = memory.last_price.get(config.pairs[pair_id].symbol)
-        previous = np.concatenate(([np.nan if last is None else last], prices[:-1]))
-        with np.errstate(all="ignore"):  # NaN or zero prices are already not ok
-            calm = np.abs(prices - previous) / previous * 100 < bound
-        if last is None:
-            calm[0] = True
-        ok[where] &= calm
+    last = memory.last_price.get(ticks.pair)
+    previous = np.empty_like(price)
+    previous[0] = np.nan if last is None else last
+    previous[1:] = price[:-1]
+    with np.errstate(all="ignore"):  # NaN or zero prices are already not ok
+        calm = np.abs(price - previous) / previous * 100 < (
+            float(market.max_price_move_percent) * _CLEAR_MARGIN
+        )
+    if last is None:
+        calm[0] = True
+    ok &= calm
     return len(ok) if ok.all() else int(np.argmin(ok))
 
 
@@ -133,34 +130,15 @@ def first_due(ticks: TickColumns, start: int, stop: int, due_ms: int | None) -> 
 
 
 def remember_run(
-    ticks: TickColumns,
-    ids: Ids,
-    start: int,
-    stop: int,
-    memory: MarketMemory,
-    config: EnclaveConfig,
-    keep: int,
+    ticks: TickColumns, start: int, stop: int, memory: MarketMemory, keep: int
 ) -> None:
     """Record the accepted ticks [start, stop), as `market.remember` would one by one."""
     if stop <= start:
         return
     memory.last_seq = int(ticks.seq[stop - 1])
     memory.last_timestamp_ms = int(ticks.timestamp_ms[stop - 1])
-    window = ids[start:stop]
-    price = ticks.price[start:stop]
-    for pair_id in _present(window):
-        symbol = config.pairs[pair_id].symbol
-        prices = price[window == pair_id]
-        memory.last_price[symbol] = float(prices[-1])
-        closes = memory.closes.setdefault(symbol, [])
-        closes.extend(prices[-keep:].tolist())
-        if len(closes) > keep:
-            del closes[: len(closes) - keep]
-
-
-def _present(window: Ids) -> list[int]:
-    """The pair ids in `window`, in order of first appearance (skipping -1)."""
-    if len(window) and window[0] == window[-1] and (window == window[0]).all():
-        return [int(window[0])] if window[0] >= 0 else []
-    values, first = np.unique(window, return_index=True)
-    return [int(v) for _, v in sorted(zip(first, values, strict=True)) if v >= 0]
+    memory.last_price[ticks.pair] = float(ticks.price[stop - 1])
+    closes = memory.closes.setdefault(ticks.pair, [])
+    closes.extend(ticks.price[max(start, stop - keep) : stop].tolist())
+    if len(closes) > keep:
+        del closes[: len(closes) - keep]

@@ -325,8 +325,8 @@ def test_outputs_released_by_a_refused_ingest_stay_pending(
     from enclave.server import PlatformChoice, make_platform, make_policy
     from enclave.tick_columns import TickColumns
 
-    def columns(batch: pb.TickBatch) -> TickColumns:
-        return TickColumns.of(
+    def columns(batch: pb.TickBatch) -> list[TickColumns]:
+        return TickColumns.runs(
             [
                 Tick(seq, stamp, batch.pair, price, volume)
                 for seq, stamp, price, volume in zip(

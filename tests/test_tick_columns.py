@@ -75,7 +75,7 @@ def as_columns(config: EnclaveConfig, batches: list[list[Tick]]) -> tuple[Enclav
     state, work = fresh_state(), engine(config)
     refused, accepted = [], 0
     for batch in batches:
-        count, out = work.ingest(state, TickColumns.of(batch), None, BALANCES, NOW_MS)
+        count, out = work.ingest(state, TickColumns.runs(batch), None, BALANCES, NOW_MS)
         accepted += count
         refused += out
     return state, refused, accepted
@@ -151,22 +151,23 @@ def test_a_move_at_the_limit_is_settled_exactly_not_by_floats() -> None:
         Tick(2, START_MS + 1, "ETH/USDT", 120.0, 1.0),
         Tick(3, START_MS + 2, "ETH/USDT", 120.0 * 1.2000000001, 1.0),
     ]
-    columns = TickColumns.of(ticks)
-    ids = columns.pair_ids({"ETH/USDT": 0, "BTC/USDT": 1})
-    assert clean_prefix(columns, ids, 0, 3, memory_state.market, config, NOW_MS) == 1
+    [columns] = TickColumns.runs(ticks)
+    assert clean_prefix(columns, 0, 3, memory_state.market, config, NOW_MS) == 1
     state, refused, accepted = as_columns(config, [ticks])
     assert accepted == 2
     assert refused == [(3, "price_jump")]
     assert state.market.last_price["ETH/USDT"] == 120.0
 
 
-def test_pair_ids_map_symbols_and_mark_strangers() -> None:
-    columns = TickColumns.of(
-        [Tick(i + 1, 0, pair, 1.0, 1.0) for i, pair in enumerate(["B", "A", "X", "A"])]
-    )
-    assert columns.pair_ids({"A": 0, "B": 1}).tolist() == [1, 0, -1, 0]
-    single = TickColumns.of([Tick(i + 1, 0, "A", 1.0, 1.0) for i in range(3)])
-    assert single.pair_ids({"A": 0}).tolist() == [0, 0, 0]
-    assert single.pair_ids({"B": 0}).tolist() == [-1, -1, -1]
-    assert single.tick(2) == Tick(3, 0, "A", 1.0, 1.0)
-    assert single.seq.dtype == np.uint64
+def test_ticks_split_into_batches_by_runs_of_a_pair() -> None:
+    pairs = ["B", "A", "A", "X", "A"]
+    batches = TickColumns.runs([Tick(i + 1, 0, pair, 1.0, 1.0) for i, pair in enumerate(pairs)])
+    assert [(b.pair, b.seq.tolist()) for b in batches] == [
+        ("B", [1]),
+        ("A", [2, 3]),
+        ("X", [4]),
+        ("A", [5]),
+    ]
+    assert batches[1].tick(1) == Tick(3, 0, "A", 1.0, 1.0)
+    assert batches[1].seq.dtype == np.uint64
+    assert clean_prefix(batches[2], 0, 1, fresh_state().market, CONFIGS["replay"], NOW_MS) == 0
