@@ -64,6 +64,8 @@ class Agent:
         self._watchers_lock = threading.Lock()
         self._observer = observer
         self.chain_id = 0
+        # The newest sealed state version in storage (set at every open and every save).
+        self.stored_version = 0
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -89,7 +91,7 @@ class Agent:
     def _on_open(self, opened: Any) -> None:
         """After every (re)start: store the new sealed state, then release what is pending."""
         self.chain_id = opened.identity.chain_id
-        self.storage.save_sealed_state(opened.state_version, opened.sealed_state)
+        self.save_sealed_state(opened.state_version, opened.sealed_state)
         released = self.supervisor.stub.Release(
             epb.ReleaseRequest(state_version=opened.state_version), timeout=ENCLAVE_CALL_TIMEOUT
         )
@@ -165,7 +167,7 @@ class Agent:
                     self.recover(f"{exc.code().name}: {exc.details()}")
                     continue
                 # The state of this change is stored before anything of it is released.
-                self.storage.save_sealed_state(response.state_version, response.sealed_state)
+                self.save_sealed_state(response.state_version, response.sealed_state)
                 released = self.release(response.state_version)
                 refused = [(item.seq, item.reason) for item in response.refused]
                 self.count(response.accepted, refused, list(response.decision_seconds))
@@ -226,6 +228,11 @@ class Agent:
             self.supervisor.recover(reason, force=True)
         except EnclaveUnavailable as exc:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+
+    def save_sealed_state(self, version: int, blob: bytes) -> None:
+        """Store a sealed state durably, and remember its version as the newest stored."""
+        self.storage.save_sealed_state(version, blob)
+        self.stored_version = version
 
     def store_released(self, released: Any) -> Released:
         """Store and publish the outputs of a ReleaseResponse; returns them."""

@@ -60,8 +60,7 @@ class IngestFlow:
         self._unanswered: deque[tuple[bytes, float]] = deque()
         self._sent = 0
         self._failures = 0
-        latest = agent.storage.latest_sealed_state()
-        self._stored = latest[0] if latest else 0
+        self._stored = agent.stored_version
         self._open()
 
     @property
@@ -103,7 +102,7 @@ class IngestFlow:
         agent = self._agent
         agent.observe_enclave_call(time.perf_counter() - sent_at)
         released = agent.store_released(response.released)
-        agent.storage.save_sealed_state(response.state_version, response.sealed_state)
+        agent.save_sealed_state(response.state_version, response.sealed_state)
         self._stored = response.state_version
         refused = [(item.seq, item.reason) for item in response.refused]
         agent.count(response.accepted, refused, list(response.decision_seconds))
@@ -140,6 +139,5 @@ class IngestFlow:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
         self._outbox.put(None)
         self._agent.recover(reason)
-        latest = self._agent.storage.latest_sealed_state()
-        self._stored = latest[0] if latest else 0
+        self._stored = self._agent.stored_version
         self._open()
