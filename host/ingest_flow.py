@@ -17,6 +17,7 @@ before the next answer is read.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 # Batches on their way to the enclave at once: one it works on, two waiting behind it.
 DEPTH = 3
-# Batches in one flow; then it settles and lets other changes in (and its deadline holds).
+# Batches in one flow; then it settles, and lets other changes in.
 MAX_BATCHES = 64
+# Longest wait for one answer from the enclave.
 ENCLAVE_CALL_TIMEOUT = 120.0
 _ATTEMPTS = 5
 # Codes that say the call broke off rather than that the enclave refused it.
@@ -87,6 +89,12 @@ class IngestFlow:
                 it was taken), or it keeps failing.
         """
         while True:
+            # An answer that takes longer than ENCLAVE_CALL_TIMEOUT means a stuck enclave:
+            # the stream is cancelled, and the enclave restarted like a dead one.
+            stuck = threading.Event()
+            late = threading.Timer(ENCLAVE_CALL_TIMEOUT, self._give_up, args=(stuck,))
+            late.daemon = True
+            late.start()
             try:
                 response = next(self._responses)
                 break
@@ -96,7 +104,13 @@ class IngestFlow:
                 if exc.code() not in RETRYABLE and self._agent.supervisor.alive():
                     self._unanswered.clear()
                     raise AgentError(exc.code(), exc.details() or "refused") from None
-                self._recover(f"{exc.code().name}: {exc.details()}")
+                self._recover(
+                    f"no answer within {ENCLAVE_CALL_TIMEOUT:.0f} s"
+                    if stuck.is_set()
+                    else f"{exc.code().name}: {exc.details()}"
+                )
+            finally:
+                late.cancel()
         _, sent_at = self._unanswered.popleft()
         self._failures = 0
         agent = self._agent
@@ -126,11 +140,13 @@ class IngestFlow:
 
     def _open(self) -> None:
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._responses: Any = self._agent.supervisor.ingest_stream(
-            iter(self._outbox.get, None), timeout=ENCLAVE_CALL_TIMEOUT * MAX_BATCHES
-        )
+        self._responses: Any = self._agent.supervisor.ingest_stream(iter(self._outbox.get, None))
         for request, _ in self._unanswered:
             self._outbox.put(request + release_through(self._stored))
+
+    def _give_up(self, stuck: threading.Event) -> None:
+        stuck.set()
+        self._responses.cancel()
 
     def _recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored state and send the unanswered again."""

@@ -1,12 +1,12 @@
 """A client's stream of tick batches, checked one by one and joined for the enclave.
 
-Every TickBatch is parsed and checked as it arrives (aligned columns, at most 10,000 ticks, seq at
-least 1, a pair symbol of 1 to 25 characters), so a bad batch ends the stream with a
-message naming it, after every batch before it went through. Batches travel on as the
+Every TickBatch is parsed and checked as it arrives (aligned columns, at most 10,000 ticks,
+seq at least 1, a pair symbol of 1 to 25 characters), so a bad batch ends the stream with
+a message naming it, after every batch before it went through. Batches travel on as the
 client's own bytes: the enclave's TickBatch has the public one's fields, and its
-IngestRequest is a list of them. While the enclave works on one call, the batches that arrive meanwhile are joined
-into the next (up to MAX_JOINED_TICKS), so one enclave call, one stored sealed state and
-one release serve all of them.
+IngestRequest is a list of them. The batches that arrive while the enclave is busy are
+joined into its next request (up to MAX_JOINED_TICKS), so one call and one stored sealed
+state serve all of them.
 """
 
 from __future__ import annotations

@@ -125,6 +125,30 @@ def test_kill_9_of_the_enclave_mid_stream_loses_and_double_counts_nothing(
     assert chain.valid, chain.error
 
 
+def test_a_stuck_enclave_is_restarted_and_the_batch_goes_through(
+    world: EnclaveWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import host.ingest_flow
+
+    monkeypatch.setattr(host.ingest_flow, "ENCLAVE_CALL_TIMEOUT", 2.0)
+    with running_host(world) as running:
+        first = running.stub.StreamMarketData(tick_batches(1000), metadata=AUTH)
+        stuck = running.agent.supervisor.pid
+        os.kill(stuck, signal.SIGSTOP)  # alive, but never answers
+        try:
+            then = running.stub.StreamMarketData(tick_batches(1000, first_seq=1001), metadata=AUTH)
+        finally:
+            if running.agent.supervisor.pid == stuck:
+                os.kill(stuck, signal.SIGCONT)
+        status = running.stub.GetStatus(pb.GetStatusRequest())
+    assert running.agent.supervisor.pid != stuck
+    assert status.enclave_restarts == 1
+    assert "restarting the enclave: no answer within 2 s" in caplog.text
+    assert first.accepted + first.refused == 1000 and then.accepted + then.refused == 1000
+    assert status.last_tick_seq == 2000
+    assert status.ticks_accepted == first.accepted + then.accepted
+
+
 def test_a_second_start_on_the_same_data_resumes(world: EnclaveWorld) -> None:
     data = world.root / "data"
     with running_host(world, data) as host:
