@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from attestation.errors import CollateralFormatError
+from attestation.jsontext import loads_bounded
 from attestation.trust import strict_x509_parsing
 from attestation.x509chain import load_certificate
 
@@ -113,8 +114,9 @@ def _read_collateral_file(data: bytes, name: str) -> list[tuple[str, object]]:
 def _read_json_collateral(data: bytes, name: str) -> list[tuple[str, object]]:
     try:
         text = data.decode("utf-8")
-        document = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = loads_bounded(text)
+    # Deep nesting is a ValueError from loads_bounded; RecursionError is the backstop.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CollateralFormatError(f"{name} is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise CollateralFormatError(f"{name}: expected a JSON object at the top level")

@@ -9,7 +9,6 @@ time and matches the quote's SVNs against the TCB levels.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from attestation.collateral import IntelCollateral, SignedDocument
 from attestation.ecdsa import verify_raw_signature
 from attestation.formats.dcap import DcapQuote, TdReport10
 from attestation.formats.pck_extension import PckTcb, parse_pck_extension
+from attestation.jsontext import loads_bounded
 from attestation.report import Check, CheckList
 from attestation.tcb import (
     REVOKED,
@@ -313,10 +313,12 @@ def _document_steps(
         )
     )
     parsed = _parse_document(document.text, kind)
-    if parsed is None:
+    if isinstance(parsed, str):
         steps.append(
             _static_check(
-                f"collateral_{kind}_format", False, f"the {label} JSON does not fit its schema"
+                f"collateral_{kind}_format",
+                False,
+                f"the {label} JSON does not fit its schema: {parsed}",
             )
         )
         return None
@@ -332,19 +334,47 @@ def _document_steps(
     return parsed if trusted else None
 
 
-def _parse_document(text: bytes, kind: str) -> TcbInfo | QeIdentity | None:
+def _parse_document(text: bytes, kind: str) -> TcbInfo | QeIdentity | str:
+    """The parsed TCB Info or QE Identity, or what about it does not fit the schema.
+
+    The hex fields the matching reads are checked by the models' HexText type.
+    """
     try:
-        raw = json.loads(text)
+        raw = loads_bounded(text)
+        if not isinstance(raw, dict):
+            return f"expected a JSON object, found {type(raw).__name__}"
         parsed: TcbInfo | QeIdentity = (
             TcbInfo.model_validate(normalize_v2_levels(raw))
             if kind == "tcb_info"
             else QeIdentity.model_validate(raw)
         )
-        parse_time(parsed.issue_date), parse_time(parsed.next_update)
-        bytes.fromhex(parsed.fmspc if isinstance(parsed, TcbInfo) else parsed.mrsigner)
-        return parsed
-    except (ValueError, ValidationError, AttributeError, TypeError):
-        return None
+    except ValidationError as exc:
+        return _schema_problems(exc)
+    # The text may be unsigned, so deep nesting must fail the format check rather than
+    # escape: loads_bounded refuses it as a ValueError; RecursionError is the backstop.
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
+        return _shortened(str(exc))
+    for key, value in (("issueDate", parsed.issue_date), ("nextUpdate", parsed.next_update)):
+        try:
+            parse_time(value)
+        except ValueError as exc:
+            return f"{key}: {_shortened(str(exc))}"
+    return parsed
+
+
+def _schema_problems(error: ValidationError) -> str:
+    # The first few problems are enough to name what is wrong; unsigned text could hold
+    # thousands of them.
+    problems = [
+        f"{'.'.join(map(str, item['loc']))}: {_shortened(item['msg'])}"
+        for item in error.errors()[:3]
+    ]
+    more = error.error_count() - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @functools.lru_cache(maxsize=256)

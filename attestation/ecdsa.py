@@ -26,6 +26,8 @@ def verify_raw_signature(
     )
     try:
         key.verify(signature, message, ec.ECDSA(algorithm or hashes.SHA256()))
-    except InvalidSignature:
+    # ValueError too: a signature the backend refuses to even check is still one that does
+    # not verify, and callers turn the answer into a failed check rather than an error.
+    except (InvalidSignature, ValueError):
         return False
     return True

@@ -13,12 +13,13 @@ sets; they verify at all only when the caller trusts the simulated root by name.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
+# The nonce after a report_data prefix is the one the identity binding appends.
+from attestation.binding import NONCE_SIZE
 from attestation.policy_schema import (
-    NONCE_SIZE,
     NitroMeasurementSet,
     ReportDataRule,
     SgxMeasurementSet,
@@ -38,6 +39,8 @@ _NO_TCB_STATUS = {
     "sev-snp": "not applicable: AMD publishes no TCB status; the VCEK binds the report's "
     "reported_tcb (check vcek_tcb)",
 }
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "NONCE_SIZE",
@@ -240,8 +243,12 @@ def _evidence_age_check(report: VerificationReport, max_age: int, at: datetime) 
             "be checked: freshness must come from a nonce in report_data "
             "([report_data] prefix); drop max_age_seconds for this kind of evidence",
         )
-    made = datetime.fromtimestamp(report.evidence_time, tz=UTC)
-    age = int((at - made).total_seconds())
+    # Integer arithmetic, not datetime.fromtimestamp: the time comes from the evidence, and
+    # this rule runs even when the evidence did not verify, so an unsigned document may
+    # carry any uint64 timestamp, which datetime cannot represent. Microseconds, truncated
+    # toward zero, so a fraction of a second either way still counts as age 0.
+    delta_us = (at - _EPOCH) // timedelta(microseconds=1) - report.evidence_time * 1_000_000
+    age = delta_us // 1_000_000 if delta_us >= 0 else -(-delta_us // 1_000_000)
     if age < 0:
         return Check(
             name="policy_evidence_age",

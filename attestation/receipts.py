@@ -20,6 +20,7 @@ from eth_hash.auto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attestation.errors import ReceiptFormatError, SignatureError
+from attestation.jsontext import loads_bounded
 from attestation.report import Check, CheckList
 
 # EIP-712 §"Definition of encodeType": the exact type strings hashed into typeHash.
@@ -149,8 +150,9 @@ def receipts_from_json(text: str | bytes) -> list[Receipt]:
         ReceiptFormatError: not JSON, not an array, or any receipt in it is malformed.
     """
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
+        data = loads_bounded(text)
+    # Deep nesting is a ValueError from loads_bounded; RecursionError is the backstop.
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise ReceiptFormatError(f"the receipts file is not JSON: {error}") from None
     if not isinstance(data, list):
         raise ReceiptFormatError(f"the receipts file must be a JSON array, got {type(data)}")

@@ -18,8 +18,9 @@ follows Intel's Quote Verification Library (QuoteVerifier.cpp / TcbLevelCheck):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 from attestation.formats.dcap import SgxReportBody, TdReport10
 from attestation.formats.pck_extension import PckTcb
@@ -36,6 +37,21 @@ _LOWERED_BY_OUT_OF_DATE = {
 }
 
 _MODEL = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+def _hex_text(text: str) -> str:
+    # Matching turns these fields into bytes; checking them here makes bad hex in a TCB Info
+    # or QE Identity a schema error naming the field, not a ValueError deep in the matching.
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        shown = text if len(text) <= 100 else text[:100] + "..."
+        raise ValueError(f"expected hex digits, found {shown!r}") from None
+    return text
+
+
+# Hex text as Intel writes it, kept as given (the matching compares it case-insensitively).
+HexText = Annotated[StrictStr, AfterValidator(_hex_text)]
 
 
 class TcbComponent(BaseModel):
@@ -75,9 +91,9 @@ class IsvTcbLevel(BaseModel):
 
 class TdxModule(BaseModel):
     model_config = _MODEL
-    mrsigner: str
-    attributes: str
-    attributes_mask: str = Field(alias="attributesMask")
+    mrsigner: HexText
+    attributes: HexText
+    attributes_mask: HexText = Field(alias="attributesMask")
 
 
 class TdxModuleIdentity(TdxModule):
@@ -91,8 +107,8 @@ class TcbInfo(BaseModel):
     version: int
     issue_date: str = Field(alias="issueDate")
     next_update: str = Field(alias="nextUpdate")
-    fmspc: str
-    pce_id: str = Field(alias="pceId")
+    fmspc: HexText
+    pce_id: HexText = Field(alias="pceId")
     tcb_evaluation_data_number: int = Field(alias="tcbEvaluationDataNumber")
     tdx_module: TdxModule | None = Field(default=None, alias="tdxModule")
     tdx_module_identities: list[TdxModuleIdentity] = Field(
@@ -107,11 +123,11 @@ class QeIdentity(BaseModel):
     version: int
     issue_date: str = Field(alias="issueDate")
     next_update: str = Field(alias="nextUpdate")
-    miscselect: str
-    miscselect_mask: str = Field(alias="miscselectMask")
-    attributes: str
-    attributes_mask: str = Field(alias="attributesMask")
-    mrsigner: str
+    miscselect: HexText
+    miscselect_mask: HexText = Field(alias="miscselectMask")
+    attributes: HexText
+    attributes_mask: HexText = Field(alias="attributesMask")
+    mrsigner: HexText
     isvprodid: int
     tcb_levels: list[IsvTcbLevel] = Field(alias="tcbLevels", min_length=1)
 

@@ -14,11 +14,10 @@ from attestation.verify_snp import verify_snp_report
 
 # First bytes that tell the formats apart. A DCAP quote starts with its version (u16 LE:
 # 3, 4 or 5) and attestation key type 2; a Nitro document is a CBOR array of four (0x84)
-# or that array under tag 18 (0xd2); an SEV-SNP report starts with its version (u32 LE >= 2)
-# and is 1184 bytes or more.
+# or that array under tag 18 (0xd2); an SEV-SNP report starts with its version (u32 LE,
+# taken as 2 to 255 here). Only the first bytes decide: each parser then checks the size.
 _DCAP_PREFIXES = (b"\x03\x00\x02\x00", b"\x04\x00\x02\x00", b"\x05\x00\x02\x00")
 _NITRO_PREFIXES = (b"\x84", b"\xd2\x84")
-SNP_REPORT_SIZE = 0x4A0
 
 
 def detect_kind(evidence: bytes) -> str:
@@ -58,7 +57,12 @@ def verify_evidence(
     Raises:
         EvidenceFormatError: the evidence cannot be parsed (the subclass names the format).
         CollateralFormatError: a collateral file cannot be read.
+        ValueError: `at` has no timezone (a caller error, not an evidence problem).
     """
+    # Checked here, before the format is known, so every kind of evidence refuses a naive
+    # time the same way (DCAP would otherwise fail comparing it with certificate times).
+    if at.tzinfo is None:
+        raise ValueError("verify_evidence: `at` must be timezone-aware (UTC)")
     anchors = anchors or default_trust_anchors()
     data = decode_evidence(evidence)
     kind = detect_kind(data)

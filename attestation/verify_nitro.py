@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from attestation.ecdsa import verify_raw_signature
 from attestation.formats.nitro import COSE_ALG_ES384, NitroDocument, parse_nitro_document
 from attestation.report import CheckList, VerificationReport
 from attestation.timefmt import format_time
@@ -123,11 +122,7 @@ def _check_signature(
             f"signature is {len(signature)} bytes; ES384 needs {2 * ES384_COMPONENT_SIZE} "
             "(r || s, 48 bytes each)"
         )
-    r = int.from_bytes(signature[:ES384_COMPONENT_SIZE], "big")
-    s = int.from_bytes(signature[ES384_COMPONENT_SIZE:], "big")
-    try:
-        key.verify(encode_dss_signature(r, s), sig_structure(document), ec.ECDSA(hashes.SHA384()))
-    except (InvalidSignature, ValueError):
+    if not verify_raw_signature(key, signature, sig_structure(document), hashes.SHA384()):
         return False, (
             "ES384 signature over the COSE Sig_structure does not verify with the key of "
             f"certificate '{subject}'"

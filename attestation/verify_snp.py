@@ -18,11 +18,10 @@ import functools
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from attestation.ecdsa import verify_raw_signature
 from attestation.errors import CertificateChainError
 from attestation.formats.der import (
     TAG_INTEGER,
@@ -183,11 +182,10 @@ def _check_report_signature(report: SnpReport, vcek: x509.Certificate) -> tuple[
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != _P384:
         kind = key.curve.name if isinstance(key, ec.EllipticCurvePublicKey) else type(key).__name__
         return False, f"the VCEK has a {kind} key; the report needs an ECDSA P-384 key"
-    r = int.from_bytes(report.signature_r, "little")
-    s = int.from_bytes(report.signature_s, "little")
-    try:
-        key.verify(encode_dss_signature(r, s), report.signed_bytes, ec.ECDSA(hashes.SHA384()))
-    except (InvalidSignature, ValueError):
+    # The report stores r and s little-endian (72 bytes each); r||s big-endian is what
+    # verify_raw_signature reads, so each half is byte-reversed.
+    raw_signature = report.signature_r[::-1] + report.signature_s[::-1]
+    if not verify_raw_signature(key, raw_signature, report.signed_bytes, hashes.SHA384()):
         return False, (
             "ECDSA P-384/SHA-384 signature over report bytes [0, 0x2A0) does not verify with "
             "the VCEK key"

@@ -8,12 +8,12 @@ gives exactly the decision the enclave signed: same bytes, same hash.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from attestation.jsontext import loads_bounded
 from attestation.receipts import Receipt
 from enclave.config import EnclaveConfig
 from enclave.llm_policy import TIMEOUT_REASON, LlamaPolicy, sha256_file
@@ -46,7 +46,7 @@ def load_recorded_decision(path: Path) -> RecordedDecision:
         ReplayError: unreadable, not a receipt, or its JSON does not hash to what it signs.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_bounded(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ReplayError(f"cannot read receipt file {path}: {exc}") from None
     if not isinstance(data, dict):

@@ -145,11 +145,12 @@ def _receipt_of_event(r: Any) -> Any:
 
 def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[Any], bytes | None]:
     from attestation.errors import ReceiptFormatError
+    from attestation.jsontext import loads_bounded
     from attestation.receipts import Receipt
     from host.chain.audit import AgentEvidence
 
     try:
-        raw = json.loads(receipts_file.read_text(encoding="utf-8"))
+        raw = loads_bounded(receipts_file.read_text(encoding="utf-8"))
         items = raw if isinstance(raw, list) else [raw]
         receipts = [
             Receipt.from_json_dict({k: v for k, v in item.items()
@@ -157,7 +158,7 @@ def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[
                                                  "transaction")})
             for item in items
         ]  # fmt: skip
-        attestation = json.loads(attestation_file.read_text(encoding="utf-8"))
+        attestation = loads_bounded(attestation_file.read_text(encoding="utf-8"))
         identity = attestation["identity"]
         evidence = AgentEvidence(
             quote=_hex(attestation["quote"]),

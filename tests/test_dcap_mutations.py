@@ -240,3 +240,13 @@ def test_text_encodings_verify_like_raw_bytes(encoding: str) -> None:
     report = verify_evidence(text, at=at(_entry(name)["expected"]["verify_at"]))
     assert report.valid is True
     assert report.measurements["mr_td"] == _entry(name)["expected_fields"]["mr_td"]
+
+
+@pytest.mark.parametrize("kind", sorted(QUOTES))
+def test_a_naive_verification_time_is_refused_before_verifying(kind: str) -> None:
+    # Without the check a DCAP quote fails deep inside, comparing a naive time with the
+    # certificates' aware ones (TypeError).
+    name = QUOTES[kind]
+    aware = at(_entry(name)["expected"]["verify_at"])
+    with pytest.raises(ValueError, match=r"verify_evidence: `at` must be timezone-aware \(UTC\)"):
+        verify_evidence(vector_bytes(name), at=aware.replace(tzinfo=None))

@@ -308,6 +308,46 @@ def test_evidence_age() -> None:
     assert "freshness must come from a nonce in report_data" in detail
 
 
+@pytest.mark.parametrize("timestamp_ms", [2**64 - 1, 2**63])
+def test_evidence_age_fails_without_crashing_for_a_time_datetime_cannot_hold(
+    timestamp_ms: int,
+) -> None:
+    # An unsigned Nitro document may carry any uint64 millisecond timestamp, and the age
+    # rule runs even on evidence that did not verify.
+    forged = fake_report(
+        valid=False,
+        tee="nitro",
+        version=None,
+        measurements={"pcr0": MR_TD},
+        tcb_status=None,
+        evidence_time=timestamp_ms // 1000,
+    )
+    judged = validate(forged, policy(nitro=[{"pcrs": {"0": MR_TD}}], max_age_seconds=60), at=NOW)
+    age = check_of(judged, "policy_evidence_age")
+    assert judged.policy_ok is False
+    assert not age.passed
+    expected_ahead = timestamp_ms // 1000 - int(NOW.timestamp())
+    assert age.detail == (
+        f"evidence claims to be made {expected_ahead} s after the verification time"
+    )
+
+
+def test_evidence_age_truncates_a_fraction_of_a_second_toward_zero() -> None:
+    made = int(NOW.timestamp())
+    nitro = fake_report(
+        tee="nitro",
+        version=None,
+        measurements={"pcr0": MR_TD},
+        tcb_status=None,
+        evidence_time=made,
+    )
+    fresh = policy(nitro=[{"pcrs": {"0": MR_TD}}], max_age_seconds=60)
+    early = validate(nitro, fresh, at=NOW - timedelta(milliseconds=500))
+    assert check_of(early, "policy_evidence_age").detail == "evidence is 0 s old (max 60 s)"
+    late = validate(nitro, fresh, at=NOW + timedelta(seconds=60, milliseconds=999))
+    assert check_of(late, "policy_evidence_age").detail == "evidence is 60 s old (max 60 s)"
+
+
 def test_evidence_that_did_not_verify_never_passes() -> None:
     judged = validate(fake_report(valid=False), policy(tdx=[{"mr_td": MR_TD}]), at=NOW)
     assert judged.policy_ok is False

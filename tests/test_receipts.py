@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -387,6 +388,18 @@ def test_verify_refuses_things_that_are_not_receipts() -> None:
 
 
 # --- the format and its JSON ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[" * 100_000 + b"]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000],
+)
+def test_deeply_nested_receipts_file_is_a_format_error(text: str | bytes) -> None:
+    # eth_account (imported here) raises the recursion limit to 100000, so json.loads on
+    # this input would overflow the C stack: the depth must be refused before decoding.
+    assert sys.getrecursionlimit() >= 100_000
+    with pytest.raises(ReceiptFormatError, match="the receipts file is not JSON: JSON nested"):
+        receipts_from_json(text)
 
 
 def test_json_round_trip() -> None:

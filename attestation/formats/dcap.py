@@ -32,8 +32,6 @@ BODY_TYPE_TD10: Literal[2] = 2
 BODY_TYPE_TD15: Literal[3] = 3
 
 # Certification Data Types (ECDSA Quote Library API A.4.11).
-CERT_TYPE_PPID_CLEARTEXT = 1
-CERT_TYPE_PCK_LEAF = 4
 CERT_TYPE_PCK_CHAIN = 5
 CERT_TYPE_QE_REPORT = 6
 

@@ -12,18 +12,11 @@ from collections.abc import Iterator
 
 # Universal tags as they appear in the identifier octet (X.690 section 8.1.2; bit 6 set means
 # constructed, so SEQUENCE is 0x30 and SET is 0x31).
-TAG_BOOLEAN = 0x01
 TAG_INTEGER = 0x02
-TAG_BIT_STRING = 0x03
 TAG_OCTET_STRING = 0x04
-TAG_NULL = 0x05
 TAG_OID = 0x06
 TAG_ENUMERATED = 0x0A
-TAG_UTF8_STRING = 0x0C
-TAG_PRINTABLE_STRING = 0x13
-TAG_IA5_STRING = 0x16
 TAG_SEQUENCE = 0x30
-TAG_SET = 0x31
 
 # X.690 section 8.1.3.5: long-form lengths take at most 126 subsequent octets; four are more
 # than enough for anything this package reads (values up to 4 GiB).

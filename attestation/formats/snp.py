@@ -64,8 +64,6 @@ _SIGNATURE_S = (0x2E8, 72)
 POLICY_DEBUG_BIT = 19
 # SIGNATURE_ALGO 1: ECDSA P-384 with SHA-384 (ABI spec, "Signature Algorithms" table).
 SIGNATURE_ALGO_ECDSA_P384_SHA384 = 1
-# SIGNING_KEY values (Table 22, bits 4:2 at 48h): 0 VCEK, 1 VLEK, 7 none.
-SIGNING_KEY_VCEK = 0
 
 
 class SnpReport(BaseModel):
