@@ -18,7 +18,6 @@ from nacl.public import PrivateKey
 from pydantic import ValidationError
 
 from attestation.binding import EnclaveIdentity, identity_report_data
-from attestation.receipts import Receipt
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine, FeeHint
 from enclave.owner import OwnerCommandError, open_owner_command
@@ -187,12 +186,14 @@ class EnclaveCore:
         unknown = sorted(set(balances) - set(self._config.tokens))
         if unknown:
             raise EnclaveError("invalid_argument", f"balances name unknown tokens {unknown}")
+        # Every check comes before the release, so a refused request releases nothing. The
+        # backlog is what would stay pending: every output has a sealed version >= 1, so
+        # release_through 0 keeps them all.
+        self._check_sealed(state, release_through)
+        self._check_backlog(
+            sum(1 for p in state.pending_receipts if p.state_version > release_through)
+        )
         released = self.release(release_through) if release_through else Released([], [])
-        try:
-            self._check_backlog(state)
-        except EnclaveError:
-            self._restore()  # the released outputs never left: keep them pending
-            raise
         now_ms = int(self._clock() * 1000)
         return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms)), released
 
@@ -204,7 +205,7 @@ class EnclaveCore:
                 for another enclave, or replayed (the message names which).
         """
         state, engine = self._require()
-        self._check_backlog(state)
+        self._check_backlog(len(state.pending_receipts))
         try:
             command = open_owner_command(
                 ciphertext,
@@ -226,11 +227,7 @@ class EnclaveCore:
             EnclaveError("invalid_argument"): a version the enclave has not sealed yet.
         """
         state, _ = self._require()
-        if state_version > state.state_version:
-            raise EnclaveError(
-                "invalid_argument",
-                f"version {state_version} was never sealed (the latest is {state.state_version})",
-            )
+        self._check_sealed(state, state_version)
         receipts = [p for p in state.pending_receipts if p.state_version <= state_version]
         transactions = [p for p in state.pending_transactions if p.state_version <= state_version]
         state.pending_receipts = [
@@ -241,11 +238,19 @@ class EnclaveCore:
         ]
         return Released(receipts, transactions)
 
-    def _check_backlog(self, state: EnclaveState) -> None:
-        if len(state.pending_receipts) >= MAX_PENDING_OUTPUTS:
+    def _check_sealed(self, state: EnclaveState, state_version: int) -> None:
+        if state_version > state.state_version:
+            raise EnclaveError(
+                "invalid_argument",
+                f"version {state_version} was never sealed (the latest is {state.state_version})",
+            )
+
+    def _check_backlog(self, pending: int) -> None:
+        """Refuse new work while `pending` receipts wait for Release."""
+        if pending >= MAX_PENDING_OUTPUTS:
             raise EnclaveError(
                 "failed_precondition",
-                f"{len(state.pending_receipts)} receipts wait for Release; store the latest "
+                f"{pending} receipts wait for Release; store the latest "
                 "sealed state and release them first",
             )
 
@@ -301,7 +306,3 @@ class EnclaveCore:
             "ticks_accepted": state.ticks_accepted,
             "ticks_refused": state.ticks_refused,
         }
-
-
-def receipt_of(pending: PendingReceipt) -> Receipt:
-    return Receipt.from_json_dict(pending.receipt)

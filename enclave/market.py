@@ -2,8 +2,9 @@
 
 Every tick is a sequence number, a timestamp, an allowlisted pair symbol and two finite
 numbers; nothing else from the host exists here. A tick is refused, with a machine-readable
-reason, when its sequence does not advance, its time goes backwards or is stale, or its
-price moves more than the configured percentage from the last accepted one.
+reason, when a number is out of range (a timestamp before 1970 included), its sequence does
+not advance, its time goes backwards or is stale, or its price moves more than the
+configured percentage from the last accepted one.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def refusal_reason(
     if config.pair(tick.pair) is None:
         return UNKNOWN_PAIR
     if not _sane(tick.price) or tick.price <= 0 or not _sane(tick.volume) or tick.volume < 0:
+        return INVALID_NUMBER
+    if tick.timestamp_ms < 0:  # before 1970: no receipt could carry its time (uint64)
         return INVALID_NUMBER
     if tick.seq <= memory.last_seq:
         return DUPLICATE_SEQ

@@ -7,7 +7,6 @@ guardrails that run after it decide what is signed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal, Protocol
@@ -39,9 +38,6 @@ class Decision(BaseModel):
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
-    def digest(self) -> bytes:
-        return hashlib.sha256(self.canonical_json().encode()).digest()
-
 
 class MarketView(BaseModel):
     """Everything a policy may see: enclave-computed numbers and allowlisted symbols."""
@@ -61,9 +57,6 @@ class MarketView(BaseModel):
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def digest(self) -> bytes:
-        return hashlib.sha256(self.canonical_json().encode()).digest()
 
 
 class Policy(Protocol):

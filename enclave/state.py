@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from pydantic import BaseModel, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from enclave.guardrails import SpendEntry
 from enclave.market import MarketMemory
@@ -37,6 +37,9 @@ class PendingTransaction(BaseModel):
 
 class EnclaveState(BaseModel):
     """The sealed state (a mutable model, private to the enclave)."""
+
+    # A validation error must not quote its input: that could be part of a secret key.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     format: int = STATE_FORMAT
     account_secret: bytes = Field(repr=False)

@@ -53,6 +53,16 @@ class TickColumns:
             volume=float(self.volume[index]),
         )
 
+    def ticks(self, start: int, stop: int) -> list[Tick]:
+        """Ticks [start, stop) as objects, converted a slice at a time (several times faster
+        than `tick` on each index, which matters for a batch taken one by one)."""
+        columns = (self.seq, self.timestamp_ms, self.price, self.volume)
+        seq, stamps, price, volume = (column[start:stop].tolist() for column in columns)
+        return [
+            Tick(seq=s, timestamp_ms=t, pair=self.pair, price=p, volume=v)
+            for s, t, p, v in zip(seq, stamps, price, volume, strict=True)
+        ]
+
     @classmethod
     def runs(cls, ticks: Sequence[Tick]) -> list[TickColumns]:
         """Tick objects as batches, one per run of a pair (tests and tools; the host's
@@ -91,6 +101,7 @@ def clean_prefix(
     volume = ticks.volume[start:stop]
     ok = np.isfinite(price) & (price > 0) & (price <= MAX_NUMBER)
     ok &= np.isfinite(volume) & (volume >= 0) & (volume <= MAX_NUMBER)
+    ok &= stamps >= 0
     ok[0] &= bool(seq[0] > memory.last_seq)
     ok[1:] &= seq[1:] > seq[:-1]
     if memory.last_timestamp_ms is not None:

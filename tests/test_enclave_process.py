@@ -352,3 +352,100 @@ def test_outputs_released_by_a_refused_ingest_stay_pending(
     released = core.release(b.state_version)
     assert len(released.receipts) == b.pending_receipts
     assert [p.receipt["seq"] for p in released.receipts] == list(range(1, b.pending_receipts + 1))
+
+
+def test_each_decision_of_an_ingest_reports_its_policy_time(world: EnclaveWorld) -> None:
+    # decision_interval_seconds is 0 here: every accepted tick decides, a replayed one not.
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        first = enclave.stub.Ingest(
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
+        )
+        replayed = enclave.stub.Ingest(
+            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:3])], balances=balances(weth=5))
+        )
+    assert first.accepted == len(RISE_AND_FALL)
+    assert len(first.decision_seconds) == len(RISE_AND_FALL)
+    assert all(seconds >= 0 for seconds in first.decision_seconds)
+    assert replayed.accepted == 0 and len(replayed.refused) == 3
+    assert list(replayed.decision_seconds) == []
+
+
+def _in_process_core(world: EnclaveWorld):  # type: ignore[no-untyped-def]
+    from enclave.config import load_config
+    from enclave.core import EnclaveCore
+    from enclave.server import PlatformChoice, make_platform, make_policy
+
+    config = load_config(world.config_path)
+    policy = make_policy(config)
+    core = EnclaveCore(
+        make_platform(PlatformChoice("sim", world.sim_dir), config, policy), config, policy
+    )
+    core.open(b"")
+    return core
+
+
+def _as_columns(batch):  # type: ignore[no-untyped-def]
+    from enclave.tick_columns import TickColumns
+
+    return TickColumns.runs(
+        [
+            Tick(seq, stamp, batch.pair, price, volume)
+            for seq, stamp, price, volume in zip(
+                batch.seq, batch.timestamp_ms, batch.price, batch.volume, strict=True
+            )
+        ]
+    )
+
+
+def test_the_backlog_limit_counts_what_stays_pending_after_the_release(
+    world: EnclaveWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit applies to the outputs that would still wait after release_through: an
+    ingest that releases enough goes through, the same ingest releasing nothing does not
+    (and then releases nothing and seals nothing)."""
+    import enclave.core
+
+    core = _in_process_core(world)
+    wallet = {"WETH": 5 * 10**18, "USDT": 10_000 * 10**6}
+    a, _ = core.ingest(_as_columns(ticks(RISE_AND_FALL[:6])), None, wallet)
+    b, _ = core.ingest(_as_columns(ticks(RISE_AND_FALL[6:], first_seq=7)), None, wallet)
+    from_b = b.pending_receipts - a.pending_receipts
+    assert a.pending_receipts > 0 and from_b > 0
+    monkeypatch.setattr(enclave.core, "MAX_PENDING_OUTPUTS", from_b + 1)
+    with pytest.raises(enclave.core.EnclaveError, match="wait for Release"):
+        core.ingest(_as_columns(ticks([88.0], first_seq=20)), None, wallet)
+    with pytest.raises(enclave.core.EnclaveError, match="never sealed"):
+        core.ingest(_as_columns(ticks([88.0], first_seq=20)), None, wallet, b.state_version + 1)
+    assert core.status()["state_version"] == b.state_version
+    c, released = core.ingest(
+        _as_columns(ticks([88.0], first_seq=20)), None, wallet, a.state_version
+    )
+    assert [p.receipt["seq"] for p in released.receipts] == list(range(1, a.pending_receipts + 1))
+    assert c.accepted == 1 and c.state_version == b.state_version + 1
+    assert c.pending_receipts == from_b + 1  # b's receipts and the new tick's decision
+    rest = core.release(c.state_version)
+    assert [p.receipt["seq"] for p in rest.receipts] == list(
+        range(a.pending_receipts + 1, b.pending_receipts + 2)
+    )
+
+
+def test_a_malformed_sealed_state_error_never_quotes_the_secret() -> None:
+    import json
+
+    from pydantic import ValidationError
+
+    from enclave.state import EnclaveState
+
+    # pydantic shortens a long input in the middle, so look for any piece of it: a run of
+    # six hex digits that nothing else in the message contains.
+    piece = "5ec2e7"
+    data = json.loads(EnclaveState.fresh().to_bytes())
+    for field in ("box_secret", "account_secret"):
+        for bad in (piece + "zz", piece * 11 + "0", [piece * 10], {"hex": piece}):
+            broken = {**data, field: bad}
+            with pytest.raises(ValidationError) as refused:
+                EnclaveState.from_bytes(json.dumps(broken).encode())
+            assert piece not in str(refused.value)
+            assert piece not in repr(refused.value)
+            assert field in str(refused.value)

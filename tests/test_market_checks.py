@@ -168,14 +168,31 @@ def test_the_age_limits_follow_the_config() -> None:
 
 def test_replay_clock_skips_staleness_and_future_checks() -> None:
     fresh = MarketMemory()
-    for timestamp_ms in (0, -(10**12), NOW_MS - MAX_AGE_MS - 1, NOW_MS + MAX_SKEW_MS + 1, 2**62):
+    for timestamp_ms in (0, NOW_MS - MAX_AGE_MS - 1, NOW_MS + MAX_SKEW_MS + 1, 2**62):
         assert refusal_reason(tick(timestamp_ms=timestamp_ms), fresh, REPLAY, NOW_MS) is None
+    # Any time from 1970 on: a time before it is out of range (see below).
+    assert refusal_reason(tick(timestamp_ms=-(10**12)), fresh, REPLAY, NOW_MS) == INVALID_NUMBER
     # Still in order, though.
     remembered = memory()
     assert (
         refusal_reason(tick(timestamp_ms=NOW_MS - 1001), remembered, REPLAY, 0)
         == TIMESTAMP_BACKWARDS
     )
+
+
+@pytest.mark.parametrize("config", [WALL, REPLAY], ids=["wall", "replay"])
+def test_a_timestamp_before_1970_is_an_invalid_number(config: EnclaveConfig) -> None:
+    # No receipt could carry its time (uint64 seconds), whatever the clock; with the wall
+    # clock running before 1970 it would not even be stale.
+    for now_ms in (NOW_MS, -1, -(10**12)):
+        for timestamp_ms in (-1, -1000, -(10**12), -(2**63)):
+            for remembered in (MarketMemory(), memory()):
+                assert (
+                    refusal_reason(tick(timestamp_ms=timestamp_ms), remembered, config, now_ms)
+                    == INVALID_NUMBER
+                ), (timestamp_ms, now_ms)
+    assert refusal_reason(tick(timestamp_ms=0), MarketMemory(), REPLAY, NOW_MS) is None
+    assert refusal_reason(tick(timestamp_ms=0), MarketMemory(), WALL, 0) is None
 
 
 @pytest.mark.parametrize("config", [WALL, REPLAY], ids=["wall", "replay"])
@@ -332,6 +349,7 @@ def test_no_tick_makes_the_checks_raise_and_accepted_ticks_are_sane(
     assert all(item.seq >= 1 for item in accepted)
     stamps = [item.timestamp_ms for item in accepted]
     assert stamps == sorted(stamps)
+    assert all(t >= 0 for t in stamps)
     for before, after in itertools.pairwise(accepted):
         assert abs(after.price - before.price) <= before.price * 0.2 * (1 + 1e-12)
     if wall:

@@ -9,16 +9,19 @@ their signatures, signed transactions) and refuse the same ticks for the same re
 from __future__ import annotations
 
 import math
+import random
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import enclave.decisions
 from enclave.config import EnclaveConfig, parse_config
 from enclave.decisions import DecisionEngine
-from enclave.market import Tick
-from enclave.policy import RulePolicy
+from enclave.market import MarketMemory, Tick, refusal_reason, remember
+from enclave.policy import Decision, MarketView, RulePolicy
 from enclave.signer import AccountSigner
 from enclave.state import EnclaveState
 from enclave.tick_columns import TickColumns, clean_prefix
@@ -81,33 +84,64 @@ def as_columns(config: EnclaveConfig, batches: list[list[Tick]]) -> tuple[Enclav
     return state, refused, accepted
 
 
+SECRETS = {"account_secret", "box_secret"}
+
+
 def same_state(left: EnclaveState, right: EnclaveState) -> None:
-    # Compare as data: float NaN never equals itself, so through JSON text.
-    assert left.model_dump_json() == right.model_dump_json() or (
-        left.model_dump() == right.model_dump()
+    # First as data without the keys, so a failure shows what differs and never a key; then
+    # the keys, through a bool so pytest prints no bytes; then the sealed bytes themselves,
+    # which also holds dict order and float text to the one-by-one path.
+    assert left.model_dump(mode="json", exclude=SECRETS) == right.model_dump(
+        mode="json", exclude=SECRETS
     )
+    same_keys = all(getattr(left, name) == getattr(right, name) for name in sorted(SECRETS))
+    assert same_keys, "secrets differ"
+    same_bytes = left.to_bytes() == right.to_bytes()
+    assert same_bytes, "the sealed bytes differ (dict order or float text)"
 
 
 # -- hostile and calm ticks -------------------------------------------------------------------
 
 PAIRS = ["ETH/USDT", "ETH/USDT", "ETH/USDT", "BTC/USDT", "DOGE/USDT"]
 SPECIAL_PRICES = [math.nan, math.inf, -1.0, 0.0, 1e16, 120.0, 80.0, 100.0 * 1.2, 100.0 * 0.8]
+MAX_AGE_MS = 120_000  # max_tick_age_seconds default, for the wall clock
 
 
 @st.composite
 def tick_lists(draw: st.DrawFn) -> list[Tick]:
+    """Ticks of three pairs (one unknown), from calm to hostile. Some lists start at the
+    wall clock's age limit, so steps forward and back cross it (stale ticks)."""
     count = draw(st.integers(min_value=0, max_value=120))
-    seq, stamp, price = draw(st.integers(0, 3)), NOW_MS - 60_000, 100.0
+    # Percent of hostile choices for this list: low ones give long clean runs.
+    bad = draw(st.sampled_from([1, 5, 20, 50]))
+
+    def hostile() -> bool:
+        return draw(st.integers(0, 99)) < bad
+
+    seq, price = draw(st.integers(0, 3)), 100.0
+    stamp = draw(
+        st.sampled_from([NOW_MS - 60_000, NOW_MS - MAX_AGE_MS - 2_000, NOW_MS - MAX_AGE_MS])
+    )
+    pair = "ETH/USDT"
     ticks = []
     for _ in range(count):
-        step = draw(st.sampled_from([1, 1, 1, 1, 1, 2, 0, -1]))
-        seq = max(1, seq + step)
-        stamp += draw(st.sampled_from([1_000, 1_000, 1_000, 30_000, 0, -5_000, 10_000_000]))
-        move = draw(st.sampled_from([1.0, 1.0, 1.001, 0.999, 1.05, 1.2, 0.8, 1.3, 1.2000001]))
+        if hostile():
+            pair = draw(st.sampled_from(PAIRS))
+        seq = max(1, seq + (draw(st.sampled_from([2, 0, -1])) if hostile() else 1))
+        stamp += draw(
+            st.sampled_from([30_000, 0, -5_000, -1_000, 10_000_000])
+            if hostile()
+            else st.sampled_from([500, 500, 1_000, 0])
+        )
+        move = draw(
+            st.sampled_from([1.05, 1.2, 0.8, 1.3, 1.2000001])
+            if hostile()
+            else st.sampled_from([1.0, 1.001, 0.999])
+        )
         price = price * move
-        value = draw(st.sampled_from([price] * 12 + SPECIAL_PRICES))
-        volume = draw(st.sampled_from([1.0, 1.0, 0.0, -0.0, -1.0, math.nan, 2e15]))
-        ticks.append(Tick(seq, stamp, draw(st.sampled_from(PAIRS)), value, volume))
+        value = draw(st.sampled_from(SPECIAL_PRICES)) if hostile() else price
+        volume = draw(st.sampled_from([0.0, -0.0, -1.0, math.nan, 2e15])) if hostile() else 1.0
+        ticks.append(Tick(seq, stamp, pair, value, volume))
     return ticks
 
 
@@ -123,14 +157,33 @@ def test_columns_end_where_one_by_one_ends(clock: str, ticks: list[Tick], cut: i
     same_state(state, expected_state)
 
 
-def test_a_long_calm_run_is_taken_together_and_decides_on_schedule() -> None:
-    config = CONFIGS["replay"]
-    ticks = [
+def calm_ticks(count: int) -> list[Tick]:
+    return [
         Tick(seq, START_MS + seq * 60_000, "ETH/USDT", 100.0 + (seq % 50) * 0.1, 1.0)
-        for seq in range(1, 5_001)
+        for seq in range(1, count + 1)
     ]
+
+
+def test_a_long_calm_run_is_taken_together_and_decides_on_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = CONFIGS["replay"]
+    ticks = calm_ticks(5_000)
     expected_state, expected_refused = one_by_one(config, ticks)
+    [columns] = TickColumns.runs(ticks)
+    first = enclave.decisions._FIRST_WINDOW
+    assert clean_prefix(columns, 0, first, fresh_state().market, config, NOW_MS) == first
+    # The run never takes the one-tick path: every tick goes through the numpy checks.
+    alone = []
+    one_tick = DecisionEngine.ingest_tick
+
+    def counted(self: DecisionEngine, state: EnclaveState, tick: Tick, *rest: object) -> object:
+        alone.append(tick.seq)
+        return one_tick(self, state, tick, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DecisionEngine, "ingest_tick", counted)
     state, refused, accepted = as_columns(config, [ticks])
+    assert alone == []
     assert refused == expected_refused == []
     assert accepted == 5_000 == state.ticks_accepted
     # A decision at the first tick, then every 7,200 s of market time (120 ticks): the last
@@ -157,6 +210,24 @@ def test_a_move_at_the_limit_is_settled_exactly_not_by_floats() -> None:
     assert accepted == 2
     assert refused == [(3, "price_jump")]
     assert state.market.last_price["ETH/USDT"] == 120.0
+    # Floats round this fall to exactly 20 % (which would be accepted); the exact move is
+    # above 20 %, so it must be refused on both paths.
+    last, price = 956034.2718892933, 764827.4175114346
+    assert abs(price - last) / last * 100 == 20.0
+    assert Decimal(abs(price - last)) / Decimal(last) * 100 > 20
+    ticks = [
+        Tick(1, START_MS, "ETH/USDT", last, 1.0),
+        Tick(2, START_MS + 1, "ETH/USDT", price, 1.0),
+        Tick(3, START_MS + 2, "ETH/USDT", last, 1.0),
+    ]
+    [columns] = TickColumns.runs(ticks)
+    assert clean_prefix(columns, 0, 3, fresh_state().market, config, NOW_MS) == 1
+    expected_state, expected_refused = one_by_one(config, ticks)
+    state, refused, accepted = as_columns(config, [ticks])
+    assert refused == expected_refused == [(2, "price_jump")]
+    assert accepted == 2
+    assert state.market.last_price["ETH/USDT"] == last
+    same_state(state, expected_state)
 
 
 def test_ticks_split_into_batches_by_runs_of_a_pair() -> None:
@@ -171,3 +242,124 @@ def test_ticks_split_into_batches_by_runs_of_a_pair() -> None:
     assert batches[1].tick(1) == Tick(3, 0, "A", 1.0, 1.0)
     assert batches[1].seq.dtype == np.uint64
     assert clean_prefix(batches[2], 0, 1, fresh_state().market, CONFIGS["replay"], NOW_MS) == 0
+
+
+@pytest.mark.parametrize("clock", sorted(CONFIGS))
+def test_a_tick_before_1970_is_refused_alone_on_both_paths(clock: str) -> None:
+    # On the replay clock nothing else refuses it, and a receipt cannot carry its time.
+    config = CONFIGS[clock]
+    start = NOW_MS - 10_000
+    ticks = [
+        Tick(1, -1_000, "ETH/USDT", 100.0, 1.0),
+        Tick(2, start, "ETH/USDT", 100.0, 1.0),
+        Tick(3, start + 1, "ETH/USDT", 101.0, 1.0),
+        Tick(4, -1, "ETH/USDT", 101.0, 1.0),
+        Tick(5, start + 2, "ETH/USDT", 102.0, 1.0),
+    ]
+    [columns] = TickColumns.runs(ticks)
+    assert clean_prefix(columns, 0, 5, fresh_state().market, config, NOW_MS) == 0
+    assert clean_prefix(columns, 1, 5, fresh_state().market, config, NOW_MS) == 2
+    expected_state, expected_refused = one_by_one(config, ticks)
+    state, refused, accepted = as_columns(config, [ticks])
+    assert refused == expected_refused == [(1, "invalid_number"), (4, "invalid_number")]
+    assert accepted == 3 == state.ticks_accepted
+    assert state.market.last_seq == 5
+    same_state(state, expected_state)
+
+
+def test_every_decision_of_a_batch_reports_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = CONFIGS["replay"]
+    state, work = fresh_state(), engine(config)
+    asked = []
+    ask = work._ask_policy
+
+    def counted(view: MarketView) -> Decision:
+        asked.append(view.timestamp)
+        return ask(view)
+
+    monkeypatch.setattr(work, "_ask_policy", counted)
+    ticks = calm_ticks(600)
+    # Every 7,200 s of market time at one tick a minute: seq 1, 121, 241 then 361, 481.
+    for batch, decisions in [(ticks[:300], 3), (ticks[300:], 2)]:
+        asked.clear()
+        work.ingest(state, TickColumns.runs(batch), None, BALANCES, NOW_MS)
+        assert len(asked) == decisions
+        assert len(work.decision_seconds) == len(asked)
+        assert all(seconds >= 0 for seconds in work.decision_seconds)
+
+
+def long_hostile_ticks(config: EnclaveConfig, count: int = 3_000) -> list[Tick]:
+    """Mostly calm ticks of one pair with a hostile or near-limit tick now and then, and a
+    few stretches where most ticks are hostile."""
+    clock = config.market.clock
+    chance = random.Random(f"columns {clock}")
+    # The walk follows the last accepted price, so one refused jump does not refuse the rest.
+    memory = MarketMemory()
+    # On the wall clock the whole list must fit the age limit, so ticks come 30 ms apart.
+    step = 30 if clock == "wall" else 1_000
+    seq, stamp, price, hostile_left = 0, NOW_MS - 100_000, 100.0, 0
+    ticks = []
+    for _ in range(count):
+        seq, stamp = seq + 1, stamp + step
+        price *= 1 + chance.uniform(-0.002, 0.002)
+        tick = Tick(seq, stamp, "ETH/USDT", price, 1.0)
+        if hostile_left == 0 and chance.random() < 0.002:
+            hostile_left = chance.randint(20, 300)
+        hostile_left = max(0, hostile_left - 1)
+        if chance.random() < (0.8 if hostile_left else 0.03):
+            last = memory.last_price.get("ETH/USDT", price)
+            hostile = [
+                Tick(seq, stamp, "ETH/USDT", math.nan, 1.0),
+                Tick(seq, stamp, "ETH/USDT", price, -1.0),
+                Tick(seq - 1, stamp, "ETH/USDT", price, 1.0),
+                Tick(seq, stamp - 5 * step, "ETH/USDT", price, 1.0),
+                Tick(seq, -stamp, "ETH/USDT", price, 1.0),
+                Tick(seq, stamp, "ETH/USDT", price * 1.5, 1.0),
+                Tick(seq, stamp, "ETH/USDT", price * 1.2, 1.0),
+                Tick(seq, stamp, "ETH/USDT", price * 0.8, 1.0),
+                # Within a hair of the limit from the last accepted price: settled exactly.
+                Tick(seq, stamp, "ETH/USDT", last * 1.2, 1.0),
+                Tick(seq, stamp, "ETH/USDT", last * 0.8, 1.0),
+                Tick(seq, stamp, "ETH/USDT", math.nextafter(last * 1.2, math.inf), 1.0),
+                Tick(seq, stamp, "ETH/USDT", math.nextafter(last * 0.8, 0.0), 1.0),
+            ]
+            # Another pair starts a new batch; in a hostile stretch the batch goes on, so
+            # the count of ticks taken alone can grow to its cap.
+            if not hostile_left:
+                hostile += [
+                    Tick(seq, stamp, "DOGE/USDT", price, 1.0),
+                    Tick(seq, stamp, "BTC/USDT", 30_000.0, 1.0),
+                ]
+            tick = chance.choice(hostile)
+        if refusal_reason(tick, memory, config, NOW_MS) is None:
+            remember(tick, memory, keep=1)
+        price = memory.last_price.get("ETH/USDT", price)
+        ticks.append(tick)
+    return ticks
+
+
+@pytest.mark.parametrize("windows", ["default", "small"])
+@pytest.mark.parametrize("clock", sorted(CONFIGS))
+def test_a_long_batch_with_hostile_ticks_ends_where_one_by_one_ends(
+    clock: str, windows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small windows make 3,000 ticks reach every branch: growth up to the largest window,
+    # runs cut short, and the count of ticks taken alone doubling up to its cap.
+    if windows == "small":
+        for name, value in [
+            ("_FIRST_WINDOW", 8),
+            ("_RETRY_WINDOW", 2),
+            ("_MAX_WINDOW", 32),
+            ("_MAX_ALONE", 4),
+        ]:
+            monkeypatch.setattr(enclave.decisions, name, value)
+    # Decisions every 33 or so ticks, so they fall inside runs taken together.
+    config = two_pair_config(clock=clock, decision_interval_seconds=1 if clock == "wall" else 33)
+    ticks = long_hostile_ticks(config)
+    expected_state, expected_refused = one_by_one(config, ticks)
+    state, refused, accepted = as_columns(config, [ticks[:1_000], ticks[1_000:]])
+    assert refused == expected_refused
+    assert 100 < len(refused) < len(ticks) // 2
+    assert accepted == len(ticks) - len(refused) == state.ticks_accepted
+    assert state.receipt_seq > 100
+    same_state(state, expected_state)
