@@ -1,46 +1,39 @@
 """The host's side of the agent: feed the enclave, store what it hands back, tell watchers.
 
-Every change goes through one path, one at a time: send the batch to the enclave, store
-the sealed state it returns (durably), then release the receipts and signed transactions of
-that version, store them (the receipt chain checked on insert), and publish them. When the
-enclave dies on the way, the supervisor restarts it on the stored state and the batch is
-sent again only if its state was never stored: no tick is lost or counted twice.
+Changes run one at a time, under the agent's lock. Ticks go through `host.ingest_flow`:
+batches on one IngestStream, and for each answer, in order, the outputs it released are
+stored (the receipt chain checked on insert) and published, then its sealed state; the
+flow ends with Release of the newest stored state. An owner command is a single change:
+send it, store the sealed state it returns (durably), then release that version's outputs,
+store and publish them.
+
+When the enclave dies on the way, the supervisor restarts it on the newest stored state and
+a change goes again only if its state was never stored: no tick is lost or counted twice.
+The enclave forgets outputs once it has released them, so when storing them fails the
+enclave is restarted on the stored state (which still holds them as pending) before the
+error is raised: it must not go on and have a newer state stored without them.
 """
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from tee_agent_rpc import enclave_pb2 as epb
 
 from attestation.receipts import Receipt, receipt_hash
-from host.ingest_flow import ENCLAVE_CALL_TIMEOUT, RETRYABLE, IngestFlow
+from host.ingest_flow import ATTEMPTS, ENCLAVE_CALL_TIMEOUT, RETRYABLE, IngestFlow
 from host.outcomes import AgentError, BatchResult, Released
 from host.storage.base import ReceiptRecord, Storage, TransactionRecord
 from host.supervisor import EnclaveSupervisor, EnclaveUnavailable
 from host.tick_stream import JoinedBatches
 
-log = logging.getLogger("tee_agent.host.agent")
-
-MAX_REFUSED_LISTED = 1000
-_ATTEMPTS = 5
 WATCHER_QUEUE = 10_000
-
-
-@dataclass
-class Counters:
-    ticks_accepted: int = 0
-    ticks_refused: int = 0
-    refused_by_reason: Counter[str] = field(default_factory=Counter)
 
 
 class Agent:
@@ -54,7 +47,6 @@ class Agent:
         observer: Any = None,
     ) -> None:
         self.storage = storage
-        self.counters = Counters()
         self.started = time.time()
         self._lock = threading.RLock()
         # Changes waiting for the lock: a stream in full flow lets them in between batches.
@@ -95,7 +87,7 @@ class Agent:
         released = self.supervisor.stub.Release(
             epb.ReleaseRequest(state_version=opened.state_version), timeout=ENCLAVE_CALL_TIMEOUT
         )
-        self._store_and_publish(self._convert(released))
+        self.store_released(released)
         if self._observer is not None:
             self._observer.enclave_open(opened)
 
@@ -132,11 +124,17 @@ class Agent:
             AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
         """
         request = epb.OwnerCommandRequest(ciphertext=ciphertext)
-        self._change(
-            lambda enclave: enclave.stub.SubmitOwnerCommand(request, timeout=ENCLAVE_CALL_TIMEOUT)
-        )
-        status = self.enclave_status()
-        return self.storage.head()[0], bool(status.paused)
+        # Held to the end: a stream waiting for the lock would otherwise store receipts of
+        # its own before the head is read, and the seq returned would be one of those.
+        with self._turn():
+            self._change(
+                "SubmitOwnerCommand",
+                lambda enclave: enclave.stub.SubmitOwnerCommand(
+                    request, timeout=ENCLAVE_CALL_TIMEOUT
+                ),
+            )
+            status = self.enclave_status()
+            return self.storage.head()[0], bool(status.paused)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -152,13 +150,15 @@ class Agent:
         with self._waiting_lock:
             return self._waiting > 0
 
-    def _change(self, call: Callable[[Any], Any]) -> BatchResult:
+    def _change(self, name: str, call: Callable[[Any], Any]) -> BatchResult:
+        """Make the enclave call `name` (`call`), store its sealed state, release and store
+        its outputs; retried across enclave restarts."""
         with self._turn():
-            for _attempt in range(_ATTEMPTS):
+            for _attempt in range(ATTEMPTS):
                 try:
                     started = time.perf_counter()
                     response = call(self.supervisor)
-                    self.observe_enclave_call(time.perf_counter() - started)
+                    self.observe_enclave_call(name, time.perf_counter() - started)
                 except grpc.RpcError as exc:
                     if exc.code() not in RETRYABLE and self.supervisor.alive():
                         raise AgentError(exc.code(), exc.details() or "refused") from None
@@ -208,6 +208,13 @@ class Agent:
                     flow.finish()
 
     def release(self, version: int) -> Released:
+        """Collect and store the outputs of the stored sealed state `version`.
+
+        Raises:
+            AgentError: the enclave failed, and cannot be brought back.
+            Exception: storing the outputs failed (the enclave was restarted on the stored
+                state first, so they are pending there again).
+        """
         try:
             released = self.supervisor.stub.Release(
                 epb.ReleaseRequest(state_version=version), timeout=ENCLAVE_CALL_TIMEOUT
@@ -217,15 +224,19 @@ class Agent:
             # it opens (see _on_open), so nothing is lost and the batch is not sent again.
             self.recover(f"Release failed: {exc.code().name}")
             return Released()
-        outputs = self._convert(released)
-        self._store_and_publish(outputs)
-        return outputs
+        return self.store_released_or_rewind(released)
 
     def recover(self, reason: str) -> None:
+        """Restart the enclave on the newest stored sealed state (even a live one: after a
+        call whose outcome is unknown, it must go back to what is stored).
+
+        Raises:
+            AgentError: UNAVAILABLE when it cannot be brought back.
+        """
         if self._observer is not None:
             self._observer.restart()
         try:
-            self.supervisor.recover(reason, force=True)
+            self.supervisor.recover(reason)
         except EnclaveUnavailable as exc:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
@@ -239,6 +250,27 @@ class Agent:
         outputs = self._convert(released)
         self._store_and_publish(outputs)
         return outputs
+
+    def store_released_or_rewind(self, released: Any) -> Released:
+        """As `store_released`; when storing fails, restart the enclave on the newest stored
+        sealed state, then raise.
+
+        The enclave dropped these outputs from its pending list as it released them: left
+        running, it would go on and hand the host a newer state without them, and they would
+        be lost for good (the next receipt stored would leave a gap in the chain). The stored
+        state still holds them as pending, so the restarted enclave hands them out again.
+
+        Raises:
+            Exception: whatever storing raised (with a note if the restart failed too).
+        """
+        try:
+            return self.store_released(released)
+        except Exception as exc:
+            try:
+                self.recover(f"storing released outputs failed: {type(exc).__name__}")
+            except Exception as failed:  # the store's own error says more: raise that
+                exc.add_note(f"restarting the enclave on the stored state failed too: {failed}")
+            raise
 
     def _convert(self, released: Any) -> Released:
         outputs = Released()
@@ -292,15 +324,13 @@ class Agent:
             watcher.put_nowait("overflow")
 
     def count(self, accepted: int, refused: list[tuple[int, str]], decisions: list[float]) -> None:
-        self.counters.ticks_accepted += accepted
-        self.counters.ticks_refused += len(refused)
-        self.counters.refused_by_reason.update(reason for _, reason in refused)
         if self._observer is not None:
             self._observer.ticks(accepted, [reason for _, reason in refused], decisions)
 
-    def observe_enclave_call(self, seconds: float) -> None:
+    def observe_enclave_call(self, call: str, seconds: float) -> None:
+        """Time one call into the enclave, by the name of its RPC."""
         if self._observer is not None:
-            self._observer.enclave_call("enclave_call", seconds)
+            self._observer.enclave_call(call, seconds)
 
     # -- reading --------------------------------------------------------------------------
 

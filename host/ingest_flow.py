@@ -12,6 +12,10 @@ supervisor restarts the enclave on the newest stored state (which hands out anyt
 pending), and the batches not yet answered go again, in order, on a new stream. No tick is
 lost and none is counted twice: a batch is counted when its answer arrives, and stored
 before the next answer is read.
+
+When storing an answer's released outputs fails, the flow stops there: the enclave already
+dropped them from its pending list, so it is restarted on the newest stored state (which
+still holds them) and no later answer is read or stored, nor Release called.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ DEPTH = 3
 MAX_BATCHES = 64
 # Longest wait for one answer from the enclave.
 ENCLAVE_CALL_TIMEOUT = 120.0
-_ATTEMPTS = 5
+# Tries of one change (a flow's unanswered batches, an owner command) across enclave
+# restarts before the host gives up on it.
+ATTEMPTS = 5
 # Codes that say the call broke off rather than that the enclave refused it.
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -63,6 +69,8 @@ class IngestFlow:
         self._sent = 0
         self._failures = 0
         self._stored = agent.stored_version
+        # Set when storing released outputs failed: nothing more may be read or stored.
+        self._stopped = False
         self._open()
 
     @property
@@ -87,6 +95,8 @@ class IngestFlow:
         Raises:
             AgentError: the enclave refused the batch (the flow then stops: nothing after
                 it was taken), or it keeps failing.
+            Exception: storing the released outputs failed; the flow has stopped and the
+                enclave was restarted on the newest stored state.
         """
         while True:
             # An answer that takes longer than ENCLAVE_CALL_TIMEOUT means a stuck enclave:
@@ -114,8 +124,17 @@ class IngestFlow:
         _, sent_at = self._unanswered.popleft()
         self._failures = 0
         agent = self._agent
-        agent.observe_enclave_call(time.perf_counter() - sent_at)
-        released = agent.store_released(response.released)
+        agent.observe_enclave_call("IngestStream", time.perf_counter() - sent_at)
+        try:
+            released = agent.store_released_or_rewind(response.released)
+        except Exception:
+            # The enclave working on the batches behind this one is gone (restarted on the
+            # stored state): their answers would come from a state that lacks the outputs
+            # just lost, so none is read, and the client's stream ends with the error.
+            self._stopped = True
+            self._unanswered.clear()
+            self._outbox.put(None)
+            raise
         agent.save_sealed_state(response.state_version, response.sealed_state)
         self._stored = response.state_version
         refused = [(item.seq, item.reason) for item in response.refused]
@@ -134,6 +153,8 @@ class IngestFlow:
                 self.receive()
         finally:
             self._outbox.put(None)
+        if self._stopped:
+            return  # the enclave was restarted: what it holds back, it handed out on opening
         released = self._agent.release(self._stored)
         if released.receipts or released.transactions:
             self._on_result(BatchResult(0, [], len(released.receipts), len(released.transactions)))
@@ -151,7 +172,7 @@ class IngestFlow:
     def _recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored state and send the unanswered again."""
         self._failures += 1
-        if self._failures >= _ATTEMPTS:
+        if self._failures >= ATTEMPTS:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
         self._outbox.put(None)
         self._agent.recover(reason)

@@ -75,13 +75,17 @@ class ChainLink:
 
     def enrich(self, request: epb.IngestRequest) -> epb.IngestRequest:
         """Add the chain's current fees and the agent's balances to a batch."""
+        from host.chain.broadcaster import redact_error
         from host.chain.fees import agent_balances, fee_hint
 
         try:
             max_fee, priority = fee_hint(self.w3)
             balances = agent_balances(self.w3, self.tokens, self.address)
         except Exception as exc:
-            log.warning("chain read failed, batch sent without fees and balances: %s", exc)
+            log.warning(
+                "chain read failed, batch sent without fees and balances: %s",
+                redact_error(exc, self.w3.provider.endpoint_uri),
+            )
             return request
         request.fees.CopyFrom(
             epb.FeeHint(max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=priority)
@@ -278,6 +282,7 @@ def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) ->
     """Feed the pool's own price into the enclave: a tick for every reserve change."""
     import tomllib
 
+    from host.chain.broadcaster import redact_error
     from host.market.onchain import PoolTicks
 
     if host.chain is None or not config.market.pool:
@@ -295,7 +300,10 @@ def follow_pool(host: RunningHost, config: HostConfig, stop: threading.Event) ->
         try:
             found, next_block = ticks.poll(next_block)
         except Exception as exc:
-            log.warning("reading the pool failed: %s", exc)
+            log.warning(
+                "reading the pool failed: %s",
+                redact_error(exc, host.chain.w3.provider.endpoint_uri),
+            )
             continue
         if not found:
             continue

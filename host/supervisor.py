@@ -105,11 +105,11 @@ class EnclaveSupervisor:
             self.state = "running"
             self._backoff = self._launch.backoff_initial
 
-    def recover(self, reason: str, *, force: bool = False) -> None:
+    def recover(self, reason: str) -> None:
         """Restart the enclave after a failure, with backoff, until it is open again.
 
-        With `force`, restart even a live enclave: after a call whose outcome is unknown,
-        the enclave must go back to the last stored sealed state.
+        A live enclave is restarted too: after a call whose outcome is unknown, the enclave
+        must go back to the last stored sealed state.
 
         Raises:
             EnclaveUnavailable: the supervisor is stopping, or the enclave refuses the
@@ -118,8 +118,6 @@ class EnclaveSupervisor:
         with self._lock:
             if self._stopping:
                 raise EnclaveUnavailable("the host is stopping")
-            if not force and self.state == "running" and self.alive() and self._ready(0.5):
-                return  # another caller already recovered it
             log.warning("restarting the enclave: %s", reason)
             self.state = "restarting"
             while not self._stopping:
@@ -221,7 +219,21 @@ class EnclaveSupervisor:
         except grpc.RpcError as exc:
             raise EnclaveUnavailable(f"Open failed: {exc.details()}") from None
         self.identity = opened.identity
-        self._on_open(opened)
+        try:
+            self._on_open(opened)
+        except grpc.RpcError as exc:
+            # The enclave broke off during the host's first calls (Release): a failed start
+            # like any other, retried with backoff. Only the code: the error's text names
+            # the socket, and this message can reach API clients.
+            raise EnclaveUnavailable(
+                f"the enclave failed right after opening ({exc.code().name})"
+            ) from None
+        except Exception:
+            # Storing what it released failed: the enclave no longer holds those outputs,
+            # so it must not go on (a newer stored state would lack them). The next start
+            # opens the stored state, which still holds them.
+            self._kill()
+            raise
 
     def _kill(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from attestation.binding import EnclaveIdentity, check_binding
 from attestation.receipts import Receipt, verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
+from host.storage.base import ReceiptRecord, StorageError
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld
 from tests.host_harness import AUTH, running_host, tick_batches
 
@@ -75,11 +77,14 @@ def test_100000_ticks_are_all_accounted_for_and_receipts_chain_to_the_attested_i
         identity = attested_identity(world, host.stub)
         status = host.stub.GetStatus(pb.GetStatusRequest())
         events = all_receipts(host.stub)
+        enclave = host.agent.enclave_status()
     assert summary.received == 100_000
     assert summary.accepted + summary.refused == 100_000
     assert dict(summary.refused_by_reason) == {"price_jump": 4}
     assert status.ticks_accepted == summary.accepted and status.last_tick_seq == 100_000
     assert summary.receipts == len(events) == status.receipts
+    # The enclave's own count: the host stored every receipt it made, none left behind.
+    assert enclave.receipts == len(events)
     chain = verify_receipts(
         [receipt_of(e) for e in events], address=identity.address, chain_id=CHAIN_ID,
         config_hash=identity.config_hash, expected_head_hash=status.head_hash,
@@ -112,13 +117,18 @@ def test_kill_9_of_the_enclave_mid_stream_loses_and_double_counts_nothing(
         status = host.stub.GetStatus(pb.GetStatusRequest())
         identity = attested_identity(world, host.stub)
         events = all_receipts(host.stub)
+        enclave = host.agent.enclave_status()
     assert status.enclave_restarts >= 2
     assert summary.received == 20_000
     assert summary.accepted + summary.refused == 20_000
     assert "duplicate_seq" not in summary.refused_by_reason, "no tick was counted twice"
+    # 20,000 ticks hold one spike (tick_batches: index 12,345), and nothing else is refused.
+    assert dict(summary.refused_by_reason) == {"price_jump": 1}
+    assert summary.accepted == 19_999
     assert status.ticks_accepted == summary.accepted, "the enclave saw each tick exactly once"
     assert status.last_tick_seq == 20_000
     assert [e.receipt.seq for e in events] == list(range(1, len(events) + 1))
+    assert enclave.receipts == len(events) == status.receipts
     chain = verify_receipts(
         [receipt_of(e) for e in events], address=identity.address, chain_id=CHAIN_ID
     )
@@ -141,12 +151,69 @@ def test_a_stuck_enclave_is_restarted_and_the_batch_goes_through(
             if running.agent.supervisor.pid == stuck:
                 os.kill(stuck, signal.SIGCONT)
         status = running.stub.GetStatus(pb.GetStatusRequest())
+        events = all_receipts(running.stub)
+        enclave = running.agent.enclave_status()
     assert running.agent.supervisor.pid != stuck
     assert status.enclave_restarts == 1
     assert "restarting the enclave: no answer within 2 s" in caplog.text
     assert first.accepted + first.refused == 1000 and then.accepted + then.refused == 1000
     assert status.last_tick_seq == 2000
     assert status.ticks_accepted == first.accepted + then.accepted
+    assert enclave.receipts == len(events) == status.receipts
+    assert [e.receipt.seq for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.mark.parametrize("failing_in", ["receive", "release"])
+def test_receipts_the_store_failed_to_take_come_back_and_the_chain_stays_whole(
+    world: EnclaveWorld, monkeypatch: pytest.MonkeyPatch, failing_in: str
+) -> None:
+    """Released outputs the store failed to take are not lost: the enclave dropped them
+    from its pending list, so the host restarts it on the stored state before the error.
+
+    `failing_in` names the host function whose store fails: IngestFlow.receive (outputs an
+    IngestStream answer released) or Agent.release (outputs of the Release ending a flow).
+    """
+    import host.tick_stream
+
+    # One client batch per enclave call: a flow then has several answers on their way, and
+    # later answers release the outputs of earlier ones.
+    monkeypatch.setattr(host.tick_stream, "MAX_JOINED_TICKS", 1000)
+    with running_host(world) as running:
+        storage = running.agent.storage
+        append = storage.append_receipts
+        refused: list[int] = []
+
+        def append_or_fail_once(records: list[ReceiptRecord]) -> None:
+            called_from = {frame.name for frame in traceback.extract_stack()}
+            if not refused and failing_in in called_from:
+                refused.append(records[0].receipt.seq)
+                raise StorageError("disk I/O error")
+            append(records)
+
+        monkeypatch.setattr(storage, "append_receipts", append_or_fail_once)
+        with pytest.raises(grpc.RpcError) as failed:
+            running.stub.StreamMarketData(tick_batches(20_000), metadata=AUTH)
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+        assert refused, f"no receipts were stored from {failing_in}"
+        # The client sends again what the enclave has not accepted.
+        resume = running.agent.enclave_status().last_tick_seq + 1
+        then = running.stub.StreamMarketData(
+            tick_batches(20_001 - resume, first_seq=resume), metadata=AUTH
+        )
+        status = running.stub.GetStatus(pb.GetStatusRequest())
+        identity = attested_identity(world, running.stub)
+        events = all_receipts(running.stub)
+        enclave = running.agent.enclave_status()
+    assert then.accepted + then.refused == 20_001 - resume
+    assert status.enclave_restarts == 1 and status.last_tick_seq == 20_000
+    assert [e.receipt.seq for e in events] == list(range(1, len(events) + 1))
+    assert refused[0] in {e.receipt.seq for e in events}
+    assert enclave.receipts == len(events) == status.receipts
+    chain = verify_receipts(
+        [receipt_of(e) for e in events], address=identity.address, chain_id=CHAIN_ID,
+        config_hash=identity.config_hash, expected_head_hash=status.head_hash,
+    )  # fmt: skip
+    assert chain.valid, chain.error
 
 
 def test_a_second_start_on_the_same_data_resumes(world: EnclaveWorld) -> None:

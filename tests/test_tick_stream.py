@@ -72,13 +72,21 @@ def test_empty_batches_are_skipped() -> None:
 
 
 def test_a_client_field_unknown_here_stays_inside_its_batch() -> None:
-    # Field 3 of IngestRequest is the balances map; in a TickBatch, field 7 is unknown.
-    sneaky = pb.TickBatch.FromString(
-        batch(1, 2).SerializeToString() + b"\x1a\x08\x0a\x04WETH\x12\x00" + b"\x3a\x03abc"
-    )
-    request = as_request(ingest_entry(sneaky.SerializeToString()))
+    original = batch(1, 2)
+    # Field 7, unknown to TickBatch; then empty records of fields 3 and 2: in a TickBatch,
+    # packed columns (timestamp_ms, seq) that add nothing, but were they to leak out of the
+    # batch, IngestRequest would read them as a balances entry and as fees.
+    raw = original.SerializeToString() + b"\x3a\x03abc" + b"\x1a\x00" + b"\x12\x00"
+    entry = ingest_entry(raw)
+    request = as_request(entry)
     assert not request.balances and not request.HasField("fees")
-    assert list(request.batches[0].seq) == [1, 2]
+    assert len(request.batches) == 1
+    assert list(request.batches[0].seq) == list(original.seq)
+    assert list(request.batches[0].timestamp_ms) == list(original.timestamp_ms)
+    # The enclave gets the client's bytes as they came, not a re-serialized message.
+    assert entry.endswith(raw)
+    [(joined, count)] = list(JoinedBatches(iter([raw])))
+    assert joined == entry and count == 2
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ they are, one warning is logged when it starts and one line when it ends.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -115,6 +116,43 @@ def _redacted(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
+# Any URL in an error message, and the form requests and urllib3 print the path in
+# ("Max retries exceeded with url: /v3/KEY (Caused by ...)").
+_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+_URL_PATH = re.compile(r"\b(url: )/[^\s'\"<>()]*")
+
+
+def _cut(url: str) -> str:
+    """`_redacted`, for a URL found in a message: never raises (a bad port is possible)."""
+    try:
+        return _redacted(url)
+    except ValueError:
+        return "[url redacted]"
+
+
+def redact_error(exc: BaseException, rpc_url: str | None = None) -> str:
+    """`Type: message` of an error from talking to a node, safe for a log line.
+
+    requests, urllib3 and web3 put the request's URL, or only its path, in their messages,
+    and an RPC URL's path, query or credentials often hold an API key. Every URL is cut to
+    scheme://host:port and a bare request path becomes the redacted node (or a marker
+    without `rpc_url`); then whatever is left of `rpc_url`'s path, query or credentials
+    (printed some other way) is replaced too.
+    """
+    node = _cut(rpc_url) if rpc_url else "[path redacted]"
+    text = _ANY_URL.sub(lambda match: _cut(match.group(0)), f"{type(exc).__name__}: {exc}")
+    text = _URL_PATH.sub(lambda match: match.group(1) + node, text)
+    if rpc_url:
+        parts = urlsplit(rpc_url)
+        after_host = rpc_url.split(parts.netloc, 1)[-1] if parts.netloc else rpc_url
+        pieces = {after_host, parts.path, parts.query, parts.username, parts.password}
+        # Longest first, so a piece inside another is not replaced half-way; "" and "/"
+        # are in every message and hide nothing.
+        for piece in sorted((p for p in pieces if p and len(p) > 1), key=len, reverse=True):
+            text = text.replace(piece, "[redacted]")
+    return text
+
+
 def _hex(tx_hash: bytes) -> str:
     return "0x" + tx_hash.hex()
 
@@ -142,6 +180,7 @@ class Broadcaster:
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.drop_after_seconds = drop_after_seconds
+        self._rpc_url = rpc_url  # only for redact_error: never logged as it is
         self._node = _redacted(rpc_url)
         self._clock = clock
         # Our own session, closed by close(); no retries inside web3: an outage is handled
@@ -407,7 +446,8 @@ class Broadcaster:
         try:
             response = self.w3.provider.make_request(RPCEndpoint(method), params)
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise _NodeDown(f"{method}: {type(exc).__name__}: {exc}") from None
+            # Redacted here, where the library's text comes in: it names the URL's path.
+            raise _NodeDown(f"{method}: {redact_error(exc, self._rpc_url)}") from None
         if not isinstance(response, dict):
             raise _NodeDown(f"{method}: not a JSON-RPC answer")
         self._node_up()
@@ -421,6 +461,7 @@ class Broadcaster:
         self._down_since = time.monotonic()
         log.warning(
             "node unreachable; statuses kept, the same signed bytes will be retried",
+            # Already redacted: _rpc builds every _NodeDown with redact_error.
             extra={"node": self._node, "error": str(exc)},
         )
 

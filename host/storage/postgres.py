@@ -72,8 +72,12 @@ def describe_dsn(dsn: str) -> str:
     """
     try:
         params = conninfo_to_dict(dsn)
-    except psycopg.Error as error:
-        raise StorageError(f"not a PostgreSQL connection string: {error}") from None
+    except psycopg.Error:
+        # libpq's text quotes the part it could not parse, which may be the password.
+        raise StorageError(
+            "not a PostgreSQL connection string (check its form: "
+            "postgresql://user:password@host/db, with %XX escapes valid)"
+        ) from None
     shown = ("host", "port", "dbname", "user")
     return "postgresql " + " ".join(f"{key}={params[key]}" for key in shown if key in params)
 

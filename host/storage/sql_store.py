@@ -45,9 +45,15 @@ _INSERT_TRANSACTION = (
     "INSERT INTO transactions (tx_hash, nonce, raw, receipt_seq, status, detail, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tx_hash) DO NOTHING"
 )
-_SELECT_TRANSACTIONS = (
+# Two statements, not one "WHERE status = ? OR ?": with the OR the planner cannot use the
+# transactions_by_status index and scans the table on every broadcaster poll.
+_SELECT_ALL_TRANSACTIONS = (
     "SELECT tx_hash, nonce, raw, receipt_seq, status, detail, updated_at FROM transactions"
-    " WHERE status = ? OR ? ORDER BY nonce, tx_hash"
+    " ORDER BY nonce, tx_hash"
+)
+_SELECT_TRANSACTIONS_BY_STATUS = (
+    "SELECT tx_hash, nonce, raw, receipt_seq, status, detail, updated_at FROM transactions"
+    " WHERE status = ? ORDER BY nonce, tx_hash"
 )
 
 
@@ -277,8 +283,10 @@ class SqlStorage(ABC):
     def transactions(self, status: TxStatus | None = None) -> list[TransactionRecord]:
         """All transactions (or those with `status`), by nonce."""
         with self._read("reading transactions") as cursor:
-            # "status = ? OR ?": one statement for both cases; the flag says "any status".
-            cursor.execute(_SELECT_TRANSACTIONS, (status or "", status is None))
+            if status is None:
+                cursor.execute(_SELECT_ALL_TRANSACTIONS)
+            else:
+                cursor.execute(_SELECT_TRANSACTIONS_BY_STATUS, (status,))
             rows = cursor.fetchall()
         return [transaction_from_row(row) for row in rows]
 
