@@ -33,8 +33,9 @@ from web3.types import RPCEndpoint
 from attestation.receipts import ZERO_HASH, receipt_hash
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction, SignedTransaction
-from host.chain.broadcaster import Broadcaster
+from host.chain.broadcaster import Broadcaster, redact_error
 from host.chain.fees import ChainReadError, agent_balances, fee_hint
+from host.logs import JsonLinesFormatter
 from host.metrics import HostMetrics
 from host.storage.base import ReceiptRecord, TransactionRecord
 from host.storage.sqlite import SqliteStorage
@@ -407,19 +408,100 @@ def test_an_unreachable_node_changes_no_status_and_is_logged_once(
     with Broadcaster(f"http://127.0.0.1:{free_port()}", storage, request_timeout=1) as refused:
         for _ in range(5):
             refused.poll_once()
-    # Timeout: a socket that takes connections into its backlog and never answers.
+    # Timeout: a socket that takes connections and never answers. Each poll gives up after
+    # request_timeout and tries once: no retries with back-off inside web3, which would
+    # stall a poll for seconds (and show here as more connections than polls).
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
+        silent.settimeout(0.1)
+        connections: list[socket.socket] = []
+        polled = threading.Event()
+
+        def take_connections() -> None:
+            # Until the polls are over and nothing is left in the backlog.
+            while True:
+                try:
+                    connections.append(silent.accept()[0])
+                except TimeoutError:
+                    if polled.is_set():
+                        return
+
+        taker = threading.Thread(target=take_connections, daemon=True)
+        taker.start()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        with Broadcaster(url, storage, request_timeout=0.2) as hanging:
-            started = time.monotonic()
-            for _ in range(3):
-                hanging.poll_once()
-            assert time.monotonic() - started < 5
+        try:
+            with Broadcaster(url, storage, request_timeout=0.2) as hanging:
+                for _ in range(3):
+                    hanging.poll_once()
+        finally:
+            polled.set()
+            taker.join(timeout=10)
+            for connection in connections:
+                connection.close()
+        # One poll sends the first transaction only (an outage stops the round): one
+        # HTTP attempt, so one connection, per poll.
+        assert len(connections) == 3
     assert storage.transactions() == before
     assert len(messages(caplog, "node unreachable")) == 2  # one per broadcaster (outage)
     assert not messages(caplog, "transaction ")
+
+
+def test_an_outage_is_logged_without_the_api_key_in_the_node_url(
+    storage: SqliteStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tee_agent.host.chain")
+    Ledger(storage).add(sign(0, recipient(6), value=1), 0)
+    # Hosted nodes take the API key in the URL's path or query; requests names the path in
+    # its connection errors.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v3/SECRETKEY123?apikey=SECRETKEY123"
+    with Broadcaster(url, storage, request_timeout=1) as refused:
+        refused.poll_once()
+    (outage,) = messages(caplog, "node unreachable")
+    assert outage.__dict__["node"] == f"http://127.0.0.1:{port}"
+    assert "ConnectionError" in outage.__dict__["error"]  # what went wrong is still told
+    # Everything an operator would see: the messages and each record's fields as logged.
+    formatter = JsonLinesFormatter(tracebacks=True)
+    logged = caplog.text + "\n".join(formatter.format(record) for record in caplog.records)
+    assert "SECRETKEY123" not in logged
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (
+            requests.ConnectionError(
+                "HTTPConnectionPool(host='h.io', port=443): Max retries exceeded with url:"
+                " /v3/SECRETKEY123 (Caused by NewConnectionError(...))"
+            ),
+            "ConnectionError: HTTPConnectionPool(host='h.io', port=443): Max retries exceeded"
+            " with url: https://h.io (Caused by NewConnectionError(...))",
+        ),
+        (
+            requests.HTTPError("401 Client Error: for url: https://h.io/v3/SECRETKEY123?a=b"),
+            "HTTPError: 401 Client Error: for url: https://h.io",
+        ),
+        (
+            ValueError("bad answer from user:SECRETKEY123"),
+            "ValueError: bad answer from [redacted]:[redacted]",
+        ),
+    ],
+)
+def test_redact_error_keeps_the_error_and_drops_the_key(error: Exception, shown: str) -> None:
+    assert redact_error(error, "https://user:SECRETKEY123@h.io/v3/SECRETKEY123") == shown
+
+
+def test_redact_error_cuts_any_url_and_request_path_without_the_node_url() -> None:
+    error = requests.ConnectionError(
+        "Max retries exceeded with url: /v3/SECRETKEY123 (for https://h.io:8545/v3/SECRETKEY123)"
+    )
+    assert redact_error(error) == (
+        "ConnectionError: Max retries exceeded with url: [path redacted] (for https://h.io:8545)"
+    )
+    assert redact_error(ValueError("at https://h.io:bad/SECRETKEY123")) == (
+        "ValueError: at [url redacted]"
+    )
 
 
 def test_fee_hint_and_token_balances(anvil: Anvil, w3: Web3) -> None:

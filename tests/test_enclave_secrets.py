@@ -65,10 +65,20 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         Sealer(pki.sealing_secret, measurement).unseal(ingested.sealed_state)
     )
     assert AccountSigner.from_bytes(state.account_secret).address == opened.identity.address
-    secrets = _forms(state.account_secret) + _forms(state.box_secret)
-    for blob in seen:
-        for secret in secrets:
-            assert secret not in blob
-    for text in (repr(state), str(state), repr(AccountSigner.from_bytes(state.account_secret))):
-        for secret in secrets:
-            assert secret.decode("latin-1") not in text
+    # Named, so a failure says which secret leaked where without printing it (pytest shows
+    # both operands of a failed `in`).
+    secrets = [("account secret", form) for form in _forms(state.account_secret)]
+    secrets += [("box secret", form) for form in _forms(state.box_secret)]
+    for number, blob in enumerate(seen):
+        for name, secret in secrets:
+            leaked = secret in blob
+            assert not leaked, f"the {name} appears in reply or log #{number}"
+    texts = {
+        "repr(state)": repr(state),
+        "str(state)": str(state),
+        "repr(signer)": repr(AccountSigner.from_bytes(state.account_secret)),
+    }
+    for where, text in texts.items():
+        for name, secret in secrets:
+            leaked = secret.decode("latin-1") in text
+            assert not leaked, f"the {name} appears in {where}"

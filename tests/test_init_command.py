@@ -84,9 +84,12 @@ def test_init_writes_a_loadable_directory(
         assert f"wrote {directory / name}" in out
     public = load_config(directory / "enclave.toml").owner.public_key
     assert f"owner public key: {public}" in out
-    # Secrets go to files, never to the terminal.
-    assert (directory / "owner.key").read_text().strip() not in out
-    assert (directory / "auth-token").read_text().strip() not in out
+    # Secrets go to files, never to the terminal. Flags, not `in` in the asserts: pytest
+    # would print the secret (and all of `out`) on a failure.
+    leaked = (directory / "owner.key").read_text().strip() in out
+    assert not leaked, "the owner key appears in init's output"
+    leaked = (directory / "auth-token").read_text().strip() in out
+    assert not leaked, "the auth token appears in init's output"
 
 
 def test_every_host_key_is_written_with_a_comment(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import time
 from datetime import UTC, datetime
@@ -249,13 +250,25 @@ def test_pacing_does_not_sleep_when_behind() -> None:
     assert fake.now == pytest.approx(1000.0 + 29 * 0.5)
 
 
-def test_pacing_with_the_real_clock_is_short() -> None:
+def test_pacing_at_a_high_speed_sleeps_fractions_of_a_second() -> None:
     # 20 hourly candles a second: 4 candles take 3 x 0.05 s.
-    source = ReplaySource(ETH_1H, "ETH/USDT", speed=3600 * 20, max_rows=4, progress=False)
-    started = time.monotonic()
+    fake = FakeTime()
+    source = ReplaySource(
+        ETH_1H,
+        "ETH/USDT",
+        speed=3600 * 20,
+        max_rows=4,
+        progress=False,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
     assert sum(len(b) for b in source.batches(100)) == 4
-    elapsed = time.monotonic() - started
-    assert 0.14 <= elapsed < 1.0
+    assert fake.sleeps == pytest.approx([0.05, 0.05, 0.05])
+    assert sum(fake.sleeps) == pytest.approx(0.15)
+    # Without a clock and a sleep given, the replay is paced by the real ones.
+    defaults = inspect.signature(ReplaySource).parameters
+    assert defaults["clock"].default is time.monotonic
+    assert defaults["sleep"].default is time.sleep
 
 
 def test_no_progress_bar_unless_stderr_is_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:

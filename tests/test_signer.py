@@ -176,7 +176,9 @@ def test_sign_typed_data_rejects_malformed_messages() -> None:
     broken = {**ORDER, "primaryType": "Missing"}
     with pytest.raises(SignerError, match="EIP-712") as raised:
         signer.sign_typed_data(broken)
-    assert DEV_KEY.hex() not in str(raised.value)
+    # A flag, not `in` in the assert: pytest would print the key on a failure.
+    leaked = DEV_KEY.hex() in str(raised.value)
+    assert not leaked, "the key appears in the EIP-712 error"
 
 
 def test_generate_makes_distinct_keys_that_round_trip() -> None:
@@ -198,9 +200,12 @@ def test_the_key_never_appears_in_repr_str_or_errors() -> None:
         with pytest.raises(SignerError) as raised:
             signer.sign_digest(bad_digest)  # type: ignore[arg-type]
         texts += [str(raised.value), repr(raised.value)]
-    for text in texts:
-        assert secret_hex not in text.lower() and secret_hex.upper() not in text
-        assert str(int.from_bytes(DEV_KEY)) not in text
+    # Flags, not `in` in the asserts: pytest would print the key on a failure.
+    for number, text in enumerate(texts):
+        leaked_hex = secret_hex in text.lower() or secret_hex.upper() in text
+        assert not leaked_hex, f"the key in hex appears in text #{number}"
+        leaked_int = str(int.from_bytes(DEV_KEY)) in text
+        assert not leaked_int, f"the key as an integer appears in text #{number}"
 
 
 @pytest.mark.parametrize(
@@ -219,7 +224,9 @@ def test_from_bytes_rejects_unusable_keys_without_showing_them(secret: Any) -> N
     with pytest.raises(SignerError) as raised:
         AccountSigner.from_bytes(secret)
     shown = str(raised.value) + repr(raised.value)
-    assert DEV_KEY.hex() not in shown and DEV_KEY.hex()[:31] not in shown
+    # A flag, not `in` in the assert: pytest would print the key on a failure.
+    leaked = DEV_KEY.hex() in shown or DEV_KEY.hex()[:31] in shown
+    assert not leaked, "the key (or its first 31 hex digits) appears in the error"
 
 
 def test_curve_order_matches_eth_keys() -> None:

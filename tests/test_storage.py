@@ -608,6 +608,15 @@ def test_an_unreachable_postgres_is_a_clear_error() -> None:
     assert "hunter2" not in str(error.value)
 
 
+def test_a_malformed_postgres_dsn_is_refused_without_its_password() -> None:
+    if psycopg is None:
+        pytest.skip("psycopg is not installed")
+    # "%zz" is no percent escape: libpq's own message about it quotes the password.
+    with pytest.raises(StorageError, match="not a PostgreSQL connection string") as refused:
+        open_storage("postgresql://u:s3cret%zzpw@h/db")
+    assert "s3cret" not in str(refused.value)
+
+
 # --- SQLite files ------------------------------------------------------------------------
 
 
