@@ -17,6 +17,7 @@ from attestation.report import Check
 
 IDENTITY_TAG = b"tee-agent/identity/v1"
 NONCE_SIZE = 32
+_IDENTITY_BYTES = ("x25519_public_key", "config_hash", "model_hash")
 
 
 class EnclaveIdentity(BaseModel):
@@ -51,6 +52,101 @@ class EnclaveIdentity(BaseModel):
             + self.x25519_public_key
             + self.config_hash
         ).digest()
+
+
+class AgentIdentity(BaseModel):
+    """Everything an agent says about itself: what its report_data binds (address, X25519
+    key, config hash) and what its quote's measurement, receipts and transactions must
+    agree with (model hash, measurement, platform, chain, policy)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    x25519_public_key: bytes
+    config_hash: bytes
+    model_hash: bytes
+    # Measurement register name (mr_td, rtmr0.. or mr_enclave, mr_signer) -> lowercase hex.
+    measurement: dict[str, str]
+    platform: str
+    simulated: bool
+    chain_id: int
+    policy: str
+
+    @field_validator("x25519_public_key", "config_hash", "model_hash")
+    @classmethod
+    def _thirty_two(cls, value: bytes) -> bytes:
+        if len(value) != 32:
+            raise ValueError(f"must be 32 bytes, found {len(value)}")
+        return value
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The identity as JSON values, its bytes as 0x-hex."""
+        out = self.model_dump()
+        for name in _IDENTITY_BYTES:
+            out[name] = "0x" + out[name].hex()
+        return out
+
+    @classmethod
+    def from_json_dict(cls, data: object) -> AgentIdentity:
+        """Parse what `to_json_dict` produced.
+
+        Raises:
+            ValueError: not an object, a bytes field that is not hex, or a value that does
+                not fit (pydantic.ValidationError included).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"an identity must be a JSON object, found {type(data).__name__}")
+        return cls.model_validate(
+            {**data, **{name: _hex(data.get(name)) for name in _IDENTITY_BYTES}}
+        )
+
+    def binding(self) -> EnclaveIdentity:
+        """The part of the identity a quote's report_data binds.
+
+        Raises:
+            pydantic.ValidationError: the address is not 0x and 40 hex digits.
+        """
+        return EnclaveIdentity(
+            address=self.address,
+            x25519_public_key=self.x25519_public_key,
+            config_hash=self.config_hash,
+        )
+
+
+class AgentAttestation(BaseModel):
+    """A quote over a verifier's nonce, with the identity the agent claims it binds: what
+    `tee-agent attest --out` saves and `tee-agent verify agent` checks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quote: bytes
+    nonce: bytes
+    identity: AgentIdentity
+
+    def to_file_dict(self) -> dict[str, object]:
+        """The attestation as JSON values: quote and nonce in hex, the identity's bytes as
+        0x-hex (what `tee-agent attest --out` writes)."""
+        identity = self.identity.to_json_dict()
+        return {"quote": self.quote.hex(), "nonce": self.nonce.hex(), "identity": identity}
+
+    @classmethod
+    def from_file_dict(cls, data: object) -> AgentAttestation:
+        """Parse what `to_file_dict` wrote.
+
+        Raises:
+            ValueError: not an object with the quote, the nonce and the identity, or a
+                value that is not hex or does not fit (pydantic.ValidationError included).
+        """
+        if not isinstance(data, dict):
+            raise ValueError("expected an object with quote, nonce and identity")
+        identity = AgentIdentity.from_json_dict(data.get("identity"))
+        return cls(quote=_hex(data.get("quote")), nonce=_hex(data.get("nonce")), identity=identity)
+
+
+def _hex(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a hex string, found {type(value).__name__}")
+    return bytes.fromhex(value.removeprefix("0x"))
 
 
 def identity_report_data(identity: EnclaveIdentity, nonce: bytes) -> bytes:

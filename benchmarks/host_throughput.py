@@ -39,8 +39,9 @@ from typing import Any
 import grpc
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+from tee_agent_rpc import messages_pb2 as messages
 
-from tests.enclave_harness import START_MS, EnclaveWorld
+from tests.enclave_harness import START_MS, EnclaveWorld, serialized
 from tests.host_harness import AUTH, running_host
 
 TICKS = 1_000_000
@@ -58,12 +59,12 @@ class TickSource:
     def __init__(self) -> None:
         self.next_seq = 1
 
-    def batches(self, count: int, size: int) -> list[pb.TickBatch]:
+    def batches(self, count: int, size: int) -> list[messages.TickBatch]:
         out = []
         for start in range(0, count, size):
             seqs = range(self.next_seq + start, self.next_seq + min(start + size, count))
             out.append(
-                pb.TickBatch(
+                messages.TickBatch(
                     pair="ETH/USDT",
                     seq=seqs,
                     timestamp_ms=[START_MS + seq * TICK_MS for seq in seqs],
@@ -79,19 +80,19 @@ def _baseline_server() -> tuple[grpc.Server, int]:
     """The baselines: /bench.Echo/Echo sends every TickBatch back; StreamMarketData only
     counts the ticks of each batch."""
 
-    def echo(requests: Iterator[pb.TickBatch], context: Any) -> Iterator[pb.TickBatch]:
+    def echo(requests: Iterator[messages.TickBatch], context: Any) -> Iterator[messages.TickBatch]:
         yield from requests
 
-    def count(requests: Iterator[pb.TickBatch], context: Any) -> pb.StreamSummary:
+    def count(requests: Iterator[messages.TickBatch], context: Any) -> pb.StreamSummary:
         received = sum(len(batch.seq) for batch in requests)
         return pb.StreamSummary(received=received, accepted=received)
 
     echo_handler = grpc.stream_stream_rpc_method_handler(
-        echo, request_deserializer=pb.TickBatch.FromString,
-        response_serializer=pb.TickBatch.SerializeToString,
+        echo, request_deserializer=messages.TickBatch.FromString,
+        response_serializer=messages.TickBatch.SerializeToString,
     )  # fmt: skip
     count_handler = grpc.stream_unary_rpc_method_handler(
-        count, request_deserializer=pb.TickBatch.FromString,
+        count, request_deserializer=messages.TickBatch.FromString,
         response_serializer=pb.StreamSummary.SerializeToString,
     )  # fmt: skip
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=OPTIONS)
@@ -104,7 +105,7 @@ def _baseline_server() -> tuple[grpc.Server, int]:
     return server, port
 
 
-def _stream(stub: Any, batches: list[pb.TickBatch]) -> float:
+def _stream(stub: Any, batches: list[messages.TickBatch]) -> float:
     """Send one client stream; returns ticks per second. Raises AssertionError on loss."""
     ticks = sum(len(batch.seq) for batch in batches)
     started = time.perf_counter()
@@ -114,11 +115,11 @@ def _stream(stub: Any, batches: list[pb.TickBatch]) -> float:
     return ticks / elapsed
 
 
-def _echo(channel: grpc.Channel, batches: list[pb.TickBatch]) -> float:
+def _echo(channel: grpc.Channel, batches: list[messages.TickBatch]) -> float:
     """Send one stream to the echo and read every batch back; returns ticks per second."""
     call = channel.stream_stream(
-        "/bench.Echo/Echo", request_serializer=pb.TickBatch.SerializeToString,
-        response_deserializer=pb.TickBatch.FromString,
+        "/bench.Echo/Echo", request_serializer=messages.TickBatch.SerializeToString,
+        response_deserializer=messages.TickBatch.FromString,
     )  # fmt: skip
     ticks = sum(len(batch.seq) for batch in batches)
     started = time.perf_counter()
@@ -202,7 +203,7 @@ def _profile_host(run: Callable[[], float]) -> None:
     _print_stats(profiler)
 
 
-def _enclave_alone(world: EnclaveWorld, batches: list[pb.TickBatch], profile: bool) -> float:
+def _enclave_alone(world: EnclaveWorld, batches: list[messages.TickBatch], profile: bool) -> float:
     """Ticks/s of the enclave's gRPC service called in this process on `batches` (as the
     IngestRequest the host sends, then Release), on a fresh state; then, with `profile`,
     the same under cProfile."""
@@ -214,7 +215,9 @@ def _enclave_alone(world: EnclaveWorld, batches: list[pb.TickBatch], profile: bo
     from enclave.service import EnclaveService
 
     requests = [
-        epb.IngestRequest(batches=[epb.TickBatch.FromString(b.SerializeToString())])
+        epb.IngestRequest(
+            tick_batches=serialized(messages.TickBatch.FromString(b.SerializeToString()))
+        )
         for b in batches
     ]
 

@@ -17,16 +17,18 @@ from decimal import Decimal
 from nacl.public import PrivateKey
 from pydantic import ValidationError
 
-from attestation.binding import EnclaveIdentity, identity_report_data
+from attestation.binding import AgentAttestation, AgentIdentity, identity_report_data
+from attestation.receipts import Receipt, receipt_hash
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine, FeeHint
 from enclave.owner import OwnerCommandError, open_owner_command
-from enclave.platform.base import Measurement, Platform
+from enclave.platform.base import Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
 from enclave.signer import AccountSigner
 from enclave.state import MAX_PENDING_OUTPUTS, EnclaveState, PendingReceipt, PendingTransaction
-from enclave.tick_columns import TickColumns
+from wire.records import ReceiptRecord, TransactionRecord
+from wire.ticks import TickColumns
 
 
 class EnclaveError(Exception):
@@ -35,26 +37,6 @@ class EnclaveError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind  # "not_open", "invalid_argument", "failed_precondition", "denied"
-
-
-@dataclass(frozen=True)
-class Identity:
-    address: str
-    x25519_public_key: bytes
-    config_hash: bytes
-    model_hash: bytes
-    measurement: Measurement
-    platform: str
-    simulated: bool
-    chain_id: int
-    policy: str
-
-    def binding(self) -> EnclaveIdentity:
-        return EnclaveIdentity(
-            address=self.address,
-            x25519_public_key=self.x25519_public_key,
-            config_hash=self.config_hash,
-        )
 
 
 @dataclass(frozen=True)
@@ -71,9 +53,27 @@ class Sealed:
 
 
 @dataclass(frozen=True)
+class Status:
+    """The enclave's counters and what its daily limit leaves (USD, market time)."""
+
+    paused: bool
+    state_version: int
+    last_tick_seq: int
+    last_tick_timestamp_ms: int
+    receipts: int
+    next_nonce: int
+    notional_24h_usd: float
+    notional_24h_left_usd: float
+    ticks_accepted: int
+    ticks_refused: int
+
+
+@dataclass(frozen=True)
 class Released:
-    receipts: list[PendingReceipt]
-    transactions: list[PendingTransaction]
+    """Outputs handed to the host: receipts in order, and the transactions signed under them."""
+
+    receipts: list[ReceiptRecord]
+    transactions: list[TransactionRecord]
 
 
 class EnclaveCore:
@@ -139,22 +139,22 @@ class EnclaveCore:
             raise EnclaveError("not_open", "the enclave is not open: call Open first")
         return self._state, self._engine
 
-    def identity(self) -> Identity:
+    def identity(self) -> AgentIdentity:
         _, engine = self._require()
-        return Identity(
+        return AgentIdentity(
             address=engine.signer.address,
             x25519_public_key=bytes(self._box.public_key),
             config_hash=self.config_hash,
             model_hash=self._policy.model_hash,
-            measurement=self.measurement,
+            measurement=self.measurement.values,
             platform=self._platform.name,
             simulated=self._platform.simulated,
             chain_id=self._config.chain.chain_id,
             policy=self._policy.name,
         )
 
-    def attest(self, nonce: bytes) -> tuple[bytes, bytes]:
-        """A quote binding the identity and `nonce`; returns (quote, report_data).
+    def attest(self, nonce: bytes) -> AgentAttestation:
+        """A quote whose report_data binds the identity and `nonce`.
 
         Raises:
             EnclaveError("invalid_argument"): the nonce is not 32 bytes.
@@ -162,8 +162,8 @@ class EnclaveCore:
         identity = self.identity()
         if len(nonce) != 32:
             raise EnclaveError("invalid_argument", f"the nonce must be 32 bytes, got {len(nonce)}")
-        report_data = identity_report_data(identity.binding(), nonce)
-        return self._platform.quote(report_data), report_data
+        quote = self._platform.quote(identity_report_data(identity.binding(), nonce))
+        return AgentAttestation(quote=quote, nonce=nonce, identity=identity)
 
     # -- changes --------------------------------------------------------------------------
 
@@ -236,7 +236,11 @@ class EnclaveCore:
         state.pending_transactions = [
             p for p in state.pending_transactions if p.state_version > state_version
         ]
-        return Released(receipts, transactions)
+        chain_id = self._config.chain.chain_id
+        return Released(
+            [_receipt_record(p, chain_id) for p in receipts],
+            [_transaction_record(p) for p in transactions],
+        )
 
     def _check_sealed(self, state: EnclaveState, state_version: int) -> None:
         if state_version > state.state_version:
@@ -288,21 +292,40 @@ class EnclaveCore:
 
     # -- reading --------------------------------------------------------------------------
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> Status:
         state, engine = self._require()
         now = int(state.market.last_timestamp_ms or 0) // 1000
         spent = engine.notional_spent(state, now)
-        return {
-            "paused": state.paused,
-            "state_version": state.state_version,
-            "last_tick_seq": state.market.last_seq,
-            "last_tick_timestamp_ms": state.market.last_timestamp_ms or 0,
-            "receipts": state.receipt_seq,
-            "next_nonce": state.tx_nonce,
-            "notional_24h_usd": float(spent),
-            "notional_24h_left_usd": float(
+        return Status(
+            paused=state.paused,
+            state_version=state.state_version,
+            last_tick_seq=state.market.last_seq,
+            last_tick_timestamp_ms=state.market.last_timestamp_ms or 0,
+            receipts=state.receipt_seq,
+            next_nonce=state.tx_nonce,
+            notional_24h_usd=float(spent),
+            notional_24h_left_usd=float(
                 max(Decimal(0), self._config.guardrails.max_notional_per_day_usd - spent)
             ),
-            "ticks_accepted": state.ticks_accepted,
-            "ticks_refused": state.ticks_refused,
-        }
+            ticks_accepted=state.ticks_accepted,
+            ticks_refused=state.ticks_refused,
+        )
+
+
+def _receipt_record(pending: PendingReceipt, chain_id: int) -> ReceiptRecord:
+    receipt = Receipt.from_json_dict(pending.receipt)
+    return ReceiptRecord(
+        receipt=receipt,
+        receipt_hash=receipt_hash(receipt, chain_id),
+        decision_json=pending.decision_json,
+        input_json=pending.input_json,
+    )
+
+
+def _transaction_record(pending: PendingTransaction) -> TransactionRecord:
+    return TransactionRecord(
+        tx_hash=bytes.fromhex(pending.tx_hash),
+        nonce=pending.nonce,
+        raw_transaction=bytes.fromhex(pending.raw_transaction),
+        receipt_seq=pending.receipt_seq,
+    )

@@ -23,13 +23,13 @@ from enclave.guardrails import (
     judge,
     notional_spent,
 )
-from enclave.market import DUPLICATE_SEQ, Tick, features, refusal_reason, remember
+from enclave.market import DUPLICATE_SEQ, features, refusal_reason, remember
 from enclave.owner import OwnerCommand
 from enclave.policy import Decision, MarketView, Policy, hold
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction
 from enclave.state import EnclaveState, PendingReceipt, PendingTransaction
-from enclave.tick_columns import TickColumns, clean_prefix, first_due, remember_run
+from enclave.tick_columns import clean_prefix, first_due, remember_run
 from enclave.transactions import (
     APPROVE_GAS,
     SWAP_DEADLINE_SECONDS,
@@ -39,6 +39,7 @@ from enclave.transactions import (
     swap_calldata,
     to_units,
 )
+from wire.ticks import Tick, TickColumns
 
 NO_HASH = bytes(32)
 # Ticks `ingest` checks together at first, after a tick it had to take alone, and at most:

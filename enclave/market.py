@@ -18,6 +18,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from enclave.config import EnclaveConfig
+from wire.ticks import Tick
 
 # Refusal reasons (receipts carry them as "refused:<reason>").
 UNKNOWN_PAIR = "unknown_pair"
@@ -31,30 +32,6 @@ PRICE_JUMP = "price_jump"
 # Largest price or volume the enclave accepts: far above any real market, far below where
 # float arithmetic loses integer precision for token amounts.
 MAX_NUMBER = 1e15
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """One market observation, as the host relays it (already type-checked by protobuf).
-
-    A plain dataclass, not a model: ticks arrive by the ten thousand per second, and every
-    field is checked by `refusal_reason` before anything uses it.
-    """
-
-    seq: int
-    timestamp_ms: int
-    pair: str
-    price: float
-    volume: float
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "seq": self.seq,
-            "timestamp_ms": self.timestamp_ms,
-            "pair": self.pair,
-            "price": self.price,
-            "volume": self.volume,
-        }
 
 
 @dataclass

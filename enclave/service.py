@@ -1,35 +1,36 @@
 """The enclave's gRPC service: proto messages in, `EnclaveCore` calls, proto messages out.
 
-This is the one place where messages are converted. Every field from the host is checked
-here (sizes, ranges, symbols) before the core sees it, and every refusal maps to a gRPC
-status with a message a person can act on; nothing else escapes, and no message ever
-carries key material.
+Every field from the host is checked here (sizes, ranges, symbols) before the core sees
+it, the messages both services carry are converted by `wire` (the same code the host and
+the clients use), and every refusal maps to a gRPC status with a message a person can act
+on; nothing else escapes, and no message ever carries key material.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 import grpc
-import numpy as np
 from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
+from tee_agent_rpc import messages_pb2 as messages
 
-from attestation.receipts import Receipt
-from enclave.core import EnclaveCore, EnclaveError, Identity, Released, Sealed
+from enclave.core import EnclaveCore, EnclaveError, Released, Sealed
 from enclave.decisions import FeeHint
-from enclave.tick_columns import TickColumns
+from wire.identity import attestation_message, identity_message
+from wire.records import receipt_message, transaction_message
+from wire.ticks import InvalidBatch, TickColumns, columns_from_message, decode_tick_batch
 
 log = logging.getLogger("tee_agent.enclave")
 
 # The host joins client batches (10,000 ticks at most each) into one call when the enclave
 # is busy, so a call may carry several; 100,000 ticks are under 3 MB.
-MAX_TICKS_PER_BATCH = 100_000
+MAX_TICKS_PER_CALL = 100_000
 MAX_MESSAGE_BYTES = 16 << 20
-_MAX_PAIR_LENGTH = 25
 _STATUS = {
     "not_open": grpc.StatusCode.FAILED_PRECONDITION,
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
@@ -64,7 +65,7 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
             identity = self._core.identity()
             log.info("opened (%s) as %s", "new state" if created else "restored", identity.address)
             return pb.OpenResponse(
-                identity=_identity(identity),
+                identity=identity_message(identity),
                 created=created,
                 sealed_state=sealed.sealed_state,
                 state_version=sealed.state_version,
@@ -74,17 +75,13 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
 
     def GetIdentity(
         self, request: pb.GetIdentityRequest, context: grpc.ServicerContext
-    ) -> pb.Identity:
-        return self._call(context, lambda: _identity(self._core.identity()))
+    ) -> messages.Identity:
+        return self._call(context, lambda: identity_message(self._core.identity()))
 
-    def Attest(self, request: pb.AttestRequest, context: grpc.ServicerContext) -> pb.AttestResponse:
-        def work() -> pb.AttestResponse:
-            quote, report_data = self._core.attest(request.nonce)
-            return pb.AttestResponse(
-                quote=quote, identity=_identity(self._core.identity()), report_data=report_data
-            )
-
-        return self._call(context, work)
+    def Attest(
+        self, request: pb.AttestRequest, context: grpc.ServicerContext
+    ) -> messages.Attestation:
+        return self._call(context, lambda: attestation_message(self._core.attest(request.nonce)))
 
     def Ingest(self, request: pb.IngestRequest, context: grpc.ServicerContext) -> pb.IngestResponse:
         return self._call(context, lambda: self._ingest(request))
@@ -128,56 +125,37 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
                 status = self._core.status()
             except EnclaveError:
                 return pb.EnclaveStatus(open=False)
-            return pb.EnclaveStatus(open=True, **status)
+            return pb.EnclaveStatus(open=True, **dataclasses.asdict(status))
 
         return self._call(context, work)
 
 
 def _ticks(request: pb.IngestRequest) -> list[TickColumns]:
-    count = sum(len(batch.seq) for batch in request.batches)
-    if count > MAX_TICKS_PER_BATCH:
-        raise EnclaveError(
-            "invalid_argument", f"{count} ticks in one call; the limit is {MAX_TICKS_PER_BATCH}"
-        )
-    batches = []
-    for number, batch in enumerate(request.batches):
-        size = len(batch.seq)
-        lengths = {
-            "seq": size,
-            "timestamp_ms": len(batch.timestamp_ms),
-            "price": len(batch.price),
-            "volume": len(batch.volume),
-        }
-        if any(length != size for length in lengths.values()):
-            found = ", ".join(f"{name} {length}" for name, length in lengths.items())
-            raise EnclaveError(
-                "invalid_argument",
-                f"batch {number}: the tick columns must have the same length; found {found}",
-            )
-        if not size:
-            continue
-        if not batch.pair or len(batch.pair) > _MAX_PAIR_LENGTH:
-            raise EnclaveError(
-                "invalid_argument",
-                f"batch {number}: pair must be 1 to {_MAX_PAIR_LENGTH} characters",
-            )
-        columns = TickColumns(
-            pair=batch.pair,
-            seq=np.asarray(batch.seq, dtype=np.uint64),
-            timestamp_ms=np.asarray(batch.timestamp_ms, dtype=np.int64),
-            price=np.asarray(batch.price, dtype=np.float64),
-            volume=np.asarray(batch.volume, dtype=np.float64),
-        )
-        if columns.seq.min() == 0:
-            raise EnclaveError(
-                "invalid_argument",
-                f"batch {number}, tick {int(columns.seq.argmin())}: seq must be at least 1",
-            )
-        batches.append(columns)
+    """The request's tick batches, each decoded and checked (`wire.ticks`) as the host did.
+
+    Raises:
+        EnclaveError("invalid_argument"): a batch is not a TickBatch or fails the check, or
+            the batches hold more than MAX_TICKS_PER_CALL ticks together.
+    """
+    batches, count = [], 0
+    try:
+        for number, data in enumerate(request.tick_batches, start=1):
+            columns = columns_from_message(decode_tick_batch(data, number), number)
+            if columns is None:
+                continue
+            count += len(columns)
+            if count > MAX_TICKS_PER_CALL:
+                raise EnclaveError(
+                    "invalid_argument",
+                    f"over {MAX_TICKS_PER_CALL} ticks in one call (batch {number} reaches {count})",
+                )
+            batches.append(columns)
+    except InvalidBatch as exc:
+        raise EnclaveError("invalid_argument", str(exc)) from None
     return batches
 
 
-def _balances(balances: Any) -> dict[str, int]:
+def _balances(balances: Mapping[str, str]) -> dict[str, int]:
     parsed = {}
     for symbol, text in balances.items():
         if not text.isdigit() or len(text) > 78:
@@ -190,26 +168,12 @@ def _balances(balances: Any) -> dict[str, int]:
     return parsed
 
 
-def _identity(identity: Identity) -> pb.Identity:
-    return pb.Identity(
-        address=identity.address,
-        x25519_public_key=identity.x25519_public_key,
-        config_hash=identity.config_hash,
-        model_hash=identity.model_hash,
-        measurement=identity.measurement.values,
-        platform=identity.platform,
-        simulated=identity.simulated,
-        chain_id=identity.chain_id,
-        policy=identity.policy,
-    )
-
-
 def _ingested(sealed: Sealed) -> pb.IngestResponse:
     return pb.IngestResponse(
         sealed_state=sealed.sealed_state,
         state_version=sealed.state_version,
         accepted=sealed.accepted,
-        refused=[pb.RefusedTick(seq=seq, reason=reason) for seq, reason in sealed.refused],
+        refused=[messages.RefusedTick(seq=seq, reason=reason) for seq, reason in sealed.refused],
         pending_receipts=sealed.pending_receipts,
         pending_transactions=sealed.pending_transactions,
         decision_seconds=sealed.decision_seconds,
@@ -218,25 +182,9 @@ def _ingested(sealed: Sealed) -> pb.IngestResponse:
 
 def _released(released: Released) -> pb.ReleaseResponse:
     return pb.ReleaseResponse(
-        receipts=[
-            _receipt(item.receipt, item.decision_json, item.input_json)
-            for item in released.receipts
-        ],
-        transactions=[
-            pb.SignedTransaction(
-                raw_transaction=bytes.fromhex(item.raw_transaction),
-                tx_hash=bytes.fromhex(item.tx_hash),
-                nonce=item.nonce,
-                receipt_seq=item.receipt_seq,
-            )
-            for item in released.transactions
-        ],
+        receipts=[receipt_message(record) for record in released.receipts],
+        transactions=[transaction_message(record) for record in released.transactions],
     )
-
-
-def _receipt(receipt: dict[str, Any], decision_json: str, input_json: str) -> pb.Receipt:
-    signed = Receipt.from_json_dict(receipt)
-    return pb.Receipt(**signed.model_dump(), decision_json=decision_json, input_json=input_json)
 
 
 def server_options() -> list[tuple[str, int]]:

@@ -11,75 +11,16 @@ that of checking each tick by itself; the tests hold the two paths to the same s
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
 
 from enclave.config import EnclaveConfig
-from enclave.market import MAX_NUMBER, MarketMemory, Tick
+from enclave.market import MAX_NUMBER, MarketMemory
+from wire.ticks import TickColumns
 
 # Below this much of the limit a price move is accepted by floats alone; anything closer
 # is settled exactly by `refusal_reason` (the same margin `market._moved_too_far` uses).
 _CLEAR_MARGIN = 1 - 1e-9
 _INT64_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class TickColumns:
-    """A batch of ticks of one pair, column by column; entry i of every column is tick i.
-
-    Built by `enclave.service` from the host's message after checking the columns align,
-    seq is at least 1 and the pair symbol is 1 to 25 characters.
-    """
-
-    pair: str
-    seq: npt.NDArray[np.uint64]
-    timestamp_ms: npt.NDArray[np.int64]
-    price: npt.NDArray[np.float64]
-    volume: npt.NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return len(self.seq)
-
-    def tick(self, index: int) -> Tick:
-        return Tick(
-            seq=int(self.seq[index]),
-            timestamp_ms=int(self.timestamp_ms[index]),
-            pair=self.pair,
-            price=float(self.price[index]),
-            volume=float(self.volume[index]),
-        )
-
-    def ticks(self, start: int, stop: int) -> list[Tick]:
-        """Ticks [start, stop) as objects, converted a slice at a time (several times faster
-        than `tick` on each index, which matters for a batch taken one by one)."""
-        columns = (self.seq, self.timestamp_ms, self.price, self.volume)
-        seq, stamps, price, volume = (column[start:stop].tolist() for column in columns)
-        return [
-            Tick(seq=s, timestamp_ms=t, pair=self.pair, price=p, volume=v)
-            for s, t, p, v in zip(seq, stamps, price, volume, strict=True)
-        ]
-
-    @classmethod
-    def runs(cls, ticks: Sequence[Tick]) -> list[TickColumns]:
-        """Tick objects as batches, one per run of a pair (tests and tools; the host's
-        batches arrive as columns)."""
-        batches = []
-        for pair, run in itertools.groupby(ticks, key=lambda tick: tick.pair):
-            group = list(run)
-            batches.append(
-                cls(
-                    pair=pair,
-                    seq=np.array([t.seq for t in group], dtype=np.uint64),
-                    timestamp_ms=np.array([t.timestamp_ms for t in group], dtype=np.int64),
-                    price=np.array([t.price for t in group], dtype=np.float64),
-                    volume=np.array([t.volume for t in group], dtype=np.float64),
-                )
-            )
-        return batches
 
 
 def clean_prefix(

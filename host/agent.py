@@ -16,24 +16,34 @@ error is raised: it must not go on and have a newer state stored without them.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Protocol, TypeVar
 
 import grpc
-from tee_agent_rpc import enclave_pb2 as epb
 
-from attestation.receipts import Receipt, receipt_hash
-from host.ingest_flow import ATTEMPTS, ENCLAVE_CALL_TIMEOUT, RETRYABLE, IngestFlow
+from attestation.binding import AgentAttestation
+from host.enclave_client import EnclaveClient, EnclaveStatus, Ingested, IngestInput, Opened
+from host.ingest_flow import ATTEMPTS, RETRYABLE, IngestFlow
 from host.outcomes import AgentError, BatchResult, Released
-from host.storage.base import ReceiptRecord, Storage, TransactionRecord
-from host.supervisor import EnclaveSupervisor, EnclaveUnavailable
+from host.storage.base import Storage
+from host.supervisor import EnclaveSupervisor, EnclaveUnavailable, OnOpen
 from host.tick_stream import JoinedBatches
+from host.watchers import Decision, Watchers
 
-WATCHER_QUEUE = 10_000
+Answer = TypeVar("Answer")
+
+
+class AgentObserver(Protocol):
+    """What the agent reports as it works (metrics and logs, `host.metrics`)."""
+
+    def enclave_open(self, opened: Opened) -> None: ...
+    def restart(self) -> None: ...
+    def receipt(self, verdict: str) -> None: ...
+    def ticks(self, accepted: int, refused: Iterable[str], decisions: Sequence[float]) -> None: ...
+    def enclave_call(self, call: str, seconds: float) -> None: ...
 
 
 class Agent:
@@ -42,9 +52,9 @@ class Agent:
     def __init__(
         self,
         storage: Storage,
-        make_supervisor: Callable[[Callable[[], bytes], Callable[[Any], None]], EnclaveSupervisor],
+        make_supervisor: Callable[[Callable[[], bytes], OnOpen], EnclaveSupervisor],
         *,
-        observer: Any = None,
+        observer: AgentObserver | None = None,
     ) -> None:
         self.storage = storage
         self.started = time.time()
@@ -52,10 +62,8 @@ class Agent:
         # Changes waiting for the lock: a stream in full flow lets them in between batches.
         self._waiting = 0
         self._waiting_lock = threading.Lock()
-        self._watchers: list[queue.Queue[Any]] = []
-        self._watchers_lock = threading.Lock()
+        self._watchers = Watchers(storage)
         self._observer = observer
-        self.chain_id = 0
         # The newest sealed state version in storage (set at every open and every save).
         self.stored_version = 0
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
@@ -72,30 +80,24 @@ class Agent:
 
     def stop(self) -> None:
         self.supervisor.stop()
-        with self._watchers_lock:
-            for watcher in self._watchers:
-                watcher.put(None)
+        self._watchers.close()
 
     def _stored_sealed_state(self) -> bytes:
         latest = self.storage.latest_sealed_state()
         return latest[1] if latest else b""
 
-    def _on_open(self, opened: Any) -> None:
+    def _on_open(self, opened: Opened) -> None:
         """After every (re)start: store the new sealed state, then release what is pending."""
-        self.chain_id = opened.identity.chain_id
         self.save_sealed_state(opened.state_version, opened.sealed_state)
-        released = self.supervisor.stub.Release(
-            epb.ReleaseRequest(state_version=opened.state_version), timeout=ENCLAVE_CALL_TIMEOUT
-        )
-        self.store_released(released)
+        self._store_and_publish(self.supervisor.client.release(opened.state_version))
         if self._observer is not None:
             self._observer.enclave_open(opened)
 
     # -- changes --------------------------------------------------------------------------
 
-    def ingest(self, request: bytes) -> BatchResult:
-        """Send one batch of ticks (a serialized enclave IngestRequest) through the enclave,
-        retried across enclave restarts; returns once its outputs are stored.
+    def ingest(self, work: IngestInput) -> BatchResult:
+        """Send one batch of ticks through the enclave, retried across enclave restarts;
+        returns once its outputs are stored.
 
         Raises:
             AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
@@ -103,9 +105,9 @@ class Agent:
         """
         results: list[BatchResult] = []
         with self._turn():
-            flow = IngestFlow(self, results.append)
+            flow = IngestFlow(self, self.supervisor, results.append)
             try:
-                flow.send(request)
+                flow.send(work)
                 flow.receive()
             finally:
                 flow.finish()
@@ -123,18 +125,12 @@ class Agent:
         Raises:
             AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
         """
-        request = epb.OwnerCommandRequest(ciphertext=ciphertext)
         # Held to the end: a stream waiting for the lock would otherwise store receipts of
         # its own before the head is read, and the seq returned would be one of those.
         with self._turn():
-            self._change(
-                "SubmitOwnerCommand",
-                lambda enclave: enclave.stub.SubmitOwnerCommand(
-                    request, timeout=ENCLAVE_CALL_TIMEOUT
-                ),
-            )
+            self._change("SubmitOwnerCommand", lambda enclave: enclave.owner_command(ciphertext))
             status = self.enclave_status()
-            return self.storage.head()[0], bool(status.paused)
+            return self.storage.head()[0], status.paused
 
     @contextmanager
     def _turn(self) -> Iterator[None]:
@@ -150,15 +146,15 @@ class Agent:
         with self._waiting_lock:
             return self._waiting > 0
 
-    def _change(self, name: str, call: Callable[[Any], Any]) -> BatchResult:
+    def _change(self, name: str, call: Callable[[EnclaveClient], Ingested]) -> BatchResult:
         """Make the enclave call `name` (`call`), store its sealed state, release and store
         its outputs; retried across enclave restarts."""
         with self._turn():
             for _attempt in range(ATTEMPTS):
                 try:
                     started = time.perf_counter()
-                    response = call(self.supervisor)
-                    self.observe_enclave_call(name, time.perf_counter() - started)
+                    answer = call(self.supervisor.client)
+                    self._observe_call(name, time.perf_counter() - started)
                 except grpc.RpcError as exc:
                     if exc.code() not in RETRYABLE and self.supervisor.alive():
                         raise AgentError(exc.code(), exc.details() or "refused") from None
@@ -167,12 +163,14 @@ class Agent:
                     self.recover(f"{exc.code().name}: {exc.details()}")
                     continue
                 # The state of this change is stored before anything of it is released.
-                self.save_sealed_state(response.state_version, response.sealed_state)
-                released = self.release(response.state_version)
-                refused = [(item.seq, item.reason) for item in response.refused]
-                self.count(response.accepted, refused, list(response.decision_seconds))
+                self.save_sealed_state(answer.state_version, answer.sealed_state)
+                released = self.release(answer.state_version)
+                self._count(answer)
                 return BatchResult(
-                    response.accepted, refused, len(released.receipts), len(released.transactions)
+                    answer.accepted,
+                    answer.refused,
+                    len(released.receipts),
+                    len(released.transactions),
                 )
             raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
 
@@ -190,17 +188,17 @@ class Agent:
         """
         while True:
             try:
-                request = next(requests)  # outside the lock: this may wait for the client
+                work = next(requests)  # outside the lock: this may wait for the client
             except StopIteration:
                 return
             with self._turn():
-                flow = IngestFlow(self, on_result)
+                flow = IngestFlow(self, self.supervisor, on_result)
                 try:
-                    flow.send(request[0])
+                    flow.send(work)
                     while flow.busy:
                         while flow.room and requests.ready() and not self._others_waiting():
                             try:
-                                flow.send(next(requests)[0])
+                                flow.send(next(requests))
                             except StopIteration:
                                 break
                         flow.receive()
@@ -216,15 +214,14 @@ class Agent:
                 state first, so they are pending there again).
         """
         try:
-            released = self.supervisor.stub.Release(
-                epb.ReleaseRequest(state_version=version), timeout=ENCLAVE_CALL_TIMEOUT
-            )
+            released = self.supervisor.client.release(version)
         except grpc.RpcError as exc:
             # The sealed state is stored: the restarted enclave releases these outputs when
             # it opens (see _on_open), so nothing is lost and the batch is not sent again.
             self.recover(f"Release failed: {exc.code().name}")
             return Released()
-        return self.store_released_or_rewind(released)
+        self.store_released(released)
+        return released
 
     def recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored sealed state (even a live one: after a
@@ -245,15 +242,9 @@ class Agent:
         self.storage.save_sealed_state(version, blob)
         self.stored_version = version
 
-    def store_released(self, released: Any) -> Released:
-        """Store and publish the outputs of a ReleaseResponse; returns them."""
-        outputs = self._convert(released)
-        self._store_and_publish(outputs)
-        return outputs
-
-    def store_released_or_rewind(self, released: Any) -> Released:
-        """As `store_released`; when storing fails, restart the enclave on the newest stored
-        sealed state, then raise.
+    def store_released(self, released: Released) -> None:
+        """Store and publish released outputs; when storing fails, restart the enclave on
+        the newest stored sealed state, then raise.
 
         The enclave dropped these outputs from its pending list as it released them: left
         running, it would go on and hand the host a newer state without them, and they would
@@ -264,7 +255,7 @@ class Agent:
             Exception: whatever storing raised (with a note if the restart failed too).
         """
         try:
-            return self.store_released(released)
+            self._store_and_publish(released)
         except Exception as exc:
             try:
                 self.recover(f"storing released outputs failed: {type(exc).__name__}")
@@ -272,82 +263,51 @@ class Agent:
                 exc.add_note(f"restarting the enclave on the stored state failed too: {failed}")
             raise
 
-    def _convert(self, released: Any) -> Released:
-        outputs = Released()
-        for item in released.receipts:
-            receipt = Receipt.from_message(item)
-            outputs.receipts.append(
-                ReceiptRecord(
-                    receipt=receipt,
-                    receipt_hash=receipt_hash(receipt, self.chain_id),
-                    decision_json=item.decision_json,
-                    input_json=item.input_json,
-                )
-            )
-        for tx in released.transactions:
-            outputs.transactions.append(
-                TransactionRecord(
-                    tx_hash=tx.tx_hash,
-                    nonce=tx.nonce,
-                    raw_transaction=tx.raw_transaction,
-                    receipt_seq=tx.receipt_seq,
-                )
-            )
-        return outputs
+    def counted(self, answer: Ingested, seconds: float) -> None:
+        """Count a streamed answer and the time the enclave took over it."""
+        self._observe_call("IngestStream", seconds)
+        self._count(answer)
 
-    def _store_and_publish(self, outputs: Released) -> None:
-        if outputs.receipts:
-            self.storage.append_receipts(outputs.receipts)
-        if outputs.transactions:
-            self.storage.add_transactions(outputs.transactions)
+    def _store_and_publish(self, released: Released) -> None:
+        if released.receipts:
+            self.storage.append_receipts(released.receipts)
+        if released.transactions:
+            self.storage.add_transactions(released.transactions)
         if self._observer is not None:
-            for record in outputs.receipts:
+            for record in released.receipts:
                 self._observer.receipt(record.receipt.verdict)
-        if outputs.receipts:
-            by_receipt = {tx.receipt_seq: tx for tx in outputs.transactions}
-            with self._watchers_lock:
-                for watcher in list(self._watchers):
-                    for record in outputs.receipts:
-                        self._offer(watcher, (record, by_receipt.get(record.receipt.seq)))
+        self._watchers.publish(released.receipts, released.transactions)
 
-    def _offer(self, watcher: queue.Queue[Any], event: Any) -> None:
-        try:
-            watcher.put_nowait(event)
-        except queue.Full:
-            # A watcher that cannot keep up is told so and dropped; it can resume from a seq.
-            self._watchers.remove(watcher)
-            while True:
-                try:
-                    watcher.get_nowait()
-                except queue.Empty:
-                    break
-            watcher.put_nowait("overflow")
-
-    def count(self, accepted: int, refused: list[tuple[int, str]], decisions: list[float]) -> None:
+    def _count(self, answer: Ingested) -> None:
         if self._observer is not None:
-            self._observer.ticks(accepted, [reason for _, reason in refused], decisions)
+            refused = [reason for _, reason in answer.refused]
+            self._observer.ticks(answer.accepted, refused, answer.decision_seconds)
 
-    def observe_enclave_call(self, call: str, seconds: float) -> None:
-        """Time one call into the enclave, by the name of its RPC."""
+    def _observe_call(self, call: str, seconds: float) -> None:
         if self._observer is not None:
             self._observer.enclave_call(call, seconds)
 
     # -- reading --------------------------------------------------------------------------
 
-    def attest(self, nonce: bytes) -> Any:
+    def attest(self, nonce: bytes) -> AgentAttestation:
         """A fresh quote from the enclave over `nonce` (32 bytes).
 
         Raises:
             AgentError: INVALID_ARGUMENT for a bad nonce, UNAVAILABLE without an enclave.
         """
-        return self._read(lambda stub: stub.Attest(epb.AttestRequest(nonce=nonce), timeout=60))
+        return self._read(lambda enclave: enclave.attest(nonce))
 
-    def enclave_status(self) -> Any:
-        return self._read(lambda stub: stub.GetStatus(epb.GetStatusRequest(), timeout=10))
+    def enclave_status(self) -> EnclaveStatus:
+        """The enclave's own counters.
 
-    def _read(self, call: Callable[[Any], Any]) -> Any:
+        Raises:
+            AgentError: UNAVAILABLE while the enclave restarts.
+        """
+        return self._read(lambda enclave: enclave.status())
+
+    def _read(self, call: Callable[[EnclaveClient], Answer]) -> Answer:
         try:
-            return call(self.supervisor.stub)
+            return call(self.supervisor.client)
         except grpc.RpcError as exc:
             if exc.code() in RETRYABLE:
                 raise AgentError(
@@ -355,47 +315,10 @@ class Agent:
                 ) from None
             raise AgentError(exc.code(), exc.details() or "refused") from None
 
-    def watch(
-        self, from_seq: int, stop: Callable[[], bool]
-    ) -> Iterator[tuple[ReceiptRecord, TransactionRecord | None]]:
+    def watch(self, from_seq: int, stop: Callable[[], bool]) -> Iterator[Decision]:
         """Stored receipts from `from_seq`, then live ones, until `stop()` or the host stops.
 
         Raises:
             AgentError: RESOURCE_EXHAUSTED when this watcher fell too far behind.
         """
-        live: queue.Queue[Any] = queue.Queue(maxsize=WATCHER_QUEUE)
-        with self._watchers_lock:
-            self._watchers.append(live)
-        try:
-            last = 0
-            if from_seq > 0:
-                transactions = {tx.receipt_seq: tx for tx in self.storage.transactions()}
-                next_seq = from_seq
-                while True:
-                    page = self.storage.receipts(next_seq, 500)
-                    for record in page:
-                        yield record, transactions.get(record.receipt.seq)
-                        last = record.receipt.seq
-                    if len(page) < 500:
-                        break
-                    next_seq = last + 1
-            while not stop():
-                try:
-                    event = live.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if event is None:
-                    return
-                if event == "overflow":
-                    raise AgentError(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"this watcher fell behind; reconnect with from_seq={last + 1}",
-                    )
-                record, transaction = event
-                if record.receipt.seq > last:
-                    last = record.receipt.seq
-                    yield record, transaction
-        finally:
-            with self._watchers_lock:
-                if live in self._watchers:
-                    self._watchers.remove(live)
+        return self._watchers.watch(from_seq, stop)

@@ -1,9 +1,11 @@
 """The public gRPC API (proto/tee_agent_rpc/agent.proto), with health checking, reflection,
 a bearer token on write RPCs, message-size limits, and optional TLS.
 
-Converting between messages and the agent happens here and nowhere else. A request the
-agent cannot take gets INVALID_ARGUMENT (or the status the agent names) with a message;
-nothing a client sends can crash the server or reach it as a traceback.
+Requests become calls on the agent here; the messages both services carry (receipts,
+transactions, identities) convert through `wire`, the same code the enclave and the
+clients use. A request the agent cannot take gets INVALID_ARGUMENT (or the status the
+agent names) with a message; nothing a client sends can crash the server or reach it as a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from concurrent import futures
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+from tee_agent_rpc import messages_pb2 as messages
 
 from host.agent import Agent
 from host.outcomes import AgentError, BatchResult
-from host.storage.base import ReceiptRecord, TransactionRecord
-from host.tick_stream import InvalidBatch, JoinedBatches
+from host.tick_stream import JoinedBatches
+from wire.identity import attestation_message
+from wire.records import ReceiptRecord, TransactionRecord, receipt_message, transaction_message
+from wire.ticks import InvalidBatch
 
 log = logging.getLogger("tee_agent.host.api")
 
@@ -133,20 +139,14 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
 
     def GetAttestation(
         self, request: pb.GetAttestationRequest, context: grpc.ServicerContext
-    ) -> pb.Attestation:
-        def work() -> pb.Attestation:
+    ) -> messages.Attestation:
+        def work() -> messages.Attestation:
             if len(request.nonce) != 32:
                 raise AgentError(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"nonce must be 32 bytes, got {len(request.nonce)}",
                 )
-            attested = self._agent.attest(request.nonce)
-            return pb.Attestation(
-                quote=attested.quote,
-                identity=pb.Identity.FromString(attested.identity.SerializeToString()),
-                report_data=attested.report_data,
-                nonce=request.nonce,
-            )
+            return attestation_message(self._agent.attest(request.nonce))
 
         return self._call("GetAttestation", context, work)
 
@@ -237,27 +237,10 @@ def _transactions_of(agent: Agent, records: list[ReceiptRecord]) -> dict[int, Tr
 def decision_event(
     record: ReceiptRecord, transaction: TransactionRecord | None
 ) -> pb.DecisionEvent:
-    r = record.receipt
-    event = pb.DecisionEvent(
-        receipt=pb.Receipt(
-            seq=r.seq, prev_hash=r.prev_hash, input_digest=r.input_digest, model_hash=r.model_hash,
-            config_hash=r.config_hash, decision_hash=r.decision_hash, verdict=r.verdict,
-            tx_hash=r.tx_hash, timestamp=r.timestamp, signature=r.signature,
-            receipt_hash=record.receipt_hash,
-        ),
-        decision_json=record.decision_json,
-        input_json=record.input_json,
-    )  # fmt: skip
+    """A stored receipt, with the transaction signed under it, as the API serves it."""
+    event = pb.DecisionEvent(receipt=receipt_message(record))
     if transaction is not None:
-        event.transaction.CopyFrom(
-            pb.Transaction(
-                tx_hash=transaction.tx_hash,
-                nonce=transaction.nonce,
-                raw_transaction=transaction.raw_transaction,
-                status=transaction.status,
-                detail=transaction.detail,
-            )
-        )
+        event.transaction.CopyFrom(transaction_message(transaction))
     return event
 
 
@@ -268,8 +251,8 @@ class Malformed:
     error: str
 
 
-def _decoder(message: Any) -> Callable[[bytes], Any]:
-    def decode(data: bytes) -> Any:
+def _decoder(message: type[Message]) -> Callable[[bytes], Message | Malformed]:
+    def decode(data: bytes) -> Message | Malformed:
         try:
             return message.FromString(data)
         except DecodeError as exc:
@@ -278,10 +261,12 @@ def _decoder(message: Any) -> Callable[[bytes], Any]:
     return decode
 
 
-def _refuse_malformed(method: Callable[..., Any], client_streaming: bool) -> Callable[..., Any]:
+def _refuse_malformed(
+    method: Callable[..., object], client_streaming: bool
+) -> Callable[..., object]:
     """Malformed bytes get INVALID_ARGUMENT with the reason (gRPC's default is INTERNAL)."""
 
-    def check(item: Any, context: grpc.ServicerContext) -> Any:
+    def check(item: object, context: grpc.ServicerContext) -> object:
         if isinstance(item, Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.error)
         return item
@@ -296,8 +281,8 @@ def register_agent_service(servicer: AgentService, server: grpc.Server) -> None:
     service = pb.DESCRIPTOR.services_by_name["Agent"]
     handlers = {}
     for method in service.methods:
-        request_type = getattr(pb, method.input_type.name)
-        response_type = getattr(pb, method.output_type.name)
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
         kind = {
             (False, False): grpc.unary_unary_rpc_method_handler,
             (False, True): grpc.unary_stream_rpc_method_handler,

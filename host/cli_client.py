@@ -23,10 +23,9 @@ from pydantic import ValidationError
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
-from attestation.binding import EnclaveIdentity, check_binding
+from attestation.binding import AgentAttestation, AgentIdentity, check_binding
 from attestation.errors import AttestationError, PolicyFormatError
 from attestation.policy import load_policy, validate
-from attestation.receipts import Receipt
 from attestation.report import Check
 from attestation.timefmt import format_time
 from attestation.trust import default_trust_anchors
@@ -34,6 +33,9 @@ from attestation.verifier import verify_evidence
 from host.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from host.cli_verify import UsageError, _parse_at, _parse_nonce, _read_trust_root, failure_object
 from host.cli_verify import summary as quote_summary
+from wire.errors import MalformedMessage
+from wire.identity import identity_from_message
+from wire.records import ReceiptRecord, receipt_record
 
 DEFAULT_HOST = "127.0.0.1:50051"
 CALL_TIMEOUT = 30.0
@@ -182,29 +184,23 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def receipt_file_dict(event: Any) -> dict[str, Any]:
-    """What `replay-decision` reads: Receipt.to_json_dict() + decision_json + input_json.
+def received_record(event: pb.DecisionEvent) -> ReceiptRecord:
+    """The receipt an event carries.
 
     Raises:
         ClientError: (exit 1) the agent sent a receipt that is not well-formed.
     """
-    r = event.receipt
-    fields = {name: getattr(r, name) for name in Receipt.model_fields}
     try:
-        receipt = Receipt(**fields)
-    except ValidationError as exc:
-        problem = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
-        raise ClientError(
-            f"the agent sent a malformed receipt (seq {r.seq}): {problem}", 1
-        ) from None
-    return {**receipt.to_json_dict(), "decision_json": event.decision_json,
-            "input_json": event.input_json}  # fmt: skip
+        return receipt_record(event.receipt)
+    except MalformedMessage as exc:
+        raise ClientError(f"the agent sent a malformed receipt: {exc}", EXIT_CHECK_FAILED) from None
 
 
-def event_dict(event: Any) -> dict[str, Any]:
+def event_dict(event: pb.DecisionEvent) -> dict[str, Any]:
     """One `receipts --json` line: the receipt file object, its hash and its transaction."""
+    record = received_record(event)
     transaction = message_dict(event.transaction) if event.HasField("transaction") else None
-    return {**receipt_file_dict(event), "receipt_hash": "0x" + event.receipt.receipt_hash.hex(),
+    return {**record.to_file_dict(), "receipt_hash": "0x" + record.receipt_hash.hex(),
             "transaction": transaction}  # fmt: skip
 
 
@@ -257,7 +253,7 @@ def run_receipts(args: argparse.Namespace) -> int:
         with channel:
             for event in _events(args, stub):
                 if args.out is not None:
-                    written.append(receipt_file_dict(event))
+                    written.append(received_record(event).to_file_dict())
                 else:
                     print(json.dumps(event_dict(event)) if args.json else event_line(event))
                     sys.stdout.flush()
@@ -295,38 +291,42 @@ def run_attest(args: argparse.Namespace) -> int:
     anchors = anchors.with_extra_roots(extra) if extra else anchors
     answer = call(args, "GetAttestation", pb.GetAttestationRequest(nonce=nonce))
     try:
-        report = verify_evidence(answer.quote, at=at, anchors=anchors)
+        identity = identity_from_message(answer.identity)
+    except MalformedMessage as exc:
+        raise ClientError(f"the agent sent a malformed {exc}", EXIT_CHECK_FAILED) from None
+    attestation = AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity)
+    try:
+        report = verify_evidence(attestation.quote, at=at, anchors=anchors)
     except AttestationError as exc:
         raise ClientError(
             f"the agent's quote cannot be verified: {exc}", EXIT_CHECK_FAILED
         ) from None
     if policy is not None:
         report = validate(report, policy, at=at, nonce=nonce)
-    binding = _binding(report.report_data, answer.identity, nonce)
+    binding = _binding(report.report_data, identity, nonce)
     accepted = report.valid and binding.passed and report.policy_ok is not False
-    identity = message_dict(answer.identity)
     if args.out is not None:
-        saved = {"quote": answer.quote.hex(), "nonce": nonce.hex(), "identity": identity}
-        args.out.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        saved = json.dumps(attestation.to_file_dict(), indent=2)
+        args.out.write_text(saved + "\n", encoding="utf-8")
+    shown = identity.to_json_dict()
     if args.json:
         out = {**report.model_dump(mode="json"), "binding": binding.model_dump(),
-               "identity": identity, "nonce": nonce.hex(), "accepted": accepted}  # fmt: skip
+               "identity": shown, "nonce": nonce.hex(), "accepted": accepted}  # fmt: skip
         print(json.dumps(out, indent=2))
     else:
         print(quote_summary(report))
         print(f"binding: {'OK' if binding.passed else 'FAILED'}: {binding.detail}")
-        print(f"agent {identity['address']} (chain {identity['chain_id']}, platform "
-              f"{identity['platform']}, policy {identity['policy']})")  # fmt: skip
+        print(f"agent {identity.address} (chain {identity.chain_id}, platform "
+              f"{identity.platform}, policy {identity.policy})")  # fmt: skip
         for name in ("x25519_public_key", "config_hash", "model_hash"):
-            print(f"{name.replace('_', ' ')}: {identity[name]}")
+            print(f"{name.replace('_', ' ')}: {shown[name]}")
         print(f"nonce: 0x{nonce.hex()}")
     return EXIT_OK if accepted else EXIT_CHECK_FAILED
 
 
-def _binding(report_data: str, identity: Any, nonce: bytes) -> Check:
+def _binding(report_data: str, identity: AgentIdentity, nonce: bytes) -> Check:
     try:
-        claimed = EnclaveIdentity(address=identity.address, config_hash=identity.config_hash,
-                                  x25519_public_key=identity.x25519_public_key)  # fmt: skip
+        claimed = identity.binding()
     except ValidationError as exc:
         detail = f"the agent's identity is malformed: {exc.errors()[0]['msg']}"
         return Check(name="report_data_binding", passed=False, detail=detail)

@@ -20,7 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
+from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+from web3 import Web3
+
+from attestation.binding import AgentAttestation
+from attestation.jsontext import loads_bounded
+from attestation.policy import load_policy
+from attestation.receipts import Receipt
+from attestation.timefmt import parse_time
+from attestation.trust import default_trust_anchors, load_trust_root_file
+from host.chain.audit import audit_agent
 from host.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+from wire.errors import MalformedMessage
+from wire.identity import identity_from_message
+from wire.records import receipt_record
 
 
 def register(kinds: Any) -> None:
@@ -59,13 +74,6 @@ def run_verify_agent(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from web3 import Web3
-
-    from attestation.policy import load_policy
-    from attestation.timefmt import parse_time
-    from attestation.trust import default_trust_anchors, load_trust_root_file
-    from host.chain.audit import audit_agent
-
     try:
         at = parse_time(args.at) if args.at else datetime.now(UTC)
         anchors = default_trust_anchors()
@@ -88,8 +96,10 @@ def _run(args: argparse.Namespace) -> int:
         chain_id = w3.eth.chain_id
     except Exception as exc:
         raise _Unusable(f"cannot reach the chain at {args.rpc}: {exc}") from None
-    if chain_id != evidence.chain_id:
-        raise _Unusable(f"{args.rpc} is chain {chain_id}, the agent signs for {evidence.chain_id}")
+    if chain_id != evidence.identity.chain_id:
+        raise _Unusable(
+            f"{args.rpc} is chain {chain_id}, the agent signs for {evidence.identity.chain_id}"
+        )
     report = audit_agent(
         evidence, receipts, w3, anchors=anchors, at=at, policy=policy,
         expected_head_hash=head, from_block=args.from_block,
@@ -104,18 +114,12 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.valid else EXIT_CHECK_FAILED
 
 
-def _from_host(address: str) -> tuple[Any, list[Any], bytes]:
-    import grpc
-    from tee_agent_rpc import agent_pb2 as pb
-    from tee_agent_rpc import agent_pb2_grpc as pb_grpc
-
-    from host.chain.audit import AgentEvidence
-
+def _from_host(address: str) -> tuple[AgentAttestation, list[Receipt], bytes]:
     nonce = os.urandom(32)
     try:
         with grpc.insecure_channel(address) as channel:
             stub = pb_grpc.AgentStub(channel)
-            attestation = stub.GetAttestation(pb.GetAttestationRequest(nonce=nonce), timeout=60)
+            answer = stub.GetAttestation(pb.GetAttestationRequest(nonce=nonce), timeout=60)
             head = stub.GetStatus(pb.GetStatusRequest(), timeout=30).head_hash
             events, seq = [], 1
             while True:
@@ -128,27 +132,17 @@ def _from_host(address: str) -> tuple[Any, list[Any], bytes]:
                 seq = page.receipts[-1].receipt.seq + 1
     except grpc.RpcError as exc:
         raise _Unusable(f"cannot reach the agent at {address}: {exc.details()}") from None
-    identity = attestation.identity
-    evidence = AgentEvidence(
-        quote=attestation.quote, nonce=nonce, address=identity.address,
-        x25519_public_key=identity.x25519_public_key, config_hash=identity.config_hash,
-        chain_id=identity.chain_id,
-    )  # fmt: skip
-    return evidence, [_receipt_of_event(e.receipt) for e in events], bytes(head)
+    try:
+        identity = identity_from_message(answer.identity)
+        receipts = [receipt_record(event.receipt).receipt for event in events]
+    except MalformedMessage as exc:
+        raise _Unusable(f"the agent at {address} sent a malformed {exc}") from None
+    return AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity), receipts, head
 
 
-def _receipt_of_event(r: Any) -> Any:
-    from attestation.receipts import Receipt
-
-    return Receipt.from_message(r)
-
-
-def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[Any], bytes | None]:
-    from attestation.errors import ReceiptFormatError
-    from attestation.jsontext import loads_bounded
-    from attestation.receipts import Receipt
-    from host.chain.audit import AgentEvidence
-
+def _from_files(
+    receipts_file: Path, attestation_file: Path
+) -> tuple[AgentAttestation, list[Receipt], None]:
     try:
         raw = loads_bounded(receipts_file.read_text(encoding="utf-8"))
         items = raw if isinstance(raw, list) else [raw]
@@ -158,20 +152,9 @@ def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[
                                                  "transaction")})
             for item in items
         ]  # fmt: skip
-        attestation = loads_bounded(attestation_file.read_text(encoding="utf-8"))
-        identity = attestation["identity"]
-        evidence = AgentEvidence(
-            quote=_hex(attestation["quote"]),
-            nonce=_hex(attestation["nonce"]),
-            address=identity["address"],
-            x25519_public_key=_hex(identity["x25519_public_key"]),
-            config_hash=_hex(identity["config_hash"]),
-            chain_id=int(identity["chain_id"]),
+        attestation = AgentAttestation.from_file_dict(
+            loads_bounded(attestation_file.read_text(encoding="utf-8"))
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, ReceiptFormatError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise _Unusable(f"cannot read the receipts or attestation file: {exc}") from None
-    return evidence, receipts, None
-
-
-def _hex(value: str) -> bytes:
-    return bytes.fromhex(value.removeprefix("0x"))
+    return attestation, receipts, None

@@ -13,6 +13,7 @@ attestation, the receipt chain and the chain's record, and prints a summary.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -135,15 +136,17 @@ def _run(
     guardrails: dict[str, Any],
 ) -> Session:
     from nacl.signing import SigningKey
-    from tee_agent_rpc import enclave_pb2 as epb
     from web3 import Web3
 
     from host.chain import localnet
     from host.chain.broadcaster import Broadcaster
     from host.chain.fees import agent_balances, fee_hint
     from host.config import load_host_config
+    from host.enclave_client import FeeHint
+    from host.market.feed import ticks_input
     from host.market.replay import read_candles
     from host.run import start_host
+    from wire.ticks import Tick
 
     first = candles[0]
     btc = list(read_candles(BTC_CANDLES, "BTC/USD"))[args.start_row]
@@ -171,7 +174,10 @@ def _run(
     host = start_host(load_host_config(host_config), listen="127.0.0.1:0")
     stack.push(host.stop)
     agent = host.agent
-    address = agent.supervisor.identity.address
+    identity = agent.supervisor.identity
+    if identity is None:
+        raise SystemExit("error: the enclave opened without an identity")
+    address = identity.address
     localnet.fund(w3, dex, localnet.DEPLOYER, address, eth=10, weth=2, usd=10_000)
     tokens = {s: (a, localnet.TOKEN_DECIMALS[s]) for s, a in dex.tokens.items()}
     start_balances = agent_balances(w3, tokens, address)
@@ -186,14 +192,13 @@ def _run(
         localnet.set_next_block_time(w3, candle.timestamp_ms // 1000)
         price = mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
         max_fee, priority = fee_hint(w3)
-        request = epb.IngestRequest(
-            batches=[epb.TickBatch(pair="ETH/USD", seq=[index + 1],
-                                   timestamp_ms=[candle.timestamp_ms], price=[float(price)],
-                                   volume=[candle.volume])],
-            fees=epb.FeeHint(max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=priority),
-            balances={s: str(v) for s, v in agent_balances(w3, tokens, address).items()},
-        )  # fmt: skip
-        agent.ingest(request.SerializeToString())
+        tick = Tick(index + 1, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
+        work = dataclasses.replace(
+            ticks_input([tick]),
+            fees=FeeHint(max_fee, priority),
+            balances=agent_balances(w3, tokens, address),
+        )
+        agent.ingest(work)
         pending = [
             tx.tx_hash for tx in host.storage.transactions() if tx.status in ("signed", "pending")
         ]
@@ -211,7 +216,7 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     from attestation.receipts import verify_receipts
     from attestation.trust import certificates_from_bytes, default_trust_anchors
     from host.chain import localnet
-    from host.chain.audit import AgentEvidence, audit_agent
+    from host.chain.audit import audit_agent
     from host.chain.fees import agent_balances
 
     w3, dex, host, address = session.w3, session.dex, session.host, session.address
@@ -239,15 +244,12 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     holds = sum(1 for r in receipts if r.verdict == "hold")
 
     nonce = os.urandom(32)
-    quote = host.agent.attest(nonce).quote
+    attestation = host.agent.attest(nonce)
     sim_root = session.workdir / "agent" / "sim" / "root.pem"
     anchors = default_trust_anchors().with_extra_roots(
         certificates_from_bytes(sim_root.read_bytes(), source="sim root")
     )
-    evidence = AgentEvidence(quote=quote, nonce=nonce, address=address,
-                             x25519_public_key=identity.x25519_public_key,
-                             config_hash=identity.config_hash, chain_id=identity.chain_id)  # fmt: skip
-    audit = audit_agent(evidence, receipts, w3, anchors=anchors, at=datetime.now(UTC),
+    audit = audit_agent(attestation, receipts, w3, anchors=anchors, at=datetime.now(UTC),
                         expected_head_hash=storage.head()[1])  # fmt: skip
     attestation_ok = all(
         c.passed for c in audit.checks if c.name in ("attestation", "report_data_binding")

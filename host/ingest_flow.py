@@ -2,7 +2,7 @@
 
 A flow is one stretch of work under the agent's lock. Batches go to the enclave on one
 IngestStream, up to DEPTH of them on their way at a time, so the enclave starts on the
-next as soon as it has answered one. For each response, in order, the host stores the
+next as soon as it has answered one. For each answer, in order, the host stores the
 outputs it released, then its sealed state (so no stored state ever lacks outputs the store
 does not have), while the enclave already works on the next batch. A batch's outputs are
 collected by a later request's `release_through`, and at the end of the flow by Release.
@@ -20,27 +20,23 @@ still holds them) and no later answer is read or stored, nor Release called.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import grpc
-from tee_agent_rpc import enclave_pb2 as epb
 
-from host.outcomes import AgentError, BatchResult
-
-if TYPE_CHECKING:
-    from host.agent import Agent
+from host.enclave_client import CALL_TIMEOUT as ENCLAVE_CALL_TIMEOUT
+from host.enclave_client import Ingested, IngestInput, IngestStream
+from host.outcomes import AgentError, BatchResult, Released
+from host.supervisor import EnclaveSupervisor
 
 # Batches on their way to the enclave at once: one it works on, two waiting behind it.
 DEPTH = 3
 # Batches in one flow; then it settles, and lets other changes in.
 MAX_BATCHES = 64
-# Longest wait for one answer from the enclave.
-ENCLAVE_CALL_TIMEOUT = 120.0
 # Tries of one change (a flow's unanswered batches, an owner command) across enclave
 # restarts before the host gives up on it.
 ATTEMPTS = 5
@@ -53,25 +49,60 @@ RETRYABLE = {
 }
 
 
-def release_through(version: int) -> bytes:
-    """IngestRequest's `release_through` field alone, serialized: appended to a serialized
-    request it sets the field (fields of concatenated messages merge)."""
-    return bytes(epb.IngestRequest(release_through=version).SerializeToString())
+class FlowStore(Protocol):
+    """What a flow needs of the agent: each answer stored in order, the stored state's
+    outputs released, the enclave restarted when it fails, and the answers counted."""
+
+    @property
+    def stored_version(self) -> int:
+        """The newest sealed state version in storage."""
+        ...
+
+    def store_released(self, released: Released) -> None:
+        """Store and publish released outputs; when that fails, restart the enclave on the
+        newest stored state (which still holds them), then raise."""
+        ...
+
+    def save_sealed_state(self, version: int, blob: bytes) -> None:
+        """Store a sealed state durably."""
+        ...
+
+    def release(self, version: int) -> Released:
+        """Collect and store the outputs of the stored sealed state `version`."""
+        ...
+
+    def counted(self, answer: Ingested, seconds: float) -> None:
+        """Count a stored answer's ticks and decisions, and the time the enclave took."""
+        ...
+
+    def recover(self, reason: str) -> None:
+        """Restart the enclave on the newest stored sealed state.
+
+        Raises:
+            AgentError: UNAVAILABLE when it cannot be brought back.
+        """
+        ...
 
 
 class IngestFlow:
     """Batches on one IngestStream; `on_result` gets each batch's counts as it is stored."""
 
-    def __init__(self, agent: Agent, on_result: Callable[[BatchResult], None]) -> None:
-        self._agent = agent
+    def __init__(
+        self,
+        store: FlowStore,
+        enclave: EnclaveSupervisor,
+        on_result: Callable[[BatchResult], None],
+    ) -> None:
+        self._store = store
+        self._enclave = enclave
         self._on_result = on_result
-        self._unanswered: deque[tuple[bytes, float]] = deque()
+        self._unanswered: deque[tuple[IngestInput, float]] = deque()
         self._sent = 0
         self._failures = 0
-        self._stored = agent.stored_version
+        self._stored = store.stored_version
         # Set when storing released outputs failed: nothing more may be read or stored.
         self._stopped = False
-        self._open()
+        self._stream = self._open()
 
     @property
     def busy(self) -> bool:
@@ -83,11 +114,11 @@ class IngestFlow:
         """Whether another batch may go now."""
         return len(self._unanswered) < DEPTH and self._sent < MAX_BATCHES
 
-    def send(self, request: bytes) -> None:
-        """Put a serialized IngestRequest on its way."""
-        self._unanswered.append((request, time.perf_counter()))
+    def send(self, work: IngestInput) -> None:
+        """Put a batch on its way."""
+        self._unanswered.append((work, time.perf_counter()))
         self._sent += 1
-        self._outbox.put(request + release_through(self._stored))
+        self._stream.send(work, self._stored)
 
     def receive(self) -> None:
         """Wait for the oldest batch's answer; store its outputs, then its state.
@@ -99,19 +130,19 @@ class IngestFlow:
                 enclave was restarted on the newest stored state.
         """
         while True:
-            # An answer that takes longer than ENCLAVE_CALL_TIMEOUT means a stuck enclave:
-            # the stream is cancelled, and the enclave restarted like a dead one.
+            # An answer that takes longer than ENCLAVE_CALL_TIMEOUT means a stuck enclave: the
+            # stream is cancelled, and the enclave restarted like a dead one.
             stuck = threading.Event()
-            late = threading.Timer(ENCLAVE_CALL_TIMEOUT, self._give_up, args=(stuck,))
+            late = threading.Timer(ENCLAVE_CALL_TIMEOUT, self._give_up, args=(self._stream, stuck))
             late.daemon = True
             late.start()
             try:
-                response = next(self._responses)
+                answer = next(self._stream)
                 break
             except StopIteration:
                 self._recover("the enclave ended the stream before answering")
             except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE and self._agent.supervisor.alive():
+                if exc.code() not in RETRYABLE and self._enclave.alive():
                     self._unanswered.clear()
                     raise AgentError(exc.code(), exc.details() or "refused") from None
                 self._recover(
@@ -122,26 +153,26 @@ class IngestFlow:
             finally:
                 late.cancel()
         _, sent_at = self._unanswered.popleft()
+        took = time.perf_counter() - sent_at
         self._failures = 0
-        agent = self._agent
-        agent.observe_enclave_call("IngestStream", time.perf_counter() - sent_at)
+        store = self._store
         try:
-            released = agent.store_released_or_rewind(response.released)
+            store.store_released(answer.released)
         except Exception:
             # The enclave working on the batches behind this one is gone (restarted on the
             # stored state): their answers would come from a state that lacks the outputs
             # just lost, so none is read, and the client's stream ends with the error.
             self._stopped = True
             self._unanswered.clear()
-            self._outbox.put(None)
+            self._stream.close()
             raise
-        agent.save_sealed_state(response.state_version, response.sealed_state)
-        self._stored = response.state_version
-        refused = [(item.seq, item.reason) for item in response.refused]
-        agent.count(response.accepted, refused, list(response.decision_seconds))
+        store.save_sealed_state(answer.state_version, answer.sealed_state)
+        self._stored = answer.state_version
+        store.counted(answer, took)
+        released = answer.released
         self._on_result(
             BatchResult(
-                response.accepted, refused, len(released.receipts), len(released.transactions)
+                answer.accepted, answer.refused, len(released.receipts), len(released.transactions)
             )
         )
 
@@ -152,29 +183,30 @@ class IngestFlow:
             while self._unanswered:
                 self.receive()
         finally:
-            self._outbox.put(None)
+            self._stream.close()
         if self._stopped:
             return  # the enclave was restarted: what it holds back, it handed out on opening
-        released = self._agent.release(self._stored)
+        released = self._store.release(self._stored)
         if released.receipts or released.transactions:
-            self._on_result(BatchResult(0, [], len(released.receipts), len(released.transactions)))
+            self._on_result(BatchResult(0, (), len(released.receipts), len(released.transactions)))
 
-    def _open(self) -> None:
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._responses: Any = self._agent.supervisor.ingest_stream(iter(self._outbox.get, None))
-        for request, _ in self._unanswered:
-            self._outbox.put(request + release_through(self._stored))
+    def _open(self) -> IngestStream:
+        stream = self._enclave.client.ingest_stream()
+        for work, _ in self._unanswered:
+            stream.send(work, self._stored)
+        return stream
 
-    def _give_up(self, stuck: threading.Event) -> None:
+    @staticmethod
+    def _give_up(stream: IngestStream, stuck: threading.Event) -> None:
         stuck.set()
-        self._responses.cancel()
+        stream.cancel()
 
     def _recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored state and send the unanswered again."""
         self._failures += 1
         if self._failures >= ATTEMPTS:
             raise AgentError(grpc.StatusCode.UNAVAILABLE, "the enclave keeps failing; try again")
-        self._outbox.put(None)
-        self._agent.recover(reason)
-        self._stored = self._agent.stored_version
-        self._open()
+        self._stream.close()
+        self._store.recover(reason)
+        self._stored = self._store.stored_version
+        self._stream = self._open()

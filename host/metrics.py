@@ -7,11 +7,15 @@ points where things happen; `serve` exposes the registry over HTTP for Prometheu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from host.config import split_host_port
+from host.enclave_client import Opened
+
+log = logging.getLogger("tee_agent.host")
 
 # Refusal reasons the enclave gives for market data (enclave/market.py); every other
 # "refused:<reason>" verdict is a guardrail's.
@@ -169,3 +173,32 @@ class HostMetrics:
             thread.join(timeout=5)
 
         return stop
+
+
+class MetricsObserver:
+    """What the agent reports (`host.agent.AgentObserver`), turned into metrics and logs."""
+
+    def __init__(self, metrics: HostMetrics) -> None:
+        self.metrics = metrics
+
+    def enclave_open(self, opened: Opened) -> None:
+        self.metrics.set_enclave_up(True)
+        log.info(
+            "enclave open",
+            extra={"address": opened.identity.address, "state_version": opened.state_version,
+                   "new_state": opened.created},
+        )  # fmt: skip
+
+    def restart(self) -> None:
+        self.metrics.set_enclave_up(False)
+        self.metrics.restart()
+
+    def receipt(self, verdict: str) -> None:
+        self.metrics.receipt(verdict)
+
+    def ticks(self, accepted: int, refused: Iterable[str], decisions: Sequence[float]) -> None:
+        self.metrics.tick_results(accepted, refused)
+        self.metrics.decision_times(decisions)
+
+    def enclave_call(self, call: str, seconds: float) -> None:
+        self.metrics.enclave_call_time(call, seconds)

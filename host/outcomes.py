@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from host.storage.base import ReceiptRecord, TransactionRecord
+from wire.records import ReceiptRecord, TransactionRecord
 
 
 class AgentError(Exception):
@@ -17,20 +17,20 @@ class AgentError(Exception):
         self.code = code
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchResult:
     """One batch's outcome: ticks accepted, ticks refused (seq, reason), and the receipts
     and transactions released and stored along with it."""
 
     accepted: int
-    refused: list[tuple[int, str]]
+    refused: tuple[tuple[int, str], ...]
     receipts: int
     transactions: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Released:
-    """Receipts and transactions the enclave released, as the host stores them."""
+    """Receipts the enclave released, in order, and the transactions signed under them."""
 
     receipts: list[ReceiptRecord] = field(default_factory=list)
     transactions: list[TransactionRecord] = field(default_factory=list)

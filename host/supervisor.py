@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
-from tee_agent_rpc import enclave_pb2 as epb
-from tee_agent_rpc import enclave_pb2_grpc as epb_grpc
+
+from attestation.binding import AgentIdentity
+from host.enclave_client import MAX_MESSAGE_BYTES, EnclaveClient, Opened
 
 log = logging.getLogger("tee_agent.host.supervisor")
 
@@ -58,9 +58,9 @@ class EnclaveLaunch:
         return command + list(self.extra_args)
 
 
-# Called with the OpenResponse after every (re)start, before any other call: the host
-# stores the sealed state and collects outputs left pending by a crash.
-OnOpen = Callable[[Any], None]
+# Called after every (re)start, before any other call: the host stores the sealed state
+# and collects outputs left pending by a crash.
+OnOpen = Callable[[Opened], None]
 
 
 class EnclaveSupervisor:
@@ -74,11 +74,10 @@ class EnclaveSupervisor:
         self._on_open = on_open
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: grpc.Channel | None = None
-        self.stub: Any = None
-        self.ingest_stream: Any = None
+        self._client: EnclaveClient | None = None
         self.state = "starting"
         self.restarts = 0
-        self.identity: Any = None
+        self.identity: AgentIdentity | None = None
         self._lock = threading.RLock()
         self._stopping = False
         self._backoff = launch.backoff_initial
@@ -87,6 +86,17 @@ class EnclaveSupervisor:
     @property
     def socket(self) -> Path:
         return self._launch.run_dir / "sock" / "enclave.sock"
+
+    @property
+    def client(self) -> EnclaveClient:
+        """The client of the enclave process running now.
+
+        Raises:
+            EnclaveUnavailable: none was started yet.
+        """
+        if self._client is None:
+            raise EnclaveUnavailable("the enclave has not been started")
+        return self._client
 
     @property
     def pid(self) -> int | None:
@@ -176,16 +186,10 @@ class EnclaveSupervisor:
             self._channel.close()
         self._channel = grpc.insecure_channel(
             f"unix:{self.socket}",
-            options=[("grpc.max_receive_message_length", 64 << 20),
-                     ("grpc.max_send_message_length", 64 << 20)],
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
         )  # fmt: skip
-        self.stub = epb_grpc.EnclaveStub(self._channel)
-        # IngestStream with requests already serialized: the host joins batches as bytes.
-        self.ingest_stream = self._channel.stream_stream(
-            "/tee_agent.enclave.v1.Enclave/IngestStream",
-            request_serializer=None,
-            response_deserializer=epb.IngestResponse.FromString,
-        )
+        self._client = EnclaveClient(self._channel)
         deadline = time.monotonic() + self._launch.ready_timeout
         while not self._ready(0.25):
             if not self.alive():
@@ -212,10 +216,7 @@ class EnclaveSupervisor:
 
     def _open(self) -> None:
         try:
-            opened = self.stub.Open(
-                epb.OpenRequest(sealed_state=self._sealed_state()),
-                timeout=self._launch.ready_timeout,
-            )
+            opened = self.client.open(self._sealed_state(), self._launch.ready_timeout)
         except grpc.RpcError as exc:
             raise EnclaveUnavailable(f"Open failed: {exc.details()}") from None
         self.identity = opened.identity

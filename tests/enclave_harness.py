@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 from nacl.signing import SigningKey
-from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
+from tee_agent_rpc import messages_pb2 as messages
 
 from enclave.platform.sim_pki import create_sim_pki
 
@@ -204,16 +204,21 @@ HOUR_MS = 3_600_000
 START_MS = 1_640_995_200_000  # 2022-01-01T00:00:00Z
 
 
-def ticks(prices: list[float], first_seq: int = 1, pair: str = "ETH/USDT") -> pb.TickBatch:
+def ticks(prices: list[float], first_seq: int = 1, pair: str = "ETH/USDT") -> messages.TickBatch:
     """A batch of ticks an hour apart."""
     seqs = [first_seq + index for index in range(len(prices))]
-    return pb.TickBatch(
+    return messages.TickBatch(
         pair=pair,
         seq=seqs,
         timestamp_ms=[START_MS + seq * HOUR_MS for seq in seqs],
         price=prices,
         volume=[1.0] * len(prices),
     )
+
+
+def serialized(*batches: messages.TickBatch) -> list[bytes]:
+    """Batches as an IngestRequest's tick_batches carry them."""
+    return [batch.SerializeToString() for batch in batches]
 
 
 def balances(weth: float = 0, usdt: float = 10_000) -> dict[str, str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+from tee_agent_rpc import messages_pb2 as messages
 
 from host.config import load_host_config
 from host.metrics import HostMetrics
@@ -72,7 +72,7 @@ def running_host(world: EnclaveWorld, data_dir: Path | None = None) -> Iterator[
 
 def tick_batches(
     count: int, batch: int = 1000, first_seq: int = 1, minute_ms: int = 60_000
-) -> Iterator[pb.TickBatch]:
+) -> Iterator[messages.TickBatch]:
     """`count` ticks a minute apart in batches, price wandering gently with a few spikes."""
     for start in range(0, count, batch):
         indexes = range(start, min(start + batch, count))
@@ -83,7 +83,7 @@ def tick_batches(
                 price *= 1.5  # a spike the enclave refuses as a price jump
             prices.append(price)
         seqs = [first_seq + index for index in indexes]
-        yield pb.TickBatch(
+        yield messages.TickBatch(
             pair="ETH/USDT",
             seq=seqs,
             timestamp_ms=[START_MS + seq * minute_ms for seq in seqs],

@@ -37,8 +37,8 @@ from host.chain.broadcaster import Broadcaster, redact_error
 from host.chain.fees import ChainReadError, agent_balances, fee_hint
 from host.logs import JsonLinesFormatter
 from host.metrics import HostMetrics
-from host.storage.base import ReceiptRecord, TransactionRecord
 from host.storage.sqlite import SqliteStorage
+from wire.records import ReceiptRecord, TransactionRecord
 
 REPO = Path(__file__).resolve().parent.parent
 ANVIL = REPO / "tools/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from eth_account import Account
 from tee_agent_rpc import enclave_pb2 as pb
+from tee_agent_rpc import messages_pb2 as messages
 
 from attestation.binding import EnclaveIdentity, check_binding
 from attestation.receipts import Receipt, verify_receipts
@@ -18,7 +19,7 @@ from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from enclave.market import Tick
 from enclave.measurement import expected_sim_measurement
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, ticks
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
 
 # Rising then falling prices: the 2/4 moving averages cross up (buy), then down (sell).
 RISE_AND_FALL = [100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 112.0, 108.0, 100.0, 92.0, 88.0]
@@ -29,12 +30,12 @@ def world(tmp_path: Path) -> EnclaveWorld:
     return EnclaveWorld(tmp_path)
 
 
-def receipt_of(message: pb.Receipt) -> Receipt:
+def receipt_of(message: messages.Receipt) -> Receipt:
     return Receipt.from_message(message)
 
 
 def ingest_and_release(stub, batch, **kwargs):  # type: ignore[no-untyped-def]
-    response = stub.Ingest(pb.IngestRequest(batches=[batch], **kwargs))
+    response = stub.Ingest(pb.IngestRequest(tick_batches=serialized(batch), **kwargs))
     released = stub.Release(pb.ReleaseRequest(state_version=response.state_version))
     return response, released
 
@@ -168,7 +169,9 @@ def test_kill_9_after_a_signature_loses_no_receipt_and_reuses_no_nonce(
     with world.enclave() as enclave:
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         first = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+            )
         )
         assert first.pending_transactions >= 1
         stored = first.sealed_state  # the host stored it ...
@@ -195,7 +198,9 @@ def test_outputs_never_leave_before_their_state_is_sealed(world: EnclaveWorld) -
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
         response = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+            )
         )
         with pytest.raises(grpc.RpcError) as early:
             enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version + 1))
@@ -215,10 +220,12 @@ def test_a_stream_of_batches_is_taken_in_order_and_releases_what_the_host_stored
         opened = enclave.stub.Open(pb.OpenRequest())
         first, second = RISE_AND_FALL[:5], RISE_AND_FALL[5:]
         requests = [
-            pb.IngestRequest(batches=[ticks(first)], balances=balances(weth=5)),
+            pb.IngestRequest(tick_batches=serialized(ticks(first)), balances=balances(weth=5)),
             # The host stored the state it opened with, nothing newer yet.
             pb.IngestRequest(
-                batches=[ticks(second[:3], first_seq=6), ticks(second[3:], first_seq=9)],
+                tick_batches=serialized(
+                    ticks(second[:3], first_seq=6), ticks(second[3:], first_seq=9)
+                ),
                 balances=balances(weth=5),
                 release_through=opened.state_version,
             ),
@@ -244,14 +251,17 @@ def test_a_refused_request_ends_the_stream_and_releases_nothing(world: EnclaveWo
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
         good = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:7])], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+            )
         )
         requests = [
             # Not sealed yet: refused before anything is released or taken.
             pb.IngestRequest(
-                batches=[ticks([88.0], first_seq=8)], release_through=good.state_version + 5
+                tick_batches=serialized(ticks([88.0], first_seq=8)),
+                release_through=good.state_version + 5,
             ),
-            pb.IngestRequest(batches=[ticks([88.0], first_seq=9)]),
+            pb.IngestRequest(tick_batches=serialized(ticks([88.0], first_seq=9))),
         ]
         with pytest.raises(grpc.RpcError) as refused:
             list(enclave.stub.IngestStream(iter(requests)))
@@ -283,25 +293,30 @@ def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
         for request, words in [
             (
                 pb.IngestRequest(
-                    batches=[
-                        pb.TickBatch(
+                    tick_batches=serialized(
+                        messages.TickBatch(
                             pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0]
                         )
-                    ]
+                    )
                 ),
                 "seq",
             ),
             (
                 pb.IngestRequest(
-                    batches=[
-                        pb.TickBatch(
+                    tick_batches=serialized(
+                        messages.TickBatch(
                             pair="X" * 40, seq=[1], timestamp_ms=[0], price=[1], volume=[0]
                         )
-                    ]
+                    )
                 ),
                 "pair",
             ),
-            (pb.IngestRequest(batches=[pb.TickBatch(pair="ETH/USDT", seq=[1, 2])]), "same length"),
+            (
+                pb.IngestRequest(
+                    tick_batches=serialized(messages.TickBatch(pair="ETH/USDT", seq=[1, 2]))
+                ),
+                "same length",
+            ),
             (pb.IngestRequest(balances={"WETH": "-5"}), "balance"),
             (pb.IngestRequest(balances={"DOGE": "5"}), "unknown tokens"),
         ]:
@@ -325,7 +340,7 @@ def test_outputs_released_by_a_refused_ingest_stay_pending(
     from enclave.server import PlatformChoice, make_platform, make_policy
     from enclave.tick_columns import TickColumns
 
-    def columns(batch: pb.TickBatch) -> list[TickColumns]:
+    def columns(batch: messages.TickBatch) -> list[TickColumns]:
         return TickColumns.runs(
             [
                 Tick(seq, stamp, batch.pair, price, volume)
@@ -351,7 +366,7 @@ def test_outputs_released_by_a_refused_ingest_stay_pending(
         core.ingest(columns(ticks([88.0], first_seq=20)), None, wallet, a.state_version)
     released = core.release(b.state_version)
     assert len(released.receipts) == b.pending_receipts
-    assert [p.receipt["seq"] for p in released.receipts] == list(range(1, b.pending_receipts + 1))
+    assert [p.receipt.seq for p in released.receipts] == list(range(1, b.pending_receipts + 1))
 
 
 def test_each_decision_of_an_ingest_reports_its_policy_time(world: EnclaveWorld) -> None:
@@ -359,10 +374,14 @@ def test_each_decision_of_an_ingest_reports_its_policy_time(world: EnclaveWorld)
     with world.enclave() as enclave:
         enclave.stub.Open(pb.OpenRequest())
         first = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+            )
         )
         replayed = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL[:3])], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL[:3])), balances=balances(weth=5)
+            )
         )
     assert first.accepted == len(RISE_AND_FALL)
     assert len(first.decision_seconds) == len(RISE_AND_FALL)
@@ -417,15 +436,15 @@ def test_the_backlog_limit_counts_what_stays_pending_after_the_release(
         core.ingest(_as_columns(ticks([88.0], first_seq=20)), None, wallet)
     with pytest.raises(enclave.core.EnclaveError, match="never sealed"):
         core.ingest(_as_columns(ticks([88.0], first_seq=20)), None, wallet, b.state_version + 1)
-    assert core.status()["state_version"] == b.state_version
+    assert core.status().state_version == b.state_version
     c, released = core.ingest(
         _as_columns(ticks([88.0], first_seq=20)), None, wallet, a.state_version
     )
-    assert [p.receipt["seq"] for p in released.receipts] == list(range(1, a.pending_receipts + 1))
+    assert [p.receipt.seq for p in released.receipts] == list(range(1, a.pending_receipts + 1))
     assert c.accepted == 1 and c.state_version == b.state_version + 1
     assert c.pending_receipts == from_b + 1  # b's receipts and the new tick's decision
     rest = core.release(c.state_version)
-    assert [p.receipt["seq"] for p in rest.receipts] == list(
+    assert [p.receipt.seq for p in rest.receipts] == list(
         range(a.pending_receipts + 1, b.pending_receipts + 2)
     )
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import grpc
 import pytest
 from tee_agent_rpc import enclave_pb2 as pb
+from tee_agent_rpc import messages_pb2 as messages
 
 from enclave.measurement import expected_sim_measurement
 from enclave.platform.sim_pki import load_sim_pki
 from enclave.sealing import Sealer
 from enclave.signer import AccountSigner
 from enclave.state import EnclaveState
-from tests.enclave_harness import EnclaveWorld, balances, ticks
+from tests.enclave_harness import EnclaveWorld, balances, serialized, ticks
 from tests.test_enclave_process import RISE_AND_FALL
 
 
@@ -31,7 +32,9 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         seen.append(opened.SerializeToString())
         seen.append(stub.Attest(pb.AttestRequest(nonce=os.urandom(32))).SerializeToString())
         ingested = stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+            )
         )
         seen.append(ingested.SerializeToString())
         released = stub.Release(pb.ReleaseRequest(state_version=ingested.state_version))
@@ -42,9 +45,11 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         for bad in (
             pb.IngestRequest(balances={"WETH": "x"}),
             pb.IngestRequest(
-                batches=[
-                    pb.TickBatch(pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0])
-                ]
+                tick_batches=serialized(
+                    messages.TickBatch(
+                        pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0]
+                    )
+                )
             ),
         ):
             with pytest.raises(grpc.RpcError) as refused:

@@ -18,14 +18,16 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import messages_pb2 as messages
 
 from attestation.binding import EnclaveIdentity, check_binding
 from attestation.receipts import Receipt, verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
-from host.storage.base import ReceiptRecord, StorageError
+from host.storage.base import StorageError
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld
 from tests.host_harness import AUTH, running_host, tick_batches
+from wire.records import ReceiptRecord
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def receipt_of(event: pb.DecisionEvent) -> Receipt:
     return Receipt.from_message(event.receipt)
 
 
-def attested_identity(world: EnclaveWorld, stub: object) -> pb.Identity:
+def attested_identity(world: EnclaveWorld, stub: object) -> messages.Identity:
     """Fetch a quote, verify it with the sim root and check it binds the identity."""
     nonce = os.urandom(32)
     attestation = stub.GetAttestation(pb.GetAttestationRequest(nonce=nonce))  # type: ignore[attr-defined]
@@ -298,7 +300,7 @@ def test_bad_requests_and_missing_tokens_get_the_right_codes(world: EnclaveWorld
             code(lambda: stub.StreamMarketData(iter([huge]), metadata=AUTH))
             == grpc.StatusCode.INVALID_ARGUMENT
         )
-        zero = pb.TickBatch(pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0])
+        zero = messages.TickBatch(pair="ETH/USDT", seq=[0], timestamp_ms=[0], price=[1], volume=[0])
         assert (
             code(lambda: stub.StreamMarketData(iter([zero]), metadata=AUTH))
             == grpc.StatusCode.INVALID_ARGUMENT

@@ -18,7 +18,7 @@ from tee_agent_rpc import enclave_pb2 as pb
 from attestation.receipts import verify_receipts
 from enclave.llm_policy import packaged_model
 from enclave.measurement import ZERO_REGISTER, rtmr_extend
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, ticks
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
 from tests.test_enclave_process import receipt_of
 from tests.test_llm_policy import RISING
 
@@ -36,7 +36,8 @@ def test_the_llm_policy_decides_inside_the_enclave_and_is_measured(
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response = enclave.stub.Ingest(
             pb.IngestRequest(
-                batches=[ticks([1000.0 + i for i in range(8)])], balances=balances(weth=1)
+                tick_batches=serialized(ticks([1000.0 + i for i in range(8)])),
+                balances=balances(weth=1),
             )
         )
         released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
@@ -65,7 +66,9 @@ def test_smollm2_trades_the_trend_and_an_auditor_replays_its_decision(tmp_path: 
     with world.enclave() as enclave:  # no --model: the packaged SmolLM2 is the default
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response = enclave.stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISING[:6])], balances=balances(weth=0, usdt=5000))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISING[:6])), balances=balances(weth=0, usdt=5000)
+            )
         )
         released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))
     assert identity.model_hash == hashlib.sha256(SMOLLM2.read_bytes()).digest()  # type: ignore[union-attr]

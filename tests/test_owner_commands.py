@@ -27,7 +27,16 @@ from enclave.owner import (
     open_owner_command,
 )
 from enclave.transactions import decode_call
-from tests.enclave_harness import CHAIN_ID, ROUTER, USDT, WETH, EnclaveWorld, balances, ticks
+from tests.enclave_harness import (
+    CHAIN_ID,
+    ROUTER,
+    USDT,
+    WETH,
+    EnclaveWorld,
+    balances,
+    serialized,
+    ticks,
+)
 from tests.test_enclave_process import RISE_AND_FALL, receipt_of
 
 OWNER = SigningKey(bytes(range(32)))
@@ -233,7 +242,9 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
 
         # A market that trades when not paused (see test_enclave_process): buys, then sells.
         response = stub.Ingest(
-            pb.IngestRequest(batches=[ticks(RISE_AND_FALL)], balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+            )
         )
         assert response.accepted == len(RISE_AND_FALL) and not response.refused
         assert response.pending_transactions == 0
@@ -288,7 +299,9 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
         assert not stub.GetStatus(pb.GetStatusRequest()).paused
 
         falling = ticks([86.0], first_seq=len(RISE_AND_FALL) + 1)
-        response = stub.Ingest(pb.IngestRequest(batches=[falling], balances=balances(weth=5)))
+        response = stub.Ingest(
+            pb.IngestRequest(tick_batches=serialized(falling), balances=balances(weth=5))
+        )
         released = _release_after(stub, response)
         all_receipts += released.receipts
         assert [r.verdict for r in released.receipts] == ["signed", "signed"]  # approve, swap

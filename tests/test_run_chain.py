@@ -20,8 +20,9 @@ except Exception as exc:
     )
 
 from host.config import load_host_config  # noqa: E402
+from host.market.feed import follow_pool  # noqa: E402
 from host.metrics import HostMetrics  # noqa: E402
-from host.run import follow_pool, start_host  # noqa: E402
+from host.run import start_host  # noqa: E402
 
 
 def settle(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +62,11 @@ poll_seconds = 0.2
         metrics = HostMetrics()
         host = start_host(config, listen="127.0.0.1:0", metrics=metrics)
         stop = threading.Event()
-        follower = threading.Thread(target=follow_pool, args=(host, config, stop), daemon=True)
+        follower = threading.Thread(
+            target=follow_pool,
+            args=(host.agent, config.market, host.chain, host.enclave, stop),
+            daemon=True,
+        )
         try:
             address = host.agent.supervisor.identity.address
             localnet.fund(w3, dex, localnet.DEPLOYER, address, eth=5, weth=1, usd=5000)

@@ -1,4 +1,5 @@
-"""A client's tick batches: checked one by one, joined as bytes the enclave reads as one call."""
+"""A client's tick batches: checked one by one, joined into one call the enclave reads as the
+client's own bytes."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import enclave_pb2 as epb
+from tee_agent_rpc import messages_pb2 as pb
 
-from host.tick_stream import (
-    MAX_JOINED_TICKS,
-    InvalidBatch,
-    JoinedBatches,
-    check_batch,
-    ingest_entry,
-)
+from host.enclave_client import IngestInput, ingest_request
+from host.tick_stream import MAX_JOINED_TICKS, JoinedBatches
+from wire.ticks import InvalidBatch, check_tick_batch
 
 
 def batch(first_seq: int, count: int, pair: str = "ETH/USDT") -> pb.TickBatch:
@@ -36,25 +33,30 @@ def all_read_first(batches: list[pb.TickBatch], finished: threading.Event) -> It
     finished.set()
 
 
-def drain(batches: list[pb.TickBatch]) -> list[tuple[bytes, int]]:
+def drain(batches: list[pb.TickBatch]) -> list[tuple[epb.IngestRequest, int]]:
     """Joined output once every batch has arrived (so joining does not depend on timing)."""
     finished = threading.Event()
     joined = JoinedBatches(all_read_first(batches, finished))
     assert finished.wait(timeout=60)
-    return list(joined)
+    return [as_request(work) for work in joined]
 
 
-def as_request(data: bytes) -> epb.IngestRequest:
-    return epb.IngestRequest.FromString(data)
+def as_request(work: IngestInput) -> tuple[epb.IngestRequest, int]:
+    """The request the enclave reads for `work` (through its bytes), and the tick count."""
+    data = ingest_request(work, 0).SerializeToString()
+    return epb.IngestRequest.FromString(data), work.ticks
+
+
+def batches_of(request: epb.IngestRequest) -> list[pb.TickBatch]:
+    return [pb.TickBatch.FromString(data) for data in request.tick_batches]
 
 
 def test_batches_that_arrived_meanwhile_are_joined_and_read_back_unchanged() -> None:
     sent = [batch(1, 1), batch(2, 3000, "BTC/USDT"), batch(3002, 7)]  # lengths of 1 to 3 bytes
-    [(data, count)] = drain(sent)
+    [(request, count)] = drain(sent)
     assert count == 3008
-    request = as_request(data)
-    assert [b.SerializeToString() for b in request.batches] == [b.SerializeToString() for b in sent]
-    assert [b.pair for b in request.batches] == ["ETH/USDT", "BTC/USDT", "ETH/USDT"]
+    assert list(request.tick_batches) == [b.SerializeToString() for b in sent]
+    assert [b.pair for b in batches_of(request)] == ["ETH/USDT", "BTC/USDT", "ETH/USDT"]
     assert not request.HasField("fees") and not request.balances
 
 
@@ -62,7 +64,7 @@ def test_a_call_never_carries_more_than_the_joining_limit() -> None:
     sent = [batch(1 + 10_000 * i, 10_000) for i in range(6)]
     joined = drain(sent)
     assert [count for _, count in joined] == [MAX_JOINED_TICKS, 10_000]
-    seqs = [seq for data, _ in joined for b in as_request(data).batches for seq in b.seq]
+    seqs = [seq for request, _ in joined for b in batches_of(request) for seq in b.seq]
     assert seqs == list(range(1, 60_001))
 
 
@@ -77,16 +79,18 @@ def test_a_client_field_unknown_here_stays_inside_its_batch() -> None:
     # packed columns (timestamp_ms, seq) that add nothing, but were they to leak out of the
     # batch, IngestRequest would read them as a balances entry and as fees.
     raw = original.SerializeToString() + b"\x3a\x03abc" + b"\x1a\x00" + b"\x12\x00"
-    entry = ingest_entry(raw)
-    request = as_request(entry)
+    [(request, count)] = drain_raw([raw])
     assert not request.balances and not request.HasField("fees")
-    assert len(request.batches) == 1
-    assert list(request.batches[0].seq) == list(original.seq)
-    assert list(request.batches[0].timestamp_ms) == list(original.timestamp_ms)
+    assert len(request.tick_batches) == 1 and count == 2
     # The enclave gets the client's bytes as they came, not a re-serialized message.
-    assert entry.endswith(raw)
-    [(joined, count)] = list(JoinedBatches(iter([raw])))
-    assert joined == entry and count == 2
+    assert request.tick_batches[0] == raw
+    [read] = batches_of(request)
+    assert list(read.seq) == list(original.seq)
+    assert list(read.timestamp_ms) == list(original.timestamp_ms)
+
+
+def drain_raw(data: list[bytes]) -> list[tuple[epb.IngestRequest, int]]:
+    return [as_request(work) for work in JoinedBatches(iter(data))]
 
 
 @pytest.mark.parametrize(
@@ -105,18 +109,18 @@ def test_a_bad_batch_ends_the_stream_after_the_good_ones_before_it(
     bad: pb.TickBatch, words: str
 ) -> None:
     with pytest.raises(InvalidBatch) as refused:
-        check_batch(bad, 2)
+        check_tick_batch(bad, 2)
     assert str(refused.value).startswith(words)
     joined = JoinedBatches(b.SerializeToString() for b in [batch(100, 3), bad, batch(200, 3)])
-    data, count = next(joined)
-    assert count == 3 and list(as_request(data).batches[0].seq) == [100, 101, 102]
+    request, count = as_request(next(joined))
+    assert count == 3 and list(batches_of(request)[0].seq) == [100, 101, 102]
     with pytest.raises(InvalidBatch, match="batch 2"):
         next(joined)
 
 
 def test_bytes_that_are_no_tick_batch_end_the_stream_with_a_message() -> None:
     joined = JoinedBatches(iter([batch(1, 2).SerializeToString(), b"\x0a\xff"]))
-    assert next(joined)[1] == 2
+    assert next(joined).ticks == 2
     with pytest.raises(InvalidBatch, match="batch 2 is not a valid TickBatch"):
         next(joined)
 
@@ -127,7 +131,7 @@ def test_a_stream_that_breaks_hands_over_what_came_before() -> None:
         raise ConnectionResetError("client went away")
 
     joined = JoinedBatches(broken())
-    assert next(joined)[1] == 4
+    assert next(joined).ticks == 4
     with pytest.raises(ConnectionResetError, match="client went away"):
         next(joined)
 

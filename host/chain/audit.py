@@ -19,7 +19,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from attestation.binding import EnclaveIdentity, check_binding
+from attestation.binding import AgentAttestation, check_binding
 from attestation.policy import ValidationPolicy, validate
 from attestation.receipts import Receipt, verify_receipts
 from attestation.report import Check, CheckList
@@ -27,18 +27,6 @@ from attestation.trust import TrustAnchors
 from attestation.verifier import verify_evidence
 
 NO_TX = bytes(32)
-
-
-@dataclass(frozen=True)
-class AgentEvidence:
-    """What an auditor holds: a quote, the nonce it was made for, and the claimed identity."""
-
-    quote: bytes
-    nonce: bytes
-    address: str
-    x25519_public_key: bytes
-    config_hash: bytes
-    chain_id: int
 
 
 @dataclass(frozen=True)
@@ -63,7 +51,7 @@ class AuditReport:
 
 
 def audit_agent(
-    evidence: AgentEvidence,
+    evidence: AgentAttestation,
     receipts: list[Receipt],
     w3: Web3,
     *,
@@ -73,8 +61,13 @@ def audit_agent(
     expected_head_hash: bytes | None = None,
     from_block: int = 0,
 ) -> AuditReport:
-    """Run every check; never raises for what the evidence or the chain says."""
+    """Run every check; never raises for what the evidence or the chain says.
+
+    Raises:
+        pydantic.ValidationError: the claimed address is not 0x and 40 hex digits.
+    """
     checks = CheckList()
+    claimed = evidence.identity
     report = verify_evidence(evidence.quote, at=at, anchors=anchors)
     checks.add(
         "attestation",
@@ -91,30 +84,25 @@ def audit_agent(
             if report.policy_ok
             else "; ".join(f"{c.name}: {c.detail}" for c in failed) or "policy not satisfied",
         )
-    identity = EnclaveIdentity(
-        address=evidence.address,
-        x25519_public_key=evidence.x25519_public_key,
-        config_hash=evidence.config_hash,
-    )
-    binding = check_binding(report.report_data, identity, evidence.nonce)
+    binding = check_binding(report.report_data, claimed.binding(), evidence.nonce)
     checks.append(binding)
 
     chain = verify_receipts(
         receipts,
-        address=evidence.address,
-        chain_id=evidence.chain_id,
-        config_hash=evidence.config_hash,
+        address=claimed.address,
+        chain_id=claimed.chain_id,
+        config_hash=claimed.config_hash,
         expected_head_hash=expected_head_hash,
     )
     checks.add(
         "receipt_chain",
         chain.valid,
-        f"{chain.count} receipts signed by {evidence.address}, in sequence and linked"
+        f"{chain.count} receipts signed by {claimed.address}, in sequence and linked"
         if chain.valid
         else chain.error or "the receipt chain does not verify",
     )
 
-    on_chain = _transactions_from(w3, evidence.address, from_block)
+    on_chain = _transactions_from(w3, claimed.address, from_block)
     signed = {r.tx_hash: r.seq for r in receipts if r.tx_hash != NO_TX}
     missing, foreign_sender = [], []
     for tx_hash, seq in signed.items():
@@ -123,7 +111,7 @@ def audit_agent(
         except TransactionNotFound:
             missing.append(f"seq {seq} ({tx_hash.hex()})")
             continue
-        if str(tx["from"]).lower() != evidence.address.lower():
+        if str(tx["from"]).lower() != claimed.address.lower():
             foreign_sender.append(f"seq {seq} was sent by {tx['from']}")
     checks.add(
         "receipts_on_chain",
@@ -138,12 +126,12 @@ def audit_agent(
     checks.add(
         "transactions_have_receipts",
         not unrecorded,
-        f"all {len(on_chain)} transactions from {evidence.address} have a receipt"
+        f"all {len(on_chain)} transactions from {claimed.address} have a receipt"
         if not unrecorded
         else f"{len(unrecorded)} transaction(s) from the agent's address have no receipt: "
         + ", ".join("0x" + h.hex() for h in unrecorded[:5]),
     )
-    nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(evidence.address))
+    nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(claimed.address))
     checks.add(
         "nonce_accounts_for_every_transaction",
         nonce == len(on_chain),
@@ -153,7 +141,7 @@ def audit_agent(
     return AuditReport(
         valid=checks.all_passed,
         checks=checks.items,
-        address=evidence.address,
+        address=claimed.address,
         receipts=len(receipts),
         transactions_on_chain=len(on_chain),
         attestation=report.model_dump(mode="json"),

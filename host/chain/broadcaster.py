@@ -31,7 +31,8 @@ from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
 from host.metrics import HostMetrics
-from host.storage.base import Storage, TransactionRecord, TxStatus
+from host.storage.base import Storage
+from wire.records import TransactionRecord, TxStatus
 
 log = logging.getLogger("tee_agent.host.chain")
 

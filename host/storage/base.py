@@ -8,13 +8,9 @@ transactions the enclave signed with their status on chain. A sealed state is du
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
-
-from attestation.receipts import Receipt
-
-TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]
+from wire.records import ReceiptRecord, TransactionRecord, TxStatus
 
 
 class StorageError(Exception):
@@ -23,30 +19,6 @@ class StorageError(Exception):
 
 class ChainViolation(StorageError):
     """A receipt does not extend the stored chain (gap, reorder, or wrong previous hash)."""
-
-
-class ReceiptRecord(BaseModel):
-    """A receipt with the decision and inputs it commits to, as the host stores it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    receipt: Receipt
-    # keccak EIP-712 hash of `receipt` (what the next receipt's prevHash must hold).
-    receipt_hash: bytes
-    decision_json: str
-    input_json: str
-
-
-class TransactionRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    tx_hash: bytes
-    nonce: int
-    raw_transaction: bytes
-    receipt_seq: int
-    status: TxStatus = "signed"
-    # Revert reason, RPC error, block number: what a person needs to understand the status.
-    detail: str = ""
 
 
 class Storage(Protocol):

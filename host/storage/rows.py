@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attestation.receipts import Receipt
-from host.storage.base import ChainViolation, ReceiptRecord, StorageError, TransactionRecord
+from host.storage.base import ChainViolation, StorageError
+from wire.records import ReceiptRecord, TransactionRecord
 
 # Both databases store integers as signed 64-bit: a uint64 above this cannot be stored.
 INT64_MAX = 2**63 - 1

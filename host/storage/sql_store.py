@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, get_args
 
 from attestation.receipts import ZERO_HASH
-from host.storage.base import ReceiptRecord, StorageError, TransactionRecord, TxStatus
+from host.storage.base import StorageError
 from host.storage.migrations import Dialect, apply_next_migration
 from host.storage.rows import (
     INT64_MAX,
@@ -27,6 +27,7 @@ from host.storage.rows import (
     receipts_to_append,
     transaction_from_row,
 )
+from wire.records import ReceiptRecord, TransactionRecord, TxStatus
 
 # What a write transaction must hold so that no other writer (thread or host) interleaves.
 WriteLock = Literal["schema", "sealed_states", "receipts"] | None

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from tee_agent_rpc import messages_pb2 as tee__agent__rpc_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tee_agent_rpc/agent.proto\x12\x0ctee_agent.v1\"[\n\tTickBatch\x12\x0c\n\x04pair\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x03(\x04\x12\x14\n\x0ctimestamp_ms\x18\x03 \x03(\x03\x12\r\n\x05price\x18\x04 \x03(\x01\x12\x0e\n\x06volume\x18\x05 \x03(\x01\"*\n\x0bRefusedTick\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xa3\x02\n\rStreamSummary\x12\x10\n\x08received\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x0f\n\x07refused\x18\x03 \x01(\x04\x12K\n\x11refused_by_reason\x18\x04 \x03(\x0b\x32\x30.tee_agent.v1.StreamSummary.RefusedByReasonEntry\x12\x30\n\rrefused_ticks\x18\x05 \x03(\x0b\x32\x19.tee_agent.v1.RefusedTick\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x14\n\x0ctransactions\x18\x07 \x01(\x04\x1a\x36\n\x14RefusedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\")\n\x15WatchDecisionsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\"\xdd\x01\n\x07Receipt\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tprev_hash\x18\x02 \x01(\x0c\x12\x14\n\x0cinput_digest\x18\x03 \x01(\x0c\x12\x12\n\nmodel_hash\x18\x04 \x01(\x0c\x12\x13\n\x0b\x63onfig_hash\x18\x05 \x01(\x0c\x12\x15\n\rdecision_hash\x18\x06 \x01(\x0c\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12\x0f\n\x07tx_hash\x18\x08 \x01(\x0c\x12\x11\n\ttimestamp\x18\t \x01(\x04\x12\x11\n\tsignature\x18\n \x01(\x0c\x12\x14\n\x0creceipt_hash\x18\x0b \x01(\x0c\"\x92\x01\n\rDecisionEvent\x12&\n\x07receipt\x18\x01 \x01(\x0b\x32\x15.tee_agent.v1.Receipt\x12\x15\n\rdecision_json\x18\x02 \x01(\t\x12\x12\n\ninput_json\x18\x03 \x01(\t\x12.\n\x0btransaction\x18\x04 \x01(\x0b\x32\x19.tee_agent.v1.Transaction\"f\n\x0bTransaction\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\x12\r\n\x05nonce\x18\x02 \x01(\x04\x12\x17\n\x0fraw_transaction\x18\x03 \x01(\x0c\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"&\n\x15GetAttestationRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"\x98\x02\n\x08Identity\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x19\n\x11x25519_public_key\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63onfig_hash\x18\x03 \x01(\x0c\x12\x12\n\nmodel_hash\x18\x04 \x01(\x0c\x12<\n\x0bmeasurement\x18\x05 \x03(\x0b\x32\'.tee_agent.v1.Identity.MeasurementEntry\x12\x10\n\x08platform\x18\x06 \x01(\t\x12\x11\n\tsimulated\x18\x07 \x01(\x08\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\x04\x12\x0e\n\x06policy\x18\t \x01(\t\x1a\x32\n\x10MeasurementEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"j\n\x0b\x41ttestation\x12\r\n\x05quote\x18\x01 \x01(\x0c\x12(\n\x08identity\x18\x02 \x01(\x0b\x32\x16.tee_agent.v1.Identity\x12\x13\n\x0breport_data\x18\x03 \x01(\x0c\x12\r\n\x05nonce\x18\x04 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\xcc\x02\n\x06Status\x12\x16\n\x0euptime_seconds\x18\x01 \x01(\x01\x12\x15\n\renclave_state\x18\x02 \x01(\t\x12\x18\n\x10\x65nclave_restarts\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x16\n\x0eticks_accepted\x18\x06 \x01(\x04\x12\x15\n\rticks_refused\x18\x07 \x01(\x04\x12\x10\n\x08receipts\x18\x08 \x01(\x04\x12\x11\n\thead_hash\x18\t \x01(\x0c\x12\x14\n\x0ctransactions\x18\n \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x0b \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\x0c \x01(\x01\x12\x0e\n\x06paused\x18\r \x01(\x08\x12\x0f\n\x07\x61\x64\x64ress\x18\x0e \x01(\t\"6\n\x13ListReceiptsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"E\n\x14ListReceiptsResponse\x12-\n\x08receipts\x18\x01 \x03(\x0b\x32\x1b.tee_agent.v1.DecisionEvent\" \n\x11GetReceiptRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"/\n\x19SubmitOwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"A\n\x1aSubmitOwnerCommandResponse\x12\x13\n\x0breceipt_seq\x18\x01 \x01(\x04\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x32\xca\x04\n\x05\x41gent\x12J\n\x10StreamMarketData\x12\x17.tee_agent.v1.TickBatch\x1a\x1b.tee_agent.v1.StreamSummary(\x01\x12T\n\x0eWatchDecisions\x12#.tee_agent.v1.WatchDecisionsRequest\x1a\x1b.tee_agent.v1.DecisionEvent0\x01\x12P\n\x0eGetAttestation\x12#.tee_agent.v1.GetAttestationRequest\x1a\x19.tee_agent.v1.Attestation\x12\x41\n\tGetStatus\x12\x1e.tee_agent.v1.GetStatusRequest\x1a\x14.tee_agent.v1.Status\x12U\n\x0cListReceipts\x12!.tee_agent.v1.ListReceiptsRequest\x1a\".tee_agent.v1.ListReceiptsResponse\x12J\n\nGetReceipt\x12\x1f.tee_agent.v1.GetReceiptRequest\x1a\x1b.tee_agent.v1.DecisionEvent\x12g\n\x12SubmitOwnerCommand\x12\'.tee_agent.v1.SubmitOwnerCommandRequest\x1a(.tee_agent.v1.SubmitOwnerCommandResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tee_agent_rpc/agent.proto\x12\x0ctee_agent.v1\x1a\x1ctee_agent_rpc/messages.proto\"\xa3\x02\n\rStreamSummary\x12\x10\n\x08received\x18\x01 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x04\x12\x0f\n\x07refused\x18\x03 \x01(\x04\x12K\n\x11refused_by_reason\x18\x04 \x03(\x0b\x32\x30.tee_agent.v1.StreamSummary.RefusedByReasonEntry\x12\x30\n\rrefused_ticks\x18\x05 \x03(\x0b\x32\x19.tee_agent.v1.RefusedTick\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x14\n\x0ctransactions\x18\x07 \x01(\x04\x1a\x36\n\x14RefusedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\")\n\x15WatchDecisionsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\"\x8e\x01\n\rDecisionEvent\x12&\n\x07receipt\x18\x01 \x01(\x0b\x32\x15.tee_agent.v1.Receipt\x12.\n\x0btransaction\x18\x04 \x01(\x0b\x32\x19.tee_agent.v1.TransactionJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\rdecision_jsonR\ninput_json\"&\n\x15GetAttestationRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\xcc\x02\n\x06Status\x12\x16\n\x0euptime_seconds\x18\x01 \x01(\x01\x12\x15\n\renclave_state\x18\x02 \x01(\t\x12\x18\n\x10\x65nclave_restarts\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x16\n\x0eticks_accepted\x18\x06 \x01(\x04\x12\x15\n\rticks_refused\x18\x07 \x01(\x04\x12\x10\n\x08receipts\x18\x08 \x01(\x04\x12\x11\n\thead_hash\x18\t \x01(\x0c\x12\x14\n\x0ctransactions\x18\n \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x0b \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\x0c \x01(\x01\x12\x0e\n\x06paused\x18\r \x01(\x08\x12\x0f\n\x07\x61\x64\x64ress\x18\x0e \x01(\t\"6\n\x13ListReceiptsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\x12\r\n\x05limit\x18\x02 \x01(\r\"E\n\x14ListReceiptsResponse\x12-\n\x08receipts\x18\x01 \x03(\x0b\x32\x1b.tee_agent.v1.DecisionEvent\" \n\x11GetReceiptRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"/\n\x19SubmitOwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"A\n\x1aSubmitOwnerCommandResponse\x12\x13\n\x0breceipt_seq\x18\x01 \x01(\x04\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x32\xca\x04\n\x05\x41gent\x12J\n\x10StreamMarketData\x12\x17.tee_agent.v1.TickBatch\x1a\x1b.tee_agent.v1.StreamSummary(\x01\x12T\n\x0eWatchDecisions\x12#.tee_agent.v1.WatchDecisionsRequest\x1a\x1b.tee_agent.v1.DecisionEvent0\x01\x12P\n\x0eGetAttestation\x12#.tee_agent.v1.GetAttestationRequest\x1a\x19.tee_agent.v1.Attestation\x12\x41\n\tGetStatus\x12\x1e.tee_agent.v1.GetStatusRequest\x1a\x14.tee_agent.v1.Status\x12U\n\x0cListReceipts\x12!.tee_agent.v1.ListReceiptsRequest\x1a\".tee_agent.v1.ListReceiptsResponse\x12J\n\nGetReceipt\x12\x1f.tee_agent.v1.GetReceiptRequest\x1a\x1b.tee_agent.v1.DecisionEvent\x12g\n\x12SubmitOwnerCommand\x12\'.tee_agent.v1.SubmitOwnerCommandRequest\x1a(.tee_agent.v1.SubmitOwnerCommandResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,46 +34,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._loaded_options = None
   _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._serialized_options = b'8\001'
-  _globals['_IDENTITY_MEASUREMENTENTRY']._loaded_options = None
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_options = b'8\001'
-  _globals['_TICKBATCH']._serialized_start=43
-  _globals['_TICKBATCH']._serialized_end=134
-  _globals['_REFUSEDTICK']._serialized_start=136
-  _globals['_REFUSEDTICK']._serialized_end=178
-  _globals['_STREAMSUMMARY']._serialized_start=181
-  _globals['_STREAMSUMMARY']._serialized_end=472
-  _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._serialized_start=418
-  _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._serialized_end=472
-  _globals['_WATCHDECISIONSREQUEST']._serialized_start=474
-  _globals['_WATCHDECISIONSREQUEST']._serialized_end=515
-  _globals['_RECEIPT']._serialized_start=518
-  _globals['_RECEIPT']._serialized_end=739
-  _globals['_DECISIONEVENT']._serialized_start=742
-  _globals['_DECISIONEVENT']._serialized_end=888
-  _globals['_TRANSACTION']._serialized_start=890
-  _globals['_TRANSACTION']._serialized_end=992
-  _globals['_GETATTESTATIONREQUEST']._serialized_start=994
-  _globals['_GETATTESTATIONREQUEST']._serialized_end=1032
-  _globals['_IDENTITY']._serialized_start=1035
-  _globals['_IDENTITY']._serialized_end=1315
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_start=1265
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_end=1315
-  _globals['_ATTESTATION']._serialized_start=1317
-  _globals['_ATTESTATION']._serialized_end=1423
-  _globals['_GETSTATUSREQUEST']._serialized_start=1425
-  _globals['_GETSTATUSREQUEST']._serialized_end=1443
-  _globals['_STATUS']._serialized_start=1446
-  _globals['_STATUS']._serialized_end=1778
-  _globals['_LISTRECEIPTSREQUEST']._serialized_start=1780
-  _globals['_LISTRECEIPTSREQUEST']._serialized_end=1834
-  _globals['_LISTRECEIPTSRESPONSE']._serialized_start=1836
-  _globals['_LISTRECEIPTSRESPONSE']._serialized_end=1905
-  _globals['_GETRECEIPTREQUEST']._serialized_start=1907
-  _globals['_GETRECEIPTREQUEST']._serialized_end=1939
-  _globals['_SUBMITOWNERCOMMANDREQUEST']._serialized_start=1941
-  _globals['_SUBMITOWNERCOMMANDREQUEST']._serialized_end=1988
-  _globals['_SUBMITOWNERCOMMANDRESPONSE']._serialized_start=1990
-  _globals['_SUBMITOWNERCOMMANDRESPONSE']._serialized_end=2055
-  _globals['_AGENT']._serialized_start=2058
-  _globals['_AGENT']._serialized_end=2644
+  _globals['_STREAMSUMMARY']._serialized_start=74
+  _globals['_STREAMSUMMARY']._serialized_end=365
+  _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._serialized_start=311
+  _globals['_STREAMSUMMARY_REFUSEDBYREASONENTRY']._serialized_end=365
+  _globals['_WATCHDECISIONSREQUEST']._serialized_start=367
+  _globals['_WATCHDECISIONSREQUEST']._serialized_end=408
+  _globals['_DECISIONEVENT']._serialized_start=411
+  _globals['_DECISIONEVENT']._serialized_end=553
+  _globals['_GETATTESTATIONREQUEST']._serialized_start=555
+  _globals['_GETATTESTATIONREQUEST']._serialized_end=593
+  _globals['_GETSTATUSREQUEST']._serialized_start=595
+  _globals['_GETSTATUSREQUEST']._serialized_end=613
+  _globals['_STATUS']._serialized_start=616
+  _globals['_STATUS']._serialized_end=948
+  _globals['_LISTRECEIPTSREQUEST']._serialized_start=950
+  _globals['_LISTRECEIPTSREQUEST']._serialized_end=1004
+  _globals['_LISTRECEIPTSRESPONSE']._serialized_start=1006
+  _globals['_LISTRECEIPTSRESPONSE']._serialized_end=1075
+  _globals['_GETRECEIPTREQUEST']._serialized_start=1077
+  _globals['_GETRECEIPTREQUEST']._serialized_end=1109
+  _globals['_SUBMITOWNERCOMMANDREQUEST']._serialized_start=1111
+  _globals['_SUBMITOWNERCOMMANDREQUEST']._serialized_end=1158
+  _globals['_SUBMITOWNERCOMMANDRESPONSE']._serialized_start=1160
+  _globals['_SUBMITOWNERCOMMANDRESPONSE']._serialized_end=1225
+  _globals['_AGENT']._serialized_start=1228
+  _globals['_AGENT']._serialized_end=1814
 # @@protoc_insertion_point(module_scope)

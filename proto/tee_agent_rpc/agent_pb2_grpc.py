@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tee_agent_rpc import agent_pb2 as tee__agent__rpc_dot_agent__pb2
+from tee_agent_rpc import messages_pb2 as tee__agent__rpc_dot_messages__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -36,7 +37,7 @@ class AgentStub:
         """
         self.StreamMarketData = channel.stream_unary(
                 '/tee_agent.v1.Agent/StreamMarketData',
-                request_serializer=tee__agent__rpc_dot_agent__pb2.TickBatch.SerializeToString,
+                request_serializer=tee__agent__rpc_dot_messages__pb2.TickBatch.SerializeToString,
                 response_deserializer=tee__agent__rpc_dot_agent__pb2.StreamSummary.FromString,
                 _registered_method=True)
         self.WatchDecisions = channel.unary_stream(
@@ -47,7 +48,7 @@ class AgentStub:
         self.GetAttestation = channel.unary_unary(
                 '/tee_agent.v1.Agent/GetAttestation',
                 request_serializer=tee__agent__rpc_dot_agent__pb2.GetAttestationRequest.SerializeToString,
-                response_deserializer=tee__agent__rpc_dot_agent__pb2.Attestation.FromString,
+                response_deserializer=tee__agent__rpc_dot_messages__pb2.Attestation.FromString,
                 _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/tee_agent.v1.Agent/GetStatus',
@@ -133,7 +134,7 @@ def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'StreamMarketData': grpc.stream_unary_rpc_method_handler(
                     servicer.StreamMarketData,
-                    request_deserializer=tee__agent__rpc_dot_agent__pb2.TickBatch.FromString,
+                    request_deserializer=tee__agent__rpc_dot_messages__pb2.TickBatch.FromString,
                     response_serializer=tee__agent__rpc_dot_agent__pb2.StreamSummary.SerializeToString,
             ),
             'WatchDecisions': grpc.unary_stream_rpc_method_handler(
@@ -144,7 +145,7 @@ def add_AgentServicer_to_server(servicer, server):
             'GetAttestation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAttestation,
                     request_deserializer=tee__agent__rpc_dot_agent__pb2.GetAttestationRequest.FromString,
-                    response_serializer=tee__agent__rpc_dot_agent__pb2.Attestation.SerializeToString,
+                    response_serializer=tee__agent__rpc_dot_messages__pb2.Attestation.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -192,7 +193,7 @@ class Agent:
             request_iterator,
             target,
             '/tee_agent.v1.Agent/StreamMarketData',
-            tee__agent__rpc_dot_agent__pb2.TickBatch.SerializeToString,
+            tee__agent__rpc_dot_messages__pb2.TickBatch.SerializeToString,
             tee__agent__rpc_dot_agent__pb2.StreamSummary.FromString,
             options,
             channel_credentials,
@@ -247,7 +248,7 @@ class Agent:
             target,
             '/tee_agent.v1.Agent/GetAttestation',
             tee__agent__rpc_dot_agent__pb2.GetAttestationRequest.SerializeToString,
-            tee__agent__rpc_dot_agent__pb2.Attestation.FromString,
+            tee__agent__rpc_dot_messages__pb2.Attestation.FromString,
             options,
             channel_credentials,
             insecure,

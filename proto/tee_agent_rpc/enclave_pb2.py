@@ -22,59 +22,44 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from tee_agent_rpc import messages_pb2 as tee__agent__rpc_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btee_agent_rpc/enclave.proto\x12\x14tee_agent.enclave.v1\"#\n\x0bOpenRequest\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\"\x97\x01\n\x0cOpenResponse\x12\x30\n\x08identity\x18\x01 \x01(\x0b\x32\x1e.tee_agent.enclave.v1.Identity\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x14\n\x0csealed_state\x18\x03 \x01(\x0c\x12\x15\n\rstate_version\x18\x04 \x01(\x04\x12\x17\n\x0fpending_outputs\x18\x05 \x01(\x04\"\x14\n\x12GetIdentityRequest\"\xa0\x02\n\x08Identity\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x19\n\x11x25519_public_key\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63onfig_hash\x18\x03 \x01(\x0c\x12\x12\n\nmodel_hash\x18\x04 \x01(\x0c\x12\x44\n\x0bmeasurement\x18\x05 \x03(\x0b\x32/.tee_agent.enclave.v1.Identity.MeasurementEntry\x12\x10\n\x08platform\x18\x06 \x01(\t\x12\x11\n\tsimulated\x18\x07 \x01(\x08\x12\x10\n\x08\x63hain_id\x18\x08 \x01(\x04\x12\x0e\n\x06policy\x18\t \x01(\t\x1a\x32\n\x10MeasurementEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\rAttestRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"f\n\x0e\x41ttestResponse\x12\r\n\x05quote\x18\x01 \x01(\x0c\x12\x30\n\x08identity\x18\x02 \x01(\x0b\x32\x1e.tee_agent.enclave.v1.Identity\x12\x13\n\x0breport_data\x18\x03 \x01(\x0c\"L\n\x07\x46\x65\x65Hint\x12\x1b\n\x13max_fee_per_gas_wei\x18\x01 \x01(\x04\x12$\n\x1cmax_priority_fee_per_gas_wei\x18\x02 \x01(\x04\"[\n\tTickBatch\x12\x0c\n\x04pair\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x03(\x04\x12\x14\n\x0ctimestamp_ms\x18\x03 \x03(\x03\x12\r\n\x05price\x18\x04 \x03(\x01\x12\x0e\n\x06volume\x18\x05 \x03(\x01\"\xfd\x01\n\rIngestRequest\x12\x30\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1f.tee_agent.enclave.v1.TickBatch\x12+\n\x04\x66\x65\x65s\x18\x02 \x01(\x0b\x32\x1d.tee_agent.enclave.v1.FeeHint\x12\x43\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x31.tee_agent.enclave.v1.IngestRequest.BalancesEntry\x12\x17\n\x0frelease_through\x18\x04 \x01(\x04\x1a/\n\rBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"*\n\x0bRefusedTick\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8e\x02\n\x0eIngestResponse\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\x12\x15\n\rstate_version\x18\x02 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12\x32\n\x07refused\x18\x04 \x03(\x0b\x32!.tee_agent.enclave.v1.RefusedTick\x12\x18\n\x10pending_receipts\x18\x05 \x01(\r\x12\x1c\n\x14pending_transactions\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63ision_seconds\x18\x07 \x03(\x01\x12\x37\n\x08released\x18\x08 \x01(\x0b\x32%.tee_agent.enclave.v1.ReleaseResponse\"\'\n\x0eReleaseRequest\x12\x15\n\rstate_version\x18\x01 \x01(\x04\"\xf2\x01\n\x07Receipt\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\tprev_hash\x18\x02 \x01(\x0c\x12\x14\n\x0cinput_digest\x18\x03 \x01(\x0c\x12\x12\n\nmodel_hash\x18\x04 \x01(\x0c\x12\x13\n\x0b\x63onfig_hash\x18\x05 \x01(\x0c\x12\x15\n\rdecision_hash\x18\x06 \x01(\x0c\x12\x0f\n\x07verdict\x18\x07 \x01(\t\x12\x0f\n\x07tx_hash\x18\x08 \x01(\x0c\x12\x11\n\ttimestamp\x18\t \x01(\x04\x12\x11\n\tsignature\x18\n \x01(\x0c\x12\x15\n\rdecision_json\x18\x0b \x01(\t\x12\x12\n\ninput_json\x18\x0c \x01(\t\"a\n\x11SignedTransaction\x12\x17\n\x0fraw_transaction\x18\x01 \x01(\x0c\x12\x0f\n\x07tx_hash\x18\x02 \x01(\x0c\x12\r\n\x05nonce\x18\x03 \x01(\x04\x12\x13\n\x0breceipt_seq\x18\x04 \x01(\x04\"\x81\x01\n\x0fReleaseResponse\x12/\n\x08receipts\x18\x01 \x03(\x0b\x32\x1d.tee_agent.enclave.v1.Receipt\x12=\n\x0ctransactions\x18\x02 \x03(\x0b\x32\'.tee_agent.enclave.v1.SignedTransaction\")\n\x13OwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\x89\x02\n\rEnclaveStatus\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rstate_version\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x12\n\nnext_nonce\x18\x07 \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x08 \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\t \x01(\x01\x12\x16\n\x0eticks_accepted\x18\n \x01(\x04\x12\x15\n\rticks_refused\x18\x0b \x01(\x04\x32\xd3\x05\n\x07\x45nclave\x12M\n\x04Open\x12!.tee_agent.enclave.v1.OpenRequest\x1a\".tee_agent.enclave.v1.OpenResponse\x12W\n\x0bGetIdentity\x12(.tee_agent.enclave.v1.GetIdentityRequest\x1a\x1e.tee_agent.enclave.v1.Identity\x12S\n\x06\x41ttest\x12#.tee_agent.enclave.v1.AttestRequest\x1a$.tee_agent.enclave.v1.AttestResponse\x12S\n\x06Ingest\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12]\n\x0cIngestStream\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse(\x01\x30\x01\x12V\n\x07Release\x12$.tee_agent.enclave.v1.ReleaseRequest\x1a%.tee_agent.enclave.v1.ReleaseResponse\x12\x65\n\x12SubmitOwnerCommand\x12).tee_agent.enclave.v1.OwnerCommandRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12X\n\tGetStatus\x12&.tee_agent.enclave.v1.GetStatusRequest\x1a#.tee_agent.enclave.v1.EnclaveStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btee_agent_rpc/enclave.proto\x12\x14tee_agent.enclave.v1\x1a\x1ctee_agent_rpc/messages.proto\"#\n\x0bOpenRequest\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\"\x8f\x01\n\x0cOpenResponse\x12(\n\x08identity\x18\x01 \x01(\x0b\x32\x16.tee_agent.v1.Identity\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x14\n\x0csealed_state\x18\x03 \x01(\x0c\x12\x15\n\rstate_version\x18\x04 \x01(\x04\x12\x17\n\x0fpending_outputs\x18\x05 \x01(\x04\"\x14\n\x12GetIdentityRequest\"\x1e\n\rAttestRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"L\n\x07\x46\x65\x65Hint\x12\x1b\n\x13max_fee_per_gas_wei\x18\x01 \x01(\x04\x12$\n\x1cmax_priority_fee_per_gas_wei\x18\x02 \x01(\x04\"\xe1\x01\n\rIngestRequest\x12\x14\n\x0ctick_batches\x18\x01 \x03(\x0c\x12+\n\x04\x66\x65\x65s\x18\x02 \x01(\x0b\x32\x1d.tee_agent.enclave.v1.FeeHint\x12\x43\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x31.tee_agent.enclave.v1.IngestRequest.BalancesEntry\x12\x17\n\x0frelease_through\x18\x04 \x01(\x04\x1a/\n\rBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x86\x02\n\x0eIngestResponse\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\x12\x15\n\rstate_version\x18\x02 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12*\n\x07refused\x18\x04 \x03(\x0b\x32\x19.tee_agent.v1.RefusedTick\x12\x18\n\x10pending_receipts\x18\x05 \x01(\r\x12\x1c\n\x14pending_transactions\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63ision_seconds\x18\x07 \x03(\x01\x12\x37\n\x08released\x18\x08 \x01(\x0b\x32%.tee_agent.enclave.v1.ReleaseResponse\"\'\n\x0eReleaseRequest\x12\x15\n\rstate_version\x18\x01 \x01(\x04\"k\n\x0fReleaseResponse\x12\'\n\x08receipts\x18\x01 \x03(\x0b\x32\x15.tee_agent.v1.Receipt\x12/\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x19.tee_agent.v1.Transaction\")\n\x13OwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\x89\x02\n\rEnclaveStatus\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rstate_version\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x12\n\nnext_nonce\x18\x07 \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x08 \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\t \x01(\x01\x12\x16\n\x0eticks_accepted\x18\n \x01(\x04\x12\x15\n\rticks_refused\x18\x0b \x01(\x04\x32\xc0\x05\n\x07\x45nclave\x12M\n\x04Open\x12!.tee_agent.enclave.v1.OpenRequest\x1a\".tee_agent.enclave.v1.OpenResponse\x12O\n\x0bGetIdentity\x12(.tee_agent.enclave.v1.GetIdentityRequest\x1a\x16.tee_agent.v1.Identity\x12H\n\x06\x41ttest\x12#.tee_agent.enclave.v1.AttestRequest\x1a\x19.tee_agent.v1.Attestation\x12S\n\x06Ingest\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12]\n\x0cIngestStream\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse(\x01\x30\x01\x12V\n\x07Release\x12$.tee_agent.enclave.v1.ReleaseRequest\x1a%.tee_agent.enclave.v1.ReleaseResponse\x12\x65\n\x12SubmitOwnerCommand\x12).tee_agent.enclave.v1.OwnerCommandRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12X\n\tGetStatus\x12&.tee_agent.enclave.v1.GetStatusRequest\x1a#.tee_agent.enclave.v1.EnclaveStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tee_agent_rpc.enclave_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IDENTITY_MEASUREMENTENTRY']._loaded_options = None
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_options = b'8\001'
   _globals['_INGESTREQUEST_BALANCESENTRY']._loaded_options = None
   _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_options = b'8\001'
-  _globals['_OPENREQUEST']._serialized_start=53
-  _globals['_OPENREQUEST']._serialized_end=88
-  _globals['_OPENRESPONSE']._serialized_start=91
-  _globals['_OPENRESPONSE']._serialized_end=242
-  _globals['_GETIDENTITYREQUEST']._serialized_start=244
-  _globals['_GETIDENTITYREQUEST']._serialized_end=264
-  _globals['_IDENTITY']._serialized_start=267
-  _globals['_IDENTITY']._serialized_end=555
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_start=505
-  _globals['_IDENTITY_MEASUREMENTENTRY']._serialized_end=555
-  _globals['_ATTESTREQUEST']._serialized_start=557
-  _globals['_ATTESTREQUEST']._serialized_end=587
-  _globals['_ATTESTRESPONSE']._serialized_start=589
-  _globals['_ATTESTRESPONSE']._serialized_end=691
-  _globals['_FEEHINT']._serialized_start=693
-  _globals['_FEEHINT']._serialized_end=769
-  _globals['_TICKBATCH']._serialized_start=771
-  _globals['_TICKBATCH']._serialized_end=862
-  _globals['_INGESTREQUEST']._serialized_start=865
-  _globals['_INGESTREQUEST']._serialized_end=1118
-  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_start=1071
-  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_end=1118
-  _globals['_REFUSEDTICK']._serialized_start=1120
-  _globals['_REFUSEDTICK']._serialized_end=1162
-  _globals['_INGESTRESPONSE']._serialized_start=1165
-  _globals['_INGESTRESPONSE']._serialized_end=1435
-  _globals['_RELEASEREQUEST']._serialized_start=1437
-  _globals['_RELEASEREQUEST']._serialized_end=1476
-  _globals['_RECEIPT']._serialized_start=1479
-  _globals['_RECEIPT']._serialized_end=1721
-  _globals['_SIGNEDTRANSACTION']._serialized_start=1723
-  _globals['_SIGNEDTRANSACTION']._serialized_end=1820
-  _globals['_RELEASERESPONSE']._serialized_start=1823
-  _globals['_RELEASERESPONSE']._serialized_end=1952
-  _globals['_OWNERCOMMANDREQUEST']._serialized_start=1954
-  _globals['_OWNERCOMMANDREQUEST']._serialized_end=1995
-  _globals['_GETSTATUSREQUEST']._serialized_start=1997
-  _globals['_GETSTATUSREQUEST']._serialized_end=2015
-  _globals['_ENCLAVESTATUS']._serialized_start=2018
-  _globals['_ENCLAVESTATUS']._serialized_end=2283
-  _globals['_ENCLAVE']._serialized_start=2286
-  _globals['_ENCLAVE']._serialized_end=3009
+  _globals['_OPENREQUEST']._serialized_start=83
+  _globals['_OPENREQUEST']._serialized_end=118
+  _globals['_OPENRESPONSE']._serialized_start=121
+  _globals['_OPENRESPONSE']._serialized_end=264
+  _globals['_GETIDENTITYREQUEST']._serialized_start=266
+  _globals['_GETIDENTITYREQUEST']._serialized_end=286
+  _globals['_ATTESTREQUEST']._serialized_start=288
+  _globals['_ATTESTREQUEST']._serialized_end=318
+  _globals['_FEEHINT']._serialized_start=320
+  _globals['_FEEHINT']._serialized_end=396
+  _globals['_INGESTREQUEST']._serialized_start=399
+  _globals['_INGESTREQUEST']._serialized_end=624
+  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_start=577
+  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_end=624
+  _globals['_INGESTRESPONSE']._serialized_start=627
+  _globals['_INGESTRESPONSE']._serialized_end=889
+  _globals['_RELEASEREQUEST']._serialized_start=891
+  _globals['_RELEASEREQUEST']._serialized_end=930
+  _globals['_RELEASERESPONSE']._serialized_start=932
+  _globals['_RELEASERESPONSE']._serialized_end=1039
+  _globals['_OWNERCOMMANDREQUEST']._serialized_start=1041
+  _globals['_OWNERCOMMANDREQUEST']._serialized_end=1082
+  _globals['_GETSTATUSREQUEST']._serialized_start=1084
+  _globals['_GETSTATUSREQUEST']._serialized_end=1102
+  _globals['_ENCLAVESTATUS']._serialized_start=1105
+  _globals['_ENCLAVESTATUS']._serialized_end=1370
+  _globals['_ENCLAVE']._serialized_start=1373
+  _globals['_ENCLAVE']._serialized_end=2077
 # @@protoc_insertion_point(module_scope)

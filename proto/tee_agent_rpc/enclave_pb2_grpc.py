@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from tee_agent_rpc import enclave_pb2 as tee__agent__rpc_dot_enclave__pb2
+from tee_agent_rpc import messages_pb2 as tee__agent__rpc_dot_messages__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -42,12 +43,12 @@ class EnclaveStub:
         self.GetIdentity = channel.unary_unary(
                 '/tee_agent.enclave.v1.Enclave/GetIdentity',
                 request_serializer=tee__agent__rpc_dot_enclave__pb2.GetIdentityRequest.SerializeToString,
-                response_deserializer=tee__agent__rpc_dot_enclave__pb2.Identity.FromString,
+                response_deserializer=tee__agent__rpc_dot_messages__pb2.Identity.FromString,
                 _registered_method=True)
         self.Attest = channel.unary_unary(
                 '/tee_agent.enclave.v1.Enclave/Attest',
                 request_serializer=tee__agent__rpc_dot_enclave__pb2.AttestRequest.SerializeToString,
-                response_deserializer=tee__agent__rpc_dot_enclave__pb2.AttestResponse.FromString,
+                response_deserializer=tee__agent__rpc_dot_messages__pb2.Attestation.FromString,
                 _registered_method=True)
         self.Ingest = channel.unary_unary(
                 '/tee_agent.enclave.v1.Enclave/Ingest',
@@ -156,12 +157,12 @@ def add_EnclaveServicer_to_server(servicer, server):
             'GetIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIdentity,
                     request_deserializer=tee__agent__rpc_dot_enclave__pb2.GetIdentityRequest.FromString,
-                    response_serializer=tee__agent__rpc_dot_enclave__pb2.Identity.SerializeToString,
+                    response_serializer=tee__agent__rpc_dot_messages__pb2.Identity.SerializeToString,
             ),
             'Attest': grpc.unary_unary_rpc_method_handler(
                     servicer.Attest,
                     request_deserializer=tee__agent__rpc_dot_enclave__pb2.AttestRequest.FromString,
-                    response_serializer=tee__agent__rpc_dot_enclave__pb2.AttestResponse.SerializeToString,
+                    response_serializer=tee__agent__rpc_dot_messages__pb2.Attestation.SerializeToString,
             ),
             'Ingest': grpc.unary_unary_rpc_method_handler(
                     servicer.Ingest,
@@ -242,7 +243,7 @@ class Enclave:
             target,
             '/tee_agent.enclave.v1.Enclave/GetIdentity',
             tee__agent__rpc_dot_enclave__pb2.GetIdentityRequest.SerializeToString,
-            tee__agent__rpc_dot_enclave__pb2.Identity.FromString,
+            tee__agent__rpc_dot_messages__pb2.Identity.FromString,
             options,
             channel_credentials,
             insecure,
@@ -269,7 +270,7 @@ class Enclave:
             target,
             '/tee_agent.enclave.v1.Enclave/Attest',
             tee__agent__rpc_dot_enclave__pb2.AttestRequest.SerializeToString,
-            tee__agent__rpc_dot_enclave__pb2.AttestResponse.FromString,
+            tee__agent__rpc_dot_messages__pb2.Attestation.FromString,
             options,
             channel_credentials,
             insecure,
