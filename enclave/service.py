@@ -18,7 +18,7 @@ import numpy as np
 from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from enclave.core import EnclaveCore, EnclaveError, Identity, Released, Sealed
 from enclave.decisions import FeeHint
 from enclave.tick_columns import TickColumns

@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 from tee_agent_rpc import enclave_pb2 as epb
 
-from attestation.receipts import Receipt, receipt_hash
+from attestation.receipt import Receipt, receipt_hash
 from host.ingest_flow import ATTEMPTS, ENCLAVE_CALL_TIMEOUT, RETRYABLE, IngestFlow
 from host.outcomes import AgentError, BatchResult, Released
 from host.storage.base import ReceiptRecord, Storage, TransactionRecord

@@ -138,7 +138,7 @@ def _from_host(address: str) -> tuple[Any, list[Any], bytes]:
 
 
 def _receipt_of_event(r: Any) -> Any:
-    from attestation.receipts import Receipt
+    from attestation.receipt import Receipt
 
     return Receipt.from_message(r)
 
@@ -146,7 +146,7 @@ def _receipt_of_event(r: Any) -> Any:
 def _from_files(receipts_file: Path, attestation_file: Path) -> tuple[Any, list[Any], bytes | None]:
     from attestation.errors import ReceiptFormatError
     from attestation.jsontext import loads_bounded
-    from attestation.receipts import Receipt
+    from attestation.receipt import Receipt
     from host.chain.audit import AgentEvidence
 
     try:

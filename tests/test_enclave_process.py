@@ -13,7 +13,8 @@ from eth_account import Account
 from tee_agent_rpc import enclave_pb2 as pb
 
 from attestation.binding import EnclaveIdentity, check_binding
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from enclave.market import Tick

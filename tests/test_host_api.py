@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from tee_agent_rpc import agent_pb2 as pb
 
 from attestation.binding import EnclaveIdentity, check_binding
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from host.storage.base import ReceiptRecord, StorageError

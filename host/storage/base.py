@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 
 TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from host.storage.base import ChainViolation, ReceiptRecord, StorageError, TransactionRecord
 
 # Both databases store integers as signed 64-bit: a uint64 above this cannot be stored.
