@@ -13,6 +13,7 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from attestation.checks import CheckName
 from attestation.report import Check
 
 IDENTITY_TAG = b"tee-agent/identity/v1"
@@ -166,7 +167,7 @@ def check_binding(report_data_hex: str, identity: EnclaveIdentity, nonce: bytes)
     found = report_data_hex.lower()
     if found == expected:
         return Check(
-            name="report_data_binding",
+            name=CheckName.REPORT_DATA_BINDING,
             passed=True,
             detail=f"report_data binds address {identity.address}, its X25519 key, config hash "
             f"{identity.config_hash.hex()} and the nonce",
@@ -178,4 +179,4 @@ def check_binding(report_data_hex: str, identity: EnclaveIdentity, nonce: bytes)
             "report_data does not bind this identity: expected SHA-256(tag, address, X25519 key,"
             f" config hash) = {expected[:64]}, found {found[:64]}"
         )
-    return Check(name="report_data_binding", passed=False, detail=detail)
+    return Check(name=CheckName.REPORT_DATA_BINDING, passed=False, detail=detail)

@@ -14,13 +14,12 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import ValidationError
 
+from attestation.checks import QE_IDENTITY_CHECKS, TCB_INFO_CHECKS, CheckName
 from attestation.collateral import IntelCollateral, SignedDocument
 from attestation.ecdsa import verify_raw_signature
 from attestation.formats.dcap import DcapQuote, TdReport10
 from attestation.formats.pck_extension import PckTcb, parse_pck_extension
-from attestation.jsontext import loads_bounded
 from attestation.report import Check, CheckList
 from attestation.tcb import (
     REVOKED,
@@ -31,7 +30,7 @@ from attestation.tcb import (
     match_platform_level,
     match_qe_identity,
     match_tdx_module,
-    normalize_v2_levels,
+    parse_collateral_document,
 )
 from attestation.timefmt import format_time, parse_time
 from attestation.x509chain import ChainAssessment, assess_chain, load_certificate, public_key_of
@@ -44,7 +43,7 @@ class CollateralOutcome:
     advisory_ids: list[str] = field(default_factory=list)
 
 
-def _static_check(name: str, passed: bool, detail: str) -> Check:
+def _static_check(name: CheckName, passed: bool, detail: str) -> Check:
     """A check whose outcome does not depend on time: made once, then shared."""
     return Check(name=name, passed=passed, detail=detail)
 
@@ -53,7 +52,7 @@ def _static_check(name: str, passed: bool, detail: str) -> Check:
 class _Window:
     """A check that passes when the verification time lies in [start, end]."""
 
-    name: str
+    name: CheckName
     start: datetime
     end: datetime
     what: str
@@ -149,14 +148,14 @@ def _match_tcb(
         and tcb_info.pce_id.lower() == pck.pce_id.hex()
     )
     checks.add(
-        "collateral_tcb_info_matches_platform",
+        CheckName.COLLATERAL_TCB_INFO_MATCHES_PLATFORM,
         matches,
         f"TCB Info {tcb_info.id} for FMSPC {tcb_info.fmspc.lower()} PCE-ID "
         f"{tcb_info.pce_id.lower()}; the PCK certificate says {expected_tcb_id} FMSPC "
         f"{pck.fmspc.hex()} PCE-ID {pck.pce_id.hex()}",
     )
     checks.add(
-        "collateral_qe_identity_matches_quote_type",
+        CheckName.COLLATERAL_QE_IDENTITY_MATCHES_QUOTE_TYPE,
         qe_identity.id.upper() == expected_qe_id,
         f"QE Identity {qe_identity.id}; a {'TDX' if tdx else 'SGX'} quote needs {expected_qe_id}",
     )
@@ -166,21 +165,23 @@ def _match_tcb(
     body = quote.body
     tee_tcb_svn = body.tee_tcb_svn if isinstance(body, TdReport10) else None
     platform = match_platform_level(tcb_info, pck, tee_tcb_svn)
-    checks.add("tcb_level_matched", platform.status != TCB_UNSUPPORTED, platform.detail)
+    checks.add(CheckName.TCB_LEVEL_MATCHED, platform.status != TCB_UNSUPPORTED, platform.detail)
     others = []
     if isinstance(body, TdReport10):
         module = match_tdx_module(tcb_info, body)
         if module is not None:
-            checks.add("tdx_module_identity", module.status != TCB_UNSUPPORTED, module.detail)
+            checks.add(
+                CheckName.TDX_MODULE_IDENTITY, module.status != TCB_UNSUPPORTED, module.detail
+            )
             others.append(module)
     qe = match_qe_identity(qe_identity, quote.qe_report)
-    checks.add("qe_identity_level_matched", qe.status != TCB_UNSUPPORTED, qe.detail)
+    checks.add(CheckName.QE_IDENTITY_LEVEL_MATCHED, qe.status != TCB_UNSUPPORTED, qe.detail)
     others.append(qe)
     if any(item.status == TCB_UNSUPPORTED for item in [platform, *others]):
         return CollateralOutcome(checks.items, TCB_UNSUPPORTED)
     status, advisories = converge(platform, others)
     checks.add(
-        "tcb_not_revoked",
+        CheckName.TCB_NOT_REVOKED,
         status != REVOKED,
         "the TCB is revoked" if status == REVOKED else f"TCB status {status}",
     )
@@ -209,7 +210,7 @@ def _pck_tcb(leaf_der: bytes, steps: list[Check | _Window]) -> PckTcb | None:
     try:
         return parse_pck_extension(leaf_der)
     except Exception as exc:
-        steps.append(_static_check("pck_sgx_extension", False, str(exc)))
+        steps.append(_static_check(CheckName.PCK_SGX_EXTENSION, False, str(exc)))
         return None
 
 
@@ -220,18 +221,19 @@ def _crl_steps(
 ) -> None:
     crls = [x509.load_der_x509_crl(der) for der in collateral.crls]
     # (check name, the CA that issues the CRL, the certificate it must not revoke)
-    roles = [("root_ca_crl", certificates[-1], certificates[-2] if len(certificates) > 1 else None)]
+    below_root = certificates[-2] if len(certificates) > 1 else None
+    roles = [(CheckName.COLLATERAL_ROOT_CA_CRL, certificates[-1], below_root)]
     if len(certificates) > 2:
-        roles.append(("pck_crl", certificates[1], certificates[0]))
-    for role, issuer, subject in roles:
+        roles.append((CheckName.COLLATERAL_PCK_CRL, certificates[1], certificates[0]))
+    for name, issuer, subject in roles:
         try:
-            steps.append(_crl_step(f"collateral_{role}", crls, issuer, subject))
+            steps.append(_crl_step(name, crls, issuer, subject))
         except ValueError as exc:  # a CRL entry that does not parse
-            steps.append(_static_check(f"collateral_{role}", False, f"a CRL is malformed: {exc}"))
+            steps.append(_static_check(name, False, f"a CRL is malformed: {exc}"))
 
 
 def _crl_step(
-    name: str,
+    name: CheckName,
     crls: list[x509.CertificateRevocationList],
     issuer: x509.Certificate,
     subject: x509.Certificate | None,
@@ -270,14 +272,15 @@ def _document_steps(
     steps: list[Check | _Window],
 ) -> TcbInfo | QeIdentity | None:
     label = "TCB Info" if kind == "tcb_info" else "QE Identity"
+    names = TCB_INFO_CHECKS if kind == "tcb_info" else QE_IDENTITY_CHECKS
     if document is None:
-        steps.append(_static_check(f"collateral_{kind}", False, f"no {label} was given"))
+        steps.append(_static_check(names.present, False, f"no {label} was given"))
         return None
     issuer_chain = document.issuer_chain or _issuer_from_pool(document, collateral)
     if not issuer_chain:
         steps.append(
             _static_check(
-                f"collateral_{kind}_signature",
+                names.signature,
                 False,
                 f"no certificate whose key verifies the {label} signature was given",
             )
@@ -288,35 +291,35 @@ def _document_steps(
     signature_ok = _signature_valid(document.text, document.signature, issuer_chain[0])
     steps.append(
         _static_check(
-            f"collateral_{kind}_signature",
+            names.signature,
             signature_ok,
             f"{label} signed by '{signer}'"
             if signature_ok
             else f"the {label} signature does not verify with '{signer}'",
         )
     )
-    prefix = f"collateral_{kind}_issuer_chain"
+    chain_names = names.issuer_chain
     steps.append(
         _static_check(
-            f"{prefix}_signatures", assessment.signatures_ok, assessment.signatures_detail
+            chain_names.signatures, assessment.signatures_ok, assessment.signatures_detail
         )
     )
     steps.append(
-        _static_check(f"{prefix}_root_pinned", assessment.root_pinned, assessment.root_detail)
+        _static_check(chain_names.root_pinned, assessment.root_pinned, assessment.root_detail)
     )
     steps.append(
         _Window(
-            f"{prefix}_validity",
+            chain_names.validity,
             assessment.not_before,
             assessment.not_after,
             f"the {label} issuer chain",
         )
     )
-    parsed = _parse_document(document.text, kind)
+    parsed = parse_collateral_document(document.text, kind)
     if isinstance(parsed, str):
         steps.append(
             _static_check(
-                f"collateral_{kind}_format",
+                names.format,
                 False,
                 f"the {label} JSON does not fit its schema: {parsed}",
             )
@@ -324,7 +327,7 @@ def _document_steps(
         return None
     steps.append(
         _Window(
-            f"collateral_{kind}_validity",
+            names.validity,
             parse_time(parsed.issue_date),
             parse_time(parsed.next_update),
             f"the {label} (issueDate to nextUpdate)",
@@ -332,49 +335,6 @@ def _document_steps(
     )
     trusted = signature_ok and assessment.signatures_ok and assessment.root_pinned
     return parsed if trusted else None
-
-
-def _parse_document(text: bytes, kind: str) -> TcbInfo | QeIdentity | str:
-    """The parsed TCB Info or QE Identity, or what about it does not fit the schema.
-
-    The hex fields the matching reads are checked by the models' HexText type.
-    """
-    try:
-        raw = loads_bounded(text)
-        if not isinstance(raw, dict):
-            return f"expected a JSON object, found {type(raw).__name__}"
-        parsed: TcbInfo | QeIdentity = (
-            TcbInfo.model_validate(normalize_v2_levels(raw))
-            if kind == "tcb_info"
-            else QeIdentity.model_validate(raw)
-        )
-    except ValidationError as exc:
-        return _schema_problems(exc)
-    # The text may be unsigned, so deep nesting must fail the format check rather than
-    # escape: loads_bounded refuses it as a ValueError; RecursionError is the backstop.
-    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
-        return _shortened(str(exc))
-    for key, value in (("issueDate", parsed.issue_date), ("nextUpdate", parsed.next_update)):
-        try:
-            parse_time(value)
-        except ValueError as exc:
-            return f"{key}: {_shortened(str(exc))}"
-    return parsed
-
-
-def _schema_problems(error: ValidationError) -> str:
-    # The first few problems are enough to name what is wrong; unsigned text could hold
-    # thousands of them.
-    problems = [
-        f"{'.'.join(map(str, item['loc']))}: {_shortened(item['msg'])}"
-        for item in error.errors()[:3]
-    ]
-    more = error.error_count() - len(problems)
-    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _shortened(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @functools.lru_cache(maxsize=256)

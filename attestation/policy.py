@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 # The nonce after a report_data prefix is the one the identity binding appends.
 from attestation.binding import NONCE_SIZE
+from attestation.checks import CheckName
 from attestation.policy_schema import (
     NitroMeasurementSet,
     ReportDataRule,
@@ -93,7 +94,7 @@ def policy_checks(
     """The `policy_*` checks `validate` appends, in order, without touching the report."""
     checks = [
         Check(
-            name="policy_verified",
+            name=CheckName.POLICY_VERIFIED,
             passed=report.valid,
             detail="the evidence verified"
             if report.valid
@@ -116,7 +117,7 @@ def _measurement_check(report: VerificationReport, policy: ValidationPolicy) -> 
     if not sets:
         hint = " (simulated quotes are matched against [[tdx]] sets)" if report.tee == "sim" else ""
         return Check(
-            name="policy_measurement",
+            name=CheckName.POLICY_MEASUREMENT,
             passed=False,
             detail=f"policy allows no {report.tee} measurements: add a [[{table}]] set{hint}",
         )
@@ -125,13 +126,13 @@ def _measurement_check(report: VerificationReport, policy: ValidationPolicy) -> 
         mismatch = _mismatch(report, allowed)
         if mismatch is None:
             return Check(
-                name="policy_measurement",
+                name=CheckName.POLICY_MEASUREMENT,
                 passed=True,
                 detail=f"matches allowed set {table}[{index}]",
             )
         mismatches.append(f"{table}[{index}]: {mismatch}")
     return Check(
-        name="policy_measurement",
+        name=CheckName.POLICY_MEASUREMENT,
         passed=False,
         detail="no allowed set matches; " + "; ".join(mismatches),
     )
@@ -176,17 +177,19 @@ def _tcb_status_check(report: VerificationReport, policy: ValidationPolicy) -> C
     accepted = policy.accepted_tcb_statuses
     status = report.tcb_status
     if status is None and report.tee in _NO_TCB_STATUS:
-        return Check(name="policy_tcb_status", passed=True, detail=_NO_TCB_STATUS[report.tee])
+        return Check(
+            name=CheckName.POLICY_TCB_STATUS, passed=True, detail=_NO_TCB_STATUS[report.tee]
+        )
     if status is None:
         return Check(
-            name="policy_tcb_status",
+            name=CheckName.POLICY_TCB_STATUS,
             passed=False,
             detail=f"TCB status unknown: pass collateral (accepted: {', '.join(accepted)})",
         )
     passed = status in accepted
     verdict = "accepted" if passed else "not accepted"
     return Check(
-        name="policy_tcb_status",
+        name=CheckName.POLICY_TCB_STATUS,
         passed=passed,
         detail=f"TCB status {status} {verdict} (accepted: {', '.join(accepted)})",
     )
@@ -194,11 +197,11 @@ def _tcb_status_check(report: VerificationReport, policy: ValidationPolicy) -> C
 
 def _debug_check(report: VerificationReport, policy: ValidationPolicy) -> Check:
     if not report.debug:
-        return Check(name="policy_debug", passed=True, detail="not a debug TEE")
+        return Check(name=CheckName.POLICY_DEBUG, passed=True, detail="not a debug TEE")
     if policy.allow_debug:
-        return Check(name="policy_debug", passed=True, detail="debug TEE allowed by policy")
+        return Check(name=CheckName.POLICY_DEBUG, passed=True, detail="debug TEE allowed by policy")
     return Check(
-        name="policy_debug",
+        name=CheckName.POLICY_DEBUG,
         passed=False,
         detail="debug is on, so the TEE does not keep its secrets from the host; "
         "the policy forbids debug (allow_debug = false)",
@@ -216,11 +219,11 @@ def _report_data_check(
             if passed
             else f"report_data expected {rule.exact}, found {found or 'none'}"
         )
-        return Check(name="policy_report_data", passed=passed, detail=detail)
+        return Check(name=CheckName.POLICY_REPORT_DATA, passed=passed, detail=detail)
     prefix = rule.prefix or ""
     if nonce is None:
         return Check(
-            name="policy_report_data",
+            name=CheckName.POLICY_REPORT_DATA,
             passed=False,
             detail="the policy expects report_data = prefix || nonce, but no nonce was given",
         )
@@ -231,13 +234,13 @@ def _report_data_check(
         if passed
         else f"report_data expected {expected} (prefix || nonce), found {found or 'none'}"
     )
-    return Check(name="policy_report_data", passed=passed, detail=detail)
+    return Check(name=CheckName.POLICY_REPORT_DATA, passed=passed, detail=detail)
 
 
 def _evidence_age_check(report: VerificationReport, max_age: int, at: datetime) -> Check:
     if report.evidence_time is None:
         return Check(
-            name="policy_evidence_age",
+            name=CheckName.POLICY_EVIDENCE_AGE,
             passed=False,
             detail=f"{report.tee} evidence carries no time, so its age (max {max_age} s) cannot "
             "be checked: freshness must come from a nonce in report_data "
@@ -251,13 +254,13 @@ def _evidence_age_check(report: VerificationReport, max_age: int, at: datetime) 
     age = delta_us // 1_000_000 if delta_us >= 0 else -(-delta_us // 1_000_000)
     if age < 0:
         return Check(
-            name="policy_evidence_age",
+            name=CheckName.POLICY_EVIDENCE_AGE,
             passed=False,
             detail=f"evidence claims to be made {-age} s after the verification time",
         )
     passed = age <= max_age
     return Check(
-        name="policy_evidence_age",
+        name=CheckName.POLICY_EVIDENCE_AGE,
         passed=passed,
         detail=f"evidence is {age} s old (max {max_age} s)",
     )

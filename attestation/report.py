@@ -14,6 +14,8 @@ class Check(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    # Named by an `attestation.checks.CheckName` member (a caller's own checks by its own
+    # StrEnum); stored as the plain string, so reports and JSON carry the name itself.
     name: str
     passed: bool
     detail: str

@@ -1,8 +1,9 @@
 """Intel TCB status by Intel's matching rules: platform level, TDX module, QE identity.
 
 The models mirror Intel PCS "TCB Info" v2/v3 and "Enclave Identity" v2 JSON (Intel SGX and
-TDX PCS API specification, sections "TCB Info V3" and "Enclave Identity V2"). The matching
-follows Intel's Quote Verification Library (QuoteVerifier.cpp / TcbLevelCheck):
+TDX PCS API specification, sections "TCB Info V3" and "Enclave Identity V2");
+`parse_collateral_document` reads either document's JSON into them. The matching follows
+Intel's Quote Verification Library (QuoteVerifier.cpp / TcbLevelCheck):
 - the platform TCB level is the first level (in the document's order, highest first) whose
   SGX components and PCESVN are all <= the PCK certificate's, and, for TDX, whose TDX
   components are <= the quote's TEE_TCB_SVN (skipping its first two bytes when the TDX
@@ -20,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from attestation.formats.dcap import SgxReportBody, TdReport10
 from attestation.formats.pck_extension import PckTcb
+from attestation.jsontext import loads_bounded
+from attestation.timefmt import parse_time
 
 # Status reported when no TCB level matches: Intel's QVL calls it STATUS_TCB_NOT_SUPPORTED.
 TCB_UNSUPPORTED = "Unsupported"
@@ -150,6 +153,50 @@ def normalize_v2_levels(raw: dict[str, object]) -> dict[str, object]:
                 {"svn": tcb.get(f"sgxtcbcomp{index:02d}svn")} for index in range(1, 17)
             ]
     return raw
+
+
+def parse_collateral_document(text: bytes, kind: str) -> TcbInfo | QeIdentity | str:
+    """The parsed TCB Info (`kind` "tcb_info") or QE Identity, or what about it does not fit
+    the schema, as a short message (the text may be unsigned, so nothing in it raises).
+
+    The hex fields the matching reads are checked by the models' HexText type.
+    """
+    try:
+        raw = loads_bounded(text)
+        if not isinstance(raw, dict):
+            return f"expected a JSON object, found {type(raw).__name__}"
+        parsed: TcbInfo | QeIdentity = (
+            TcbInfo.model_validate(normalize_v2_levels(raw))
+            if kind == "tcb_info"
+            else QeIdentity.model_validate(raw)
+        )
+    except ValidationError as exc:
+        return _schema_problems(exc)
+    # The text may be unsigned, so deep nesting must fail the format check rather than
+    # escape: loads_bounded refuses it as a ValueError; RecursionError is the backstop.
+    except (ValueError, AttributeError, TypeError, RecursionError) as exc:
+        return _shortened(str(exc))
+    for key, value in (("issueDate", parsed.issue_date), ("nextUpdate", parsed.next_update)):
+        try:
+            parse_time(value)
+        except ValueError as exc:
+            return f"{key}: {_shortened(str(exc))}"
+    return parsed
+
+
+def _schema_problems(error: ValidationError) -> str:
+    # The first few problems are enough to name what is wrong; unsigned text could hold
+    # thousands of them.
+    problems = [
+        f"{'.'.join(map(str, item['loc']))}: {_shortened(item['msg'])}"
+        for item in error.errors()[:3]
+    ]
+    more = error.error_count() - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def match_platform_level(tcb_info: TcbInfo, pck: PckTcb, tee_tcb_svn: bytes | None) -> LevelMatch:

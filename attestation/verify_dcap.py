@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from attestation.checks import PCK_CHAIN_CHECKS, CheckName
 from attestation.collateral import load_intel_collateral
 from attestation.collateral_checks import evaluate_collateral
 from attestation.ecdsa import verify_raw_signature
@@ -70,7 +71,7 @@ def verify_dcap_quote(
     chain = _pck_chain(quote, pck_chain_pem, anchors)
     if chain is None:
         checks.add(
-            "pck_chain_present",
+            CheckName.PCK_CHAIN_PRESENT,
             False,
             f"certification data type {quote.certification_data_type} carries no PCK "
             f"certificate chain (type {CERT_TYPE_PCK_CHAIN} expected), and none was supplied",
@@ -84,7 +85,7 @@ def verify_dcap_quote(
             checks,
             chain,
             at,
-            prefix="pck",
+            PCK_CHAIN_CHECKS,
             untrusted_hint=(
                 "this is a tee-agent simulated root: it is trusted only when passed "
                 "explicitly (--trust-root <sim dir>/root.pem)"
@@ -98,7 +99,7 @@ def verify_dcap_quote(
     if collateral:
         bundle = load_intel_collateral(collateral)
         if chain is None:
-            checks.add("collateral_applicable", False, "collateral needs the PCK chain")
+            checks.add(CheckName.COLLATERAL_APPLICABLE, False, "collateral needs the PCK chain")
         else:
             outcome = evaluate_collateral(quote, chain, bundle, roots=anchors.dcap_roots, at=at)
             for check in outcome.checks:
@@ -121,39 +122,39 @@ def verify_dcap_quote(
     )
 
 
-def _quote_signature_check(quote: DcapQuote) -> tuple[str, bool, str]:
+def _quote_signature_check(quote: DcapQuote) -> tuple[CheckName, bool, str]:
     key = _attestation_key(quote.attestation_key)
     if key is None:
         return (
-            "quote_signature",
+            CheckName.QUOTE_SIGNATURE,
             False,
             "the attestation public key is not a point on P-256",
         )
     if verify_raw_signature(key, quote.quote_signature, quote.signed_region):
         return (
-            "quote_signature",
+            CheckName.QUOTE_SIGNATURE,
             True,
             f"attestation key signs bytes [0, {len(quote.signed_region)}) of the quote",
         )
     return (
-        "quote_signature",
+        CheckName.QUOTE_SIGNATURE,
         False,
         "the quote signature does not verify with the attestation key over the header and "
         f"report body (bytes [0, {len(quote.signed_region)}))",
     )
 
 
-def _qe_binding_check(quote: DcapQuote) -> tuple[str, bool, str]:
+def _qe_binding_check(quote: DcapQuote) -> tuple[CheckName, bool, str]:
     expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
     found = quote.qe_report.report_data
     if found[:32] == expected and found[32:] == _ZERO32:
         return (
-            "qe_report_data_binds_attestation_key",
+            CheckName.QE_REPORT_DATA_BINDS_ATTESTATION_KEY,
             True,
             "QE report_data = SHA-256(attestation key || QE authentication data) || zeros",
         )
     return (
-        "qe_report_data_binds_attestation_key",
+        CheckName.QE_REPORT_DATA_BINDS_ATTESTATION_KEY,
         False,
         "QE report_data does not match SHA-256 over the concatenation of the attestation key "
         f"and QE authentication data: expected {expected.hex()} followed by 32 zero bytes, "
@@ -161,11 +162,13 @@ def _qe_binding_check(quote: DcapQuote) -> tuple[str, bool, str]:
     )
 
 
-def _qe_report_signature_check(quote: DcapQuote, chain: ChainAssessment) -> tuple[str, bool, str]:
+def _qe_report_signature_check(
+    quote: DcapQuote, chain: ChainAssessment
+) -> tuple[CheckName, bool, str]:
     if _qe_report_signed_by(quote.qe_report_raw, quote.qe_report_signature, chain):
-        return ("qe_report_signature", True, "the PCK leaf certificate signs the QE report")
+        return (CheckName.QE_REPORT_SIGNATURE, True, "the PCK leaf certificate signs the QE report")
     return (
-        "qe_report_signature",
+        CheckName.QE_REPORT_SIGNATURE,
         False,
         "the QE report signature does not verify with the PCK leaf certificate's key",
     )

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attestation.checks import NITRO_CHAIN_CHECKS, CheckName
 from attestation.ecdsa import verify_raw_signature
 from attestation.formats.nitro import COSE_ALG_ES384, NitroDocument, parse_nitro_document
 from attestation.report import CheckList, VerificationReport
@@ -50,15 +51,17 @@ def verify_nitro_document(
     document = parse_nitro_document(evidence)
     checks = CheckList()
     if document.algorithm == COSE_ALG_ES384:
-        checks.add("cose_algorithm", True, "protected header alg is -35 (ES384)")
+        checks.add(CheckName.COSE_ALGORITHM, True, "protected header alg is -35 (ES384)")
     else:
         found = "absent" if document.algorithm is None else repr(document.algorithm)
         checks.add(
-            "cose_algorithm", False, f"protected header alg is {found}; expected -35 (ES384)"
+            CheckName.COSE_ALGORITHM,
+            False,
+            f"protected header alg is {found}; expected -35 (ES384)",
         )
     leaf, leaf_error = _load_certificate(document.certificate)
     passed, detail = _check_signature(document, leaf, leaf_error)
-    checks.add("cose_signature", passed, detail)
+    checks.add(CheckName.COSE_SIGNATURE, passed, detail)
     _add_chain_checks(checks, document, anchors, at)
     return VerificationReport(
         valid=checks.all_passed,
@@ -145,18 +148,18 @@ def _add_chain_checks(
             assessment = assess_chain(chain, trusted)
     except Exception as exc:  # an unreadable certificate fails the chain, never the caller
         reason = f"a certificate of the chain cannot be read as DER X.509: {exc}"
-        checks.add("nitro_chain_signatures", False, reason)
+        checks.add(NITRO_CHAIN_CHECKS.signatures, False, reason)
         pinned = chain[-1] in trusted
         checks.add(
-            "nitro_chain_root_pinned",
+            NITRO_CHAIN_CHECKS.root_pinned,
             pinned,
             "cabundle[0] is byte-identical to a trusted root"
             if pinned
             else "cabundle[0] is not one of the trusted roots (compared by bytes)",
         )
-        checks.add("nitro_chain_validity", False, f"validity cannot be judged: {reason}")
+        checks.add(NITRO_CHAIN_CHECKS.validity, False, f"validity cannot be judged: {reason}")
         return
-    add_chain_checks(checks, assessment, at, prefix="nitro")
+    add_chain_checks(checks, assessment, at, NITRO_CHAIN_CHECKS)
 
 
 def _load_certificate(der: bytes) -> tuple[x509.Certificate | None, str]:

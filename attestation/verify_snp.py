@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from attestation.checks import VCEK_CHAIN_CHECKS, CheckName
 from attestation.ecdsa import verify_raw_signature
 from attestation.errors import CertificateChainError
 from attestation.formats.der import (
@@ -89,16 +90,18 @@ def verify_snp_report(
     report = parse_snp_report(evidence)
     checks = CheckList()
     if vcek_der is None:
-        checks.add("report_signature", False, NO_VCEK_DETAIL)
+        checks.add(CheckName.REPORT_SIGNATURE, False, NO_VCEK_DETAIL)
     else:
         vcek, vcek_bytes, problem = _load_vcek(vcek_der)
         if vcek is None:
-            checks.add("report_signature", False, f"the VCEK certificate cannot be read: {problem}")
+            checks.add(
+                CheckName.REPORT_SIGNATURE, False, f"the VCEK certificate cannot be read: {problem}"
+            )
         else:
-            checks.add("report_signature", *_check_report_signature(report, vcek))
+            checks.add(CheckName.REPORT_SIGNATURE, *_check_report_signature(report, vcek))
             _add_vcek_chain_checks(checks, vcek_bytes, anchors, at)
-            checks.add("vcek_chip_id", *_check_chip_id(report, vcek))
-            checks.add("vcek_tcb", *_check_tcb(report, vcek))
+            checks.add(CheckName.VCEK_CHIP_ID, *_check_chip_id(report, vcek))
+            checks.add(CheckName.VCEK_TCB, *_check_tcb(report, vcek))
     return VerificationReport(
         valid=checks.all_passed,
         tee="sev-snp",
@@ -204,11 +207,11 @@ def _add_vcek_chain_checks(
             assessment = assess_chain(chain, anchors.amd_trusted, require_ca=True)
     except Exception as exc:  # never escape: an unreadable chain is a failed chain
         reason = f"the VCEK chain cannot be assessed: {type(exc).__name__}: {str(exc)[:200]}"
-        checks.add("vcek_chain_signatures", False, reason)
-        checks.add("vcek_chain_root_pinned", False, reason)
-        checks.add("vcek_chain_validity", False, reason)
+        checks.add(VCEK_CHAIN_CHECKS.signatures, False, reason)
+        checks.add(VCEK_CHAIN_CHECKS.root_pinned, False, reason)
+        checks.add(VCEK_CHAIN_CHECKS.validity, False, reason)
         return
-    add_chain_checks(checks, assessment, at, prefix="vcek")
+    add_chain_checks(checks, assessment, at, VCEK_CHAIN_CHECKS)
 
 
 @functools.lru_cache(maxsize=64)

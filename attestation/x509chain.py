@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
+from attestation.checks import ChainCheckNames
 from attestation.report import Check, CheckList
 from attestation.timefmt import format_time as _iso
 from attestation.trust import is_simulated_root, strict_x509_parsing
@@ -177,7 +178,7 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 @functools.lru_cache(maxsize=512)
 def _static_chain_checks(
-    assessment: ChainAssessment, prefix: str, untrusted_hint: str | None
+    assessment: ChainAssessment, names: ChainCheckNames, untrusted_hint: str | None
 ) -> tuple[Check, Check]:
     """The time-independent chain checks, made once per chain (checks are immutable)."""
     root_detail = assessment.root_detail
@@ -185,13 +186,11 @@ def _static_chain_checks(
         root_detail = f"{root_detail}; {untrusted_hint}"
     return (
         Check(
-            name=f"{prefix}_chain_signatures",
+            name=names.signatures,
             passed=assessment.signatures_ok,
             detail=assessment.signatures_detail,
         ),
-        Check(
-            name=f"{prefix}_chain_root_pinned", passed=assessment.root_pinned, detail=root_detail
-        ),
+        Check(name=names.root_pinned, passed=assessment.root_pinned, detail=root_detail),
     )
 
 
@@ -199,15 +198,15 @@ def add_chain_checks(
     checks: CheckList,
     assessment: ChainAssessment,
     at: datetime,
-    prefix: str,
+    names: ChainCheckNames,
     *,
     untrusted_hint: str | None = None,
 ) -> bool:
-    """Record the three chain checks (signatures, pinned root, validity at `at`).
+    """Record the three chain checks `names` (signatures, pinned root, validity at `at`).
 
     `untrusted_hint` is appended to the pinned-root failure, to tell the reader what to do.
     """
-    signatures, root = _static_chain_checks(assessment, prefix, untrusted_hint)
+    signatures, root = _static_chain_checks(assessment, names, untrusted_hint)
     ok = checks.append(signatures) & checks.append(root)
     window = assessment.window
     valid = assessment.valid_at(at)
@@ -216,5 +215,5 @@ def add_chain_checks(
         if valid
         else f"not every certificate is valid at {_iso(at)}: the chain is valid only in {window}"
     )
-    ok &= checks.add(f"{prefix}_chain_validity", valid, detail)
+    ok &= checks.add(names.validity, valid, detail)
     return ok

@@ -21,14 +21,10 @@ from coincurve import PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import to_checksum_address
 
-from attestation.receipts import (
-    ZERO_HASH,
-    Receipt,
-    checksum_address,
-    receipt_hash,
-    verify_receipts,
-)
+from attestation.receipt import ZERO_HASH, Receipt, receipt_hash
+from attestation.receipt_chain import verify_receipts
 from benchmarks.one_core import one_core
 from enclave.platform.base import Measurement
 from enclave.receipts import make_receipt
@@ -68,7 +64,7 @@ def _eth_account_dict(tx: Eip1559Transaction) -> dict[str, Any]:
         "maxPriorityFeePerGas": tx.max_priority_fee_per_gas,
         "maxFeePerGas": tx.max_fee_per_gas,
         "gas": tx.gas,
-        "to": checksum_address(tx.to),
+        "to": to_checksum_address(tx.to),
         "value": tx.value,
         "data": "0x" + tx.data.hex(),
         "accessList": [],

@@ -18,7 +18,7 @@ from nacl.public import PrivateKey
 from pydantic import ValidationError
 
 from attestation.binding import AgentAttestation, AgentIdentity, identity_report_data
-from attestation.receipts import Receipt, receipt_hash
+from attestation.receipt import Receipt, receipt_hash
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine, FeeHint
 from enclave.owner import OwnerCommandError, open_owner_command

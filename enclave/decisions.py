@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from attestation.receipts import receipt_hash
+from attestation.receipt import receipt_hash
 from enclave.config import EnclaveConfig, Pair
 from enclave.guardrails import (
     DAY_SECONDS,

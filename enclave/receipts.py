@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attestation.receipts import Receipt, receipt_hash
+from attestation.receipt import Receipt, receipt_hash
 from enclave.signer import AccountSigner
 
 # Stands in for the signature while the fields are validated; never leaves this function.

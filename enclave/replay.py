@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from attestation.jsontext import loads_bounded
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from enclave.config import EnclaveConfig
 from enclave.llm_policy import TIMEOUT_REASON, LlamaPolicy, sha256_file
 from enclave.policy import Decision, MarketView

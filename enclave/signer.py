@@ -14,9 +14,10 @@ from typing import Any
 from coincurve import PrivateKey
 from eth_account.messages import encode_typed_data
 from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from attestation.receipts import SECP256K1_N, checksum_address
+from attestation.ethereum import SECP256K1_N
 
 # EIP-2718 / EIP-1559: the transaction type byte of a dynamic-fee transaction.
 EIP1559_TX_TYPE = b"\x02"
@@ -56,7 +57,7 @@ class Eip1559Transaction(BaseModel):
         if not _ADDRESS.fullmatch(to):
             raise ValueError(f"`to` is not 0x + 40 hex digits: {to!r}")
         raw = bytes.fromhex(to[2:])
-        if to[2:] not in (to[2:].lower(), to[2:].upper()) and checksum_address(raw) != to:
+        if to[2:] not in (to[2:].lower(), to[2:].upper()) and to_checksum_address(raw) != to:
             raise ValueError(f"`to` {to} fails its EIP-55 checksum")
         return raw
 
@@ -133,7 +134,7 @@ class AccountSigner:
     def __init__(self, key: PrivateKey) -> None:
         self._key = key
         public = key.public_key.format(compressed=False)[1:]
-        self.address: str = checksum_address(keccak(public)[12:])
+        self.address: str = to_checksum_address(keccak(public)[12:])
 
     @classmethod
     def generate(cls) -> AccountSigner:

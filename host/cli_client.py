@@ -24,6 +24,7 @@ from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
 from attestation.binding import AgentAttestation, AgentIdentity, check_binding
+from attestation.checks import CheckName
 from attestation.errors import AttestationError, PolicyFormatError
 from attestation.policy import load_policy, validate
 from attestation.report import Check
@@ -329,5 +330,5 @@ def _binding(report_data: str, identity: AgentIdentity, nonce: bytes) -> Check:
         claimed = identity.binding()
     except ValidationError as exc:
         detail = f"the agent's identity is malformed: {exc.errors()[0]['msg']}"
-        return Check(name="report_data_binding", passed=False, detail=detail)
+        return Check(name=CheckName.REPORT_DATA_BINDING, passed=False, detail=detail)
     return check_binding(report_data, claimed, nonce)

@@ -28,7 +28,7 @@ from web3 import Web3
 from attestation.binding import AgentAttestation
 from attestation.jsontext import loads_bounded
 from attestation.policy import load_policy
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from attestation.timefmt import parse_time
 from attestation.trust import default_trust_anchors, load_trust_root_file
 from host.chain.audit import audit_agent

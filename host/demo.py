@@ -213,10 +213,11 @@ def _run(
 
 
 def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, Any], bool]:
-    from attestation.receipts import verify_receipts
+    from attestation.checks import CheckName
+    from attestation.receipt_chain import verify_receipts
     from attestation.trust import certificates_from_bytes, default_trust_anchors
     from host.chain import localnet
-    from host.chain.audit import audit_agent
+    from host.chain.audit import AuditCheck, audit_agent
     from host.chain.fees import agent_balances
 
     w3, dex, host, address = session.w3, session.dex, session.host, session.address
@@ -252,7 +253,9 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     audit = audit_agent(attestation, receipts, w3, anchors=anchors, at=datetime.now(UTC),
                         expected_head_hash=storage.head()[1])  # fmt: skip
     attestation_ok = all(
-        c.passed for c in audit.checks if c.name in ("attestation", "report_data_binding")
+        c.passed
+        for c in audit.checks
+        if c.name in (AuditCheck.ATTESTATION, CheckName.REPORT_DATA_BINDING)
     )
 
     end_balances = agent_balances(w3, tokens, address)

@@ -30,7 +30,7 @@ from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
-from attestation.receipts import ZERO_HASH, receipt_hash
+from attestation.receipt import ZERO_HASH, receipt_hash
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction, SignedTransaction
 from host.chain.broadcaster import Broadcaster, redact_error

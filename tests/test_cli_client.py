@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tee_agent_rpc import agent_pb2 as pb
 
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from enclave.replay import load_recorded_decision
 from host.cli import main
 from host.config import load_host_config

@@ -14,12 +14,14 @@ from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import messages_pb2 as messages
 
 from attestation.binding import EnclaveIdentity, check_binding
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from enclave.market import Tick
 from enclave.measurement import expected_sim_measurement
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
+from wire.records import receipt_record
 
 # Rising then falling prices: the 2/4 moving averages cross up (buy), then down (sell).
 RISE_AND_FALL = [100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 112.0, 108.0, 100.0, 92.0, 88.0]
@@ -31,7 +33,7 @@ def world(tmp_path: Path) -> EnclaveWorld:
 
 
 def receipt_of(message: messages.Receipt) -> Receipt:
-    return Receipt.from_message(message)
+    return receipt_record(message).receipt
 
 
 def ingest_and_release(stub, batch, **kwargs):  # type: ignore[no-untyped-def]

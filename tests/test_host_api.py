@@ -21,13 +21,14 @@ from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import messages_pb2 as messages
 
 from attestation.binding import EnclaveIdentity, check_binding
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from host.storage.base import StorageError
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld
 from tests.host_harness import AUTH, running_host, tick_batches
-from wire.records import ReceiptRecord
+from wire.records import ReceiptRecord, receipt_record
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def all_receipts(stub: object) -> list[pb.DecisionEvent]:
 
 
 def receipt_of(event: pb.DecisionEvent) -> Receipt:
-    return Receipt.from_message(event.receipt)
+    return receipt_record(event.receipt).receipt
 
 
 def attested_identity(world: EnclaveWorld, stub: object) -> messages.Identity:

@@ -15,7 +15,7 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
 
 from tee_agent_rpc import enclave_pb2 as pb
 
-from attestation.receipts import verify_receipts
+from attestation.receipt_chain import verify_receipts
 from enclave.llm_policy import packaged_model
 from enclave.measurement import ZERO_REGISTER, rtmr_extend
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks

@@ -17,7 +17,7 @@ from nacl.public import PrivateKey, SealedBox
 from nacl.signing import SigningKey
 from tee_agent_rpc import enclave_pb2 as pb
 
-from attestation.receipts import verify_receipts
+from attestation.receipt_chain import verify_receipts
 from enclave.owner import (
     DOMAIN,
     MAX_CIPHERTEXT,

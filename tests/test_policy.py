@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from attestation.checks import CheckName
 from attestation.errors import PolicyFormatError
 from attestation.policy import ValidationPolicy, load_policy, policy_from_mapping, validate
 from attestation.report import Check, VerificationReport
@@ -38,7 +39,7 @@ def fake_report(**changes: Any) -> VerificationReport:
         "tcb_status": "UpToDate",
         "advisory_ids": [],
         "policy_ok": None,
-        "checks": [Check(name="quote_signature", passed=True, detail="ok")],
+        "checks": [Check(name=CheckName.QUOTE_SIGNATURE, passed=True, detail="ok")],
         "error": None,
     }
     base.update(changes)

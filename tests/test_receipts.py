@@ -17,19 +17,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from attestation.errors import ReceiptFormatError, SignatureError
-from attestation.receipts import (
+from attestation.ethereum import SECP256K1_N, recover_signer
+from attestation.receipt import (
     RECEIPT_TYPE,
-    SECP256K1_N,
     ZERO_HASH,
     Receipt,
-    ReceiptChainReport,
     receipt_digest,
     receipt_hash,
     receipts_from_json,
     receipts_to_json,
-    recover_signer,
-    verify_receipts,
 )
+from attestation.receipt_chain import ReceiptChainReport, verify_receipts
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from attestation.receipts import SECP256K1_N, recover_signer
+from attestation.ethereum import SECP256K1_N, recover_signer
 from enclave.signer import (
     AccountSigner,
     Eip1559Transaction,

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from attestation.receipts import ZERO_HASH, receipt_hash, verify_receipts
+from attestation.receipt import ZERO_HASH, receipt_hash
+from attestation.receipt_chain import verify_receipts
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction
 from host.storage.base import (

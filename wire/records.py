@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tee_agent_rpc.messages_pb2 import Receipt as ReceiptMessage
 from tee_agent_rpc.messages_pb2 import Transaction as TransactionMessage
 
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from wire.errors import MalformedMessage
 
 TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]

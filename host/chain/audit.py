@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from hexbytes import HexBytes
@@ -20,13 +21,26 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from attestation.binding import AgentAttestation, check_binding
+from attestation.checks import POLICY_CHECKS
 from attestation.policy import ValidationPolicy, validate
-from attestation.receipts import Receipt, verify_receipts
+from attestation.receipt import Receipt
+from attestation.receipt_chain import verify_receipts
 from attestation.report import Check, CheckList
 from attestation.trust import TrustAnchors
 from attestation.verifier import verify_evidence
 
 NO_TX = bytes(32)
+
+
+class AuditCheck(StrEnum):
+    """The checks `audit_agent` makes itself, beside the report_data binding it appends."""
+
+    ATTESTATION = "attestation"
+    ATTESTATION_POLICY = "attestation_policy"
+    RECEIPT_CHAIN = "receipt_chain"
+    RECEIPTS_ON_CHAIN = "receipts_on_chain"
+    TRANSACTIONS_HAVE_RECEIPTS = "transactions_have_receipts"
+    NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION = "nonce_accounts_for_every_transaction"
 
 
 @dataclass(frozen=True)
@@ -70,15 +84,15 @@ def audit_agent(
     claimed = evidence.identity
     report = verify_evidence(evidence.quote, at=at, anchors=anchors)
     checks.add(
-        "attestation",
+        AuditCheck.ATTESTATION,
         report.valid,
         f"{report.tee} quote verifies" if report.valid else f"quote: {report.error}",
     )
     if policy is not None:
         report = validate(report, policy, at=at, nonce=evidence.nonce)
-        failed = [c for c in report.checks if c.name.startswith("policy_") and not c.passed]
+        failed = [c for c in report.checks if c.name in POLICY_CHECKS and not c.passed]
         checks.add(
-            "attestation_policy",
+            AuditCheck.ATTESTATION_POLICY,
             bool(report.policy_ok),
             "measurements, TCB status and debug flag accepted by the policy"
             if report.policy_ok
@@ -95,7 +109,7 @@ def audit_agent(
         expected_head_hash=expected_head_hash,
     )
     checks.add(
-        "receipt_chain",
+        AuditCheck.RECEIPT_CHAIN,
         chain.valid,
         f"{chain.count} receipts signed by {claimed.address}, in sequence and linked"
         if chain.valid
@@ -114,7 +128,7 @@ def audit_agent(
         if str(tx["from"]).lower() != claimed.address.lower():
             foreign_sender.append(f"seq {seq} was sent by {tx['from']}")
     checks.add(
-        "receipts_on_chain",
+        AuditCheck.RECEIPTS_ON_CHAIN,
         not missing and not foreign_sender,
         f"all {len(signed)} signed receipts name a transaction on chain from the agent"
         if not missing and not foreign_sender
@@ -124,7 +138,7 @@ def audit_agent(
     )
     unrecorded = sorted(set(on_chain) - set(signed))
     checks.add(
-        "transactions_have_receipts",
+        AuditCheck.TRANSACTIONS_HAVE_RECEIPTS,
         not unrecorded,
         f"all {len(on_chain)} transactions from {claimed.address} have a receipt"
         if not unrecorded
@@ -133,7 +147,7 @@ def audit_agent(
     )
     nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(claimed.address))
     checks.add(
-        "nonce_accounts_for_every_transaction",
+        AuditCheck.NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION,
         nonce == len(on_chain),
         f"the address's nonce is {nonce} and {len(on_chain)} transactions from it were found"
         + ("" if nonce == len(on_chain) else " (scan from block 0, or a transaction is missing)"),

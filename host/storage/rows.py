@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attestation.receipts import Receipt
+from attestation.receipt import Receipt
 from host.storage.base import ChainViolation, StorageError
 from wire.records import ReceiptRecord, TransactionRecord
 

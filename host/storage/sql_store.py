@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, Literal, Protocol, get_args
 
-from attestation.receipts import ZERO_HASH
+from attestation.receipt import ZERO_HASH
 from host.storage.base import StorageError
 from host.storage.migrations import Dialect, apply_next_migration
 from host.storage.rows import (
