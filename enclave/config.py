@@ -5,6 +5,9 @@ config hash is SHA-256 over the canonical JSON of the validated model (sorted ke
 whitespace), so comments and formatting in the TOML file do not change it and every value
 does. The hash is extended into `rtmr0` under the simulated TEE, bound into report_data, and
 written into every receipt.
+
+`parse_config` and `load_config` read the TOML; `config_toml` writes it, commented from the
+models' own docstrings and field descriptions, so the schema documents itself in one place.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import textwrap
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
+import tomlkit
 from eth_utils import is_checksum_address, to_checksum_address
 from pydantic import (
     AfterValidator,
@@ -26,6 +31,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from tomlkit.items import Item, Table
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,63 +58,126 @@ PairSymbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,12}/[A-Z0-9]{1,12}$")]
 
 
 class Token(BaseModel):
+    """An ERC-20 token the agent may hold: its contract address and decimals."""
+
     model_config = _MODEL
-    address: Address
-    decimals: int = Field(ge=0, le=36)
+    address: Address = Field(description="The token's ERC-20 contract address.")
+    decimals: int = Field(
+        ge=0, le=36, description="The token's decimals: amounts count in units of 10**-decimals."
+    )
 
 
 class Pair(BaseModel):
     """A market the agent may trade: `symbol` as the ticks name it, base and quote tokens."""
 
     model_config = _MODEL
-    symbol: PairSymbol
-    base: Symbol
-    quote: Symbol
+    symbol: PairSymbol = Field(description="The symbol ticks carry, BASE/QUOTE.")
+    base: Symbol = Field(description="The token bought and sold: a key of [tokens].")
+    quote: Symbol = Field(
+        description="The token it is priced in, a key of [tokens]: notional limits are valued "
+        "in it, so use a USD stablecoin."
+    )
 
 
 class ChainConfig(BaseModel):
+    """The chain the agent trades on, and the one contract it swaps through."""
+
     model_config = _MODEL
-    chain_id: int = Field(ge=1)
-    # Uniswap V2 Router02: the only contract the agent swaps through.
-    router: Address
+    chain_id: int = Field(
+        ge=1, description="The chain's id (EIP-155), signed into every transaction."
+    )
+    router: Address = Field(
+        description="Uniswap V2 Router02: the only contract the agent swaps through."
+    )
 
 
 class MarketConfig(BaseModel):
     """Sanity checks on market data, applied before anything else sees a tick."""
 
     model_config = _MODEL
-    # "wall": a tick's age is measured against the enclave's clock. "replay": historical
-    # data; only the order of timestamps is checked (an auditor sees this in the config).
-    clock: Literal["wall", "replay"] = "wall"
-    max_tick_age_seconds: int = Field(default=120, ge=1)
-    max_future_skew_seconds: int = Field(default=5, ge=0)
-    max_price_move_percent: Decimal = Field(default=Decimal(20), gt=0, le=1000)
-    # The policy decides at most once per this many seconds of market time.
-    decision_interval_seconds: int = Field(default=3600, ge=0)
+    clock: Literal["wall", "replay"] = Field(
+        default="wall",
+        description="\"wall\": a tick's age is measured against the enclave's clock. "
+        '"replay": historical data; only the order of timestamps is checked (an auditor '
+        "sees this in the config).",
+    )
+    max_tick_age_seconds: int = Field(
+        default=120, ge=1, description='The oldest tick accepted, in seconds (clock "wall" only).'
+    )
+    max_future_skew_seconds: int = Field(
+        default=5,
+        ge=0,
+        description="How far ahead of the enclave's clock a tick may be, in seconds "
+        '(clock "wall" only).',
+    )
+    max_price_move_percent: Decimal = Field(
+        default=Decimal(20),
+        gt=0,
+        le=1000,
+        description="A tick moving more than this from the last accepted one is refused.",
+    )
+    decision_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="The policy decides at most once per this many seconds of market time.",
+    )
 
 
 class GuardrailConfig(BaseModel):
     """Hard limits, enforced after the policy, deny by default."""
 
     model_config = _MODEL
-    allowed_chain_ids: list[int] = Field(min_length=1)
-    allowed_tokens: list[Symbol] = Field(min_length=1)
-    max_notional_per_trade_usd: Decimal = Field(gt=0)
-    max_notional_per_day_usd: Decimal = Field(gt=0)
-    max_slippage_bps: int = Field(ge=0, le=10_000)
-    max_fee_per_gas_gwei: Decimal = Field(gt=0)
-    min_seconds_between_trades: int = Field(ge=0)
+    allowed_chain_ids: list[int] = Field(
+        min_length=1, description="Chains the agent may sign transactions for."
+    )
+    allowed_tokens: list[Symbol] = Field(
+        min_length=1, description="Tokens (keys of [tokens]) a swap may pay or receive."
+    )
+    max_notional_per_trade_usd: Decimal = Field(
+        gt=0, description="The largest trade, valued in the pair's quote token."
+    )
+    max_notional_per_day_usd: Decimal = Field(
+        gt=0, description="All trades of the last 24 hours (rolling), valued in the quote token."
+    )
+    max_slippage_bps: int = Field(
+        ge=0,
+        le=10_000,
+        description="A swap's minimum out must be at least the quote at the accepted price "
+        "less this many basis points.",
+    )
+    max_fee_per_gas_gwei: Decimal = Field(
+        gt=0, description="The highest max fee per gas a transaction may offer, in gwei."
+    )
+    min_seconds_between_trades: int = Field(
+        ge=0, description="Seconds of market time that must pass between two trades."
+    )
 
 
 class RulePolicyConfig(BaseModel):
     """Moving-average crossover with position sizing."""
 
     model_config = _MODEL
-    short_window: int = Field(default=12, ge=1)
-    long_window: int = Field(default=48, ge=2)
-    # Fraction of the available balance moved per trade.
-    trade_fraction: Decimal = Field(default=Decimal("0.25"), gt=0, le=1)
-    slippage_bps: int = Field(default=50, ge=0, le=10_000)
+    short_window: int = Field(
+        default=12, ge=1, description="Prices (one per decision) in the short moving average."
+    )
+    long_window: int = Field(
+        default=48,
+        ge=2,
+        description="Prices (one per decision) in the long moving average; above short_window.",
+    )
+    trade_fraction: Decimal = Field(
+        default=Decimal("0.25"),
+        gt=0,
+        le=1,
+        description="Fraction of the available balance moved per trade.",
+    )
+    slippage_bps: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="The slippage a trade allows, in basis points (the guardrails' "
+        "max_slippage_bps caps it).",
+    )
 
     @model_validator(mode="after")
     def _windows_ordered(self) -> RulePolicyConfig:
@@ -120,40 +189,85 @@ class RulePolicyConfig(BaseModel):
 
 
 class FewShotExample(BaseModel):
-    """One worked example for the LLM: a market view and the decision it should lead to."""
+    """A worked example for the LLM: a market view and the decision it should lead to."""
 
     model_config = _MODEL
-    market: str = Field(min_length=2, max_length=2000)
-    decision: str = Field(min_length=2, max_length=1000)
+    market: str = Field(
+        min_length=2, max_length=2000, description="A market view, as the prompt shows it (JSON)."
+    )
+    decision: str = Field(
+        min_length=2, max_length=1000, description="The decision it should lead to (JSON)."
+    )
 
 
 class LlmPolicyConfig(BaseModel):
     """The LLM policy: llama.cpp on a GGUF model, greedy and deterministic."""
 
     model_config = _MODEL
-    # SHA-256 the model file must have (lowercase hex); unset accepts any model, whose hash
-    # is then measured (rtmr1) and written into every receipt all the same.
-    model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    # The fixed system part of every prompt: the strategy, in the model's own words.
-    strategy: str = Field(min_length=1, max_length=8000)
-    examples: list[FewShotExample] = Field(default_factory=list, max_length=16)
-    # Reproducibility: the same inputs and these settings give the same decision bytes.
-    seed: int = Field(default=42, ge=0, le=2**31 - 1)
-    threads: int = Field(default=2, ge=1, le=64)
-    batch_size: int = Field(default=64, ge=8, le=4096)
-    context_size: int = Field(default=2048, ge=256, le=32768)
-    # Bounds per decision; past either, the decision is a hold ("policy timeout").
-    max_tokens: int = Field(default=192, ge=16, le=1024)
-    timeout_seconds: Decimal = Field(default=Decimal(30), gt=0, le=600)
-    rationale_max_chars: int = Field(default=60, ge=8, le=200)
+    model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None,
+        description="SHA-256 the model file must have (lowercase hex); unset accepts any "
+        "model, whose hash is then measured (rtmr1) and written into every receipt all the same.",
+    )
+    strategy: str = Field(
+        min_length=1,
+        max_length=8000,
+        description="The fixed system part of every prompt: the strategy, in the model's own words.",
+    )
+    examples: list[FewShotExample] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Worked examples the prompt shows before each market view.",
+    )
+    seed: int = Field(
+        default=42,
+        ge=0,
+        le=2**31 - 1,
+        description="Sampling seed. The same inputs and these settings give the same decision bytes.",
+    )
+    threads: int = Field(default=2, ge=1, le=64, description="CPU threads llama.cpp runs on.")
+    batch_size: int = Field(
+        default=64, ge=8, le=4096, description="Tokens llama.cpp evaluates per batch."
+    )
+    context_size: int = Field(
+        default=2048, ge=256, le=32768, description="The model's context window, in tokens."
+    )
+    max_tokens: int = Field(
+        default=192,
+        ge=16,
+        le=1024,
+        description="Tokens generated per decision at most; past it, the decision is a hold "
+        '("policy timeout").',
+    )
+    timeout_seconds: Decimal = Field(
+        default=Decimal(30),
+        gt=0,
+        le=600,
+        description="Seconds per decision at most; past it, the decision is a hold "
+        '("policy timeout").',
+    )
+    rationale_max_chars: int = Field(
+        default=60, ge=8, le=200, description="The longest rationale a decision may give."
+    )
 
 
 class PolicyConfig(BaseModel):
+    """Who decides: the rule policy or the LLM."""
+
     model_config = _MODEL
-    kind: Literal["rule", "llm"] = "rule"
-    # The market features both policies see (moving-average windows, trade sizing).
-    rule: RulePolicyConfig = RulePolicyConfig()
-    llm: LlmPolicyConfig | None = None
+    kind: Literal["rule", "llm"] = Field(
+        default="rule",
+        description='"rule": the moving-average crossover of [policy.rule]; "llm": the model '
+        "of [policy.llm].",
+    )
+    rule: RulePolicyConfig = Field(
+        default=RulePolicyConfig(),
+        description="Moving-average windows and trade sizing: the market features and trade "
+        "sizes both policies use.",
+    )
+    llm: LlmPolicyConfig | None = Field(
+        default=None, description='The LLM policy; required when kind is "llm".'
+    )
 
     @model_validator(mode="after")
     def _llm_configured(self) -> PolicyConfig:
@@ -163,9 +277,13 @@ class PolicyConfig(BaseModel):
 
 
 class OwnerConfig(BaseModel):
+    """The agent's owner: the one key that may pause and resume it."""
+
     model_config = _MODEL
-    # Ed25519 public key (32 bytes, hex) whose signatures may pause and resume the agent.
-    public_key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] = Field(
+        description="Ed25519 public key (32 bytes, hex) whose signatures may pause and resume "
+        "the agent."
+    )
 
 
 class EnclaveConfig(BaseModel):
@@ -243,3 +361,119 @@ def load_config(path: Path) -> EnclaveConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
     return parse_config(text, source=str(path))
+
+
+# Comment lines of the written TOML stay within the project's line length.
+_COMMENT_WIDTH = 90
+
+
+def config_toml(config: EnclaveConfig, *, header: str) -> str:
+    """`config` as commented TOML, which `parse_config` reads back to an equal config with the
+    same config hash.
+
+    `header` opens the file as comment lines. Each table's header carries a comment (its
+    field's description, else its model's docstring's first line), and each key its field's
+    description on the lines above it. Decimals are written exactly (`_decimal_item`), never
+    as floats; a key whose value is None is left out (TOML has no null, and every such field
+    defaults to None).
+
+    Raises:
+        TypeError: a value that TOML cannot carry exactly (a float, say).
+    """
+    document = tomlkit.document()
+    for line in header.splitlines():
+        document.add(tomlkit.comment(line.rstrip()))
+    if header:
+        document.add(tomlkit.nl())
+    _add_fields(document, config)
+    return tomlkit.dumps(document)
+
+
+def _add_fields(container: tomlkit.TOMLDocument | Table, model: BaseModel) -> None:
+    """Add `model`'s fields to `container`: plain keys first, then tables (TOML puts every
+    key of a table before its sub-tables)."""
+    tables: list[tuple[str, Item]] = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if value is None:
+            continue
+        if isinstance(value, BaseModel):
+            tables.append((name, _table(value, field.description or _summary(value))))
+        elif isinstance(value, dict):
+            tables.append((name, _super_table(name, value)))
+        elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+            array = tomlkit.aot()
+            for item in value:
+                array.append(_table(item, _summary(item)))
+            tables.append((name, array))
+        else:
+            for line in textwrap.wrap(field.description or "", _COMMENT_WIDTH):
+                container.add(tomlkit.comment(line))
+            container.add(name, _value_item(value))
+    for name, table in tables:
+        container.add(name, table)
+
+
+def _summary(model: BaseModel) -> str:
+    """The first line of the model class's own docstring ("" without one)."""
+    doc = type(model).__doc__
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def _table(model: BaseModel, comment: str) -> Table:
+    table = tomlkit.table()
+    if comment:
+        table.comment(comment)
+    _add_fields(table, model)
+    return table
+
+
+def _super_table(name: str, models: dict[str, object]) -> Table:
+    """A table of tables, as `[tokens.WETH]`, `[tokens.USDT]`: no header of its own."""
+    table = tomlkit.table(is_super_table=True)
+    for key, model in models.items():
+        if not isinstance(model, BaseModel):
+            raise TypeError(f"{name}.{key}: only tables of tables are written, found {model!r}")
+        table.add(key, _table(model, _summary(model)))
+    return table
+
+
+def _value_item(value: object) -> Item:
+    if isinstance(value, bool):
+        return tomlkit.item(value)
+    if isinstance(value, int):
+        return tomlkit.integer(value)
+    if isinstance(value, Decimal):
+        return _decimal_item(value)
+    if isinstance(value, str):
+        return _string_item(value)
+    if isinstance(value, list):
+        array = tomlkit.array()
+        for item in value:
+            array.append(_value_item(item))
+        return array
+    raise TypeError(f"no exact TOML form for {type(value).__name__} {value!r}")
+
+
+def _decimal_item(value: Decimal) -> Item:
+    """An integer when the Decimal's text is one, else that text as a string.
+
+    The config hash covers the Decimal's text ("20" and "20.0" hash differently), so the
+    TOML must give back the very same text; a float would not even keep the value.
+    """
+    text = str(value)
+    if value.is_finite() and text == str(int(value)):
+        return tomlkit.integer(int(value))
+    return tomlkit.string(text)
+
+
+def _string_item(text: str) -> Item:
+    """The most readable exact TOML string: multi-line text as a multi-line string (unless it
+    holds a carriage return, which TOML parsers may normalise away), text with double quotes
+    (JSON, as in the LLM examples) as a literal string when it can be one, else a basic
+    string with escapes."""
+    if "\n" in text and "\r" not in text:
+        return tomlkit.string(text, multiline=True)
+    if '"' in text and "'" not in text and text.isprintable():
+        return tomlkit.string(text, literal=True)
+    return tomlkit.string(text)

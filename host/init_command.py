@@ -19,11 +19,24 @@ import secrets
 import sys
 import tempfile
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
 
+from enclave.config import (
+    ChainConfig,
+    EnclaveConfig,
+    GuardrailConfig,
+    MarketConfig,
+    OwnerConfig,
+    Pair,
+    PolicyConfig,
+    RulePolicyConfig,
+    Token,
+    config_toml,
+)
 from host.cli import EXIT_CHECK_FAILED, EXIT_OK
 from host.config import DEFAULT_MARKET_FILE
 
@@ -207,62 +220,68 @@ url = ""
 """
 
 
+# Ethereum mainnet's Uniswap V2 Router02, WETH and USDT: placeholders on the local chain
+# until a local deployment writes its own addresses.
+_PLACEHOLDER_ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
+_PLACEHOLDER_WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
+_PLACEHOLDER_USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+LOCAL_CHAIN_ID = 31337  # anvil's
+ENCLAVE_CONFIG_HEADER = """\
+tee-agent enclave configuration, written by `tee-agent init`. All of it is measured: the
+config hash (SHA-256 of the canonical JSON of these values; comments and layout do not
+count) is extended into the simulated TEE's rtmr0, bound into every quote's report_data,
+and written into every receipt. Change a value and the agent's attested identity changes.
+
+This config replays the bundled ETH/USDT hourly candles with the rule policy on a local
+chain (chain id 31337, as anvil uses). The router, WETH and USDT addresses are those of
+Ethereum mainnet, as placeholders until a local deployment writes its own. The owner's
+private key, whose public half is [owner] public_key, is in owner.key next to this file."""
+
+
+def enclave_config(owner_public_key: str) -> EnclaveConfig:
+    """The enclave config that `init` writes: the rule policy replaying ETH/USDT candles on
+    the local chain, with the owner's public key (hex).
+
+    Raises:
+        pydantic.ValidationError: the owner key is not 32 bytes of hex.
+    """
+    return EnclaveConfig(
+        chain=ChainConfig(chain_id=LOCAL_CHAIN_ID, router=_PLACEHOLDER_ROUTER),
+        tokens={
+            "WETH": Token(address=_PLACEHOLDER_WETH, decimals=18),
+            "USDT": Token(address=_PLACEHOLDER_USDT, decimals=6),
+        },
+        pairs=[Pair(symbol="ETH/USDT", base="WETH", quote="USDT")],
+        market=MarketConfig(
+            clock="replay",
+            max_tick_age_seconds=120,
+            max_future_skew_seconds=5,
+            max_price_move_percent=Decimal(20),
+            decision_interval_seconds=3600,
+        ),
+        guardrails=GuardrailConfig(
+            allowed_chain_ids=[LOCAL_CHAIN_ID],
+            allowed_tokens=["WETH", "USDT"],
+            max_notional_per_trade_usd=Decimal(1000),
+            max_notional_per_day_usd=Decimal(5000),
+            max_slippage_bps=100,
+            max_fee_per_gas_gwei=Decimal(100),
+            min_seconds_between_trades=3600,
+        ),
+        policy=PolicyConfig(
+            kind="rule",
+            rule=RulePolicyConfig(
+                short_window=12, long_window=48, trade_fraction=Decimal("0.25"), slippage_bps=50
+            ),
+        ),
+        owner=OwnerConfig(public_key=owner_public_key),
+    )
+
+
 def enclave_config_text(owner_public_key: str) -> str:
-    """The commented `enclave.toml` that `init` writes, with the owner's public key."""
-    return f"""\
-# tee-agent enclave configuration, written by `tee-agent init`. All of it is measured: the
-# config hash (SHA-256 of the canonical JSON of these values; comments and layout do not
-# count) is extended into the simulated TEE's rtmr0, bound into every quote's report_data,
-# and written into every receipt. Change a value and the agent's attested identity changes.
-#
-# This config replays the bundled ETH/USDT hourly candles with the rule policy on a local
-# chain (chain id 31337, as anvil uses). The router, WETH and USDT addresses are those of
-# Ethereum mainnet, as placeholders until a local deployment writes its own.
+    """The commented `enclave.toml` that `init` writes, with the owner's public key.
 
-[chain]
-chain_id = 31337
-router = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"   # Uniswap V2 Router02 (placeholder)
-
-[tokens.WETH]
-address = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"  # placeholder
-decimals = 18
-
-[tokens.USDT]
-address = "0xdAC17F958D2ee523a2206206994597C13D831ec7"  # placeholder
-decimals = 6
-
-[[pairs]]
-symbol = "ETH/USDT"        # the symbol ticks carry
-base = "WETH"
-quote = "USDT"             # notional limits are valued in the quote token: a USD stablecoin
-
-[market]
-clock = "replay"           # historical data: only the order of timestamps is checked
-max_tick_age_seconds = 120       # used with clock = "wall" only
-max_future_skew_seconds = 5      # used with clock = "wall" only
-max_price_move_percent = 20      # a tick moving more than this from the last accepted is refused
-decision_interval_seconds = 3600 # the policy decides at most this often (market time)
-
-[guardrails]
-allowed_chain_ids = [31337]
-allowed_tokens = ["WETH", "USDT"]
-max_notional_per_trade_usd = 1000
-max_notional_per_day_usd = 5000  # rolling 24 hours
-max_slippage_bps = 100           # minimum out >= quote at the accepted price less this
-max_fee_per_gas_gwei = 100
-min_seconds_between_trades = 3600
-
-[policy]
-kind = "rule"
-
-[policy.rule]                    # moving-average crossover with position sizing
-short_window = 12
-long_window = 48
-trade_fraction = "0.25"          # of the available balance per trade
-slippage_bps = 50
-
-[owner]
-# Ed25519 public key allowed to pause and resume the agent: its private half is in
-# owner.key, written by `tee-agent init` next to this file.
-public_key = "{owner_public_key}"
-"""
+    Raises:
+        pydantic.ValidationError: the owner key is not 32 bytes of hex.
+    """
+    return config_toml(enclave_config(owner_public_key), header=ENCLAVE_CONFIG_HEADER)

@@ -11,16 +11,18 @@ from pathlib import Path
 import pytest
 from eth_abi import decode
 
-localnet = pytest.importorskip("host.chain.localnet")
+devnet_anvil = pytest.importorskip("devnet.anvil")
 try:
-    localnet.find_anvil()
+    devnet_anvil.find_anvil()
 except Exception as exc:
     pytest.skip(
         f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
     )
 
+from devnet.accounts import DEPLOYER  # noqa: E402
+from devnet.demo import Session, demo_session  # noqa: E402
+from devnet.dex import balances  # noqa: E402
 from host.cli import main  # noqa: E402
-from host.demo import Session, demo_session  # noqa: E402
 from host.run import RunningHost  # noqa: E402
 
 SWAP = bytes.fromhex("38ed1739")
@@ -80,7 +82,7 @@ def test_buys_and_sells_go_through_the_router_and_balances_move_as_decided(
             )
         actions.append(decision["action"])
     assert "buy" in actions and "sell" in actions
-    end = localnet.balances(w3, session.dex, session.address)
+    end = balances(w3, session.dex, session.address)
     assert end["WETH"] != session.start_balances["WETH"]
 
 
@@ -162,9 +164,7 @@ def test_verify_agent_fails_on_a_transaction_the_enclave_never_signed(
     receipt records (anvil can send one without the key: impersonation)."""
     w3 = session.w3
     w3.provider.make_request("anvil_impersonateAccount", [session.address])
-    tx_hash = w3.eth.send_transaction(
-        {"from": session.address, "to": localnet.DEPLOYER.address, "value": 1}
-    )
+    tx_hash = w3.eth.send_transaction({"from": session.address, "to": DEPLOYER.address, "value": 1})
     w3.eth.wait_for_transaction_receipt(tx_hash)
     root = session.workdir / "agent" / "sim" / "root.pem"
     code = main(["verify", "agent", "--rpc", session.anvil.url,

@@ -11,14 +11,20 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-localnet = pytest.importorskip("host.chain.localnet")
+devnet_anvil = pytest.importorskip("devnet.anvil")
 try:
-    localnet.find_anvil()
+    devnet_anvil.find_anvil()
 except Exception as exc:
     pytest.skip(
         f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
     )
 
+import devnet.dex  # noqa: E402
+from devnet.accounts import DEPLOYER  # noqa: E402
+from devnet.anvil import Anvil  # noqa: E402
+from devnet.enclave_config import enclave_config_toml  # noqa: E402
+from devnet.market import deploy_market, fund  # noqa: E402
+from devnet.market_mover import MarketMover  # noqa: E402
 from host.config import load_host_config  # noqa: E402
 from host.market.feed import follow_pool  # noqa: E402
 from host.metrics import HostMetrics  # noqa: E402
@@ -33,11 +39,11 @@ def settle(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped
 
 
 def test_run_trades_on_the_pools_own_price_and_broadcasts(tmp_path: Path) -> None:
-    with localnet.Anvil.start() as anvil:
+    with Anvil.start() as anvil:
         w3 = anvil.web3()
-        dex = localnet.deploy_market(w3, 2000, 30000)
+        dex = deploy_market(w3, 2000, 30000)
         enclave = tmp_path / "enclave.toml"
-        localnet.enclave_config_toml(
+        enclave_config_toml(
             dex, SigningKey.generate().verify_key.encode().hex(), clock="wall",
             decision_interval_seconds=0, min_seconds_between_trades=0,
             short_window=2, long_window=4, path=enclave,
@@ -69,9 +75,9 @@ poll_seconds = 0.2
         )
         try:
             address = host.agent.supervisor.identity.address
-            localnet.fund(w3, dex, localnet.DEPLOYER, address, eth=5, weth=1, usd=5000)
+            fund(w3, dex, DEPLOYER, address, eth=5, weth=1, usd=5000)
             follower.start()
-            mover = localnet.MarketMover(w3, dex)
+            mover = MarketMover(w3, dex)
             for price in (2010, 2020, 2030, 2060, 2090, 2120, 2080, 2030, 1980, 1930):
                 seen = host.storage.head()[0]
                 mover.move_to(Decimal(price))
@@ -97,5 +103,5 @@ poll_seconds = 0.2
         assert w3.eth.get_transaction_count(address) == len(transactions)
         signed = {r.tx_hash for r in receipts if r.verdict == "signed"}
         assert signed == {tx.tx_hash for tx in transactions}
-        balances = localnet.balances(w3, dex, address)
+        balances = devnet.dex.balances(w3, dex, address)
         assert balances["WETH"] != 10**18 or balances["USD"] != 5000 * 10**18

@@ -1,6 +1,6 @@
 """The demo: the agent on the simulated enclave, trading real ETH/USDT history on a local chain.
 
-    python -m host.demo [--policy llm|rule] [--model PATH] [--hours N] [--start-row R] [--json]
+    python -m devnet.demo [--policy llm|rule] [--model PATH] [--hours N] [--start-row R] [--json]
 
 Starts anvil, deploys WETH, a USD stablecoin, a second token, the Uniswap V2 factory and
 router, adds liquidity at the first candle's price, starts the host with the simulated
@@ -8,6 +8,9 @@ enclave, funds the agent's attested address, then for every hourly candle moves 
 to the candle's close (an independent market mover), feeds the pool's price to the agent,
 broadcasts what it signs and waits for it to be mined. At the end it verifies the
 attestation, the receipt chain and the chain's record, and prints a summary.
+
+Run it from the repository root (it reads data/ and the npm tools of tools/chain), or with
+`./scripts/demo`, which sets everything up first.
 """
 
 from __future__ import annotations
@@ -21,13 +24,36 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from hexbytes import HexBytes
+from nacl.signing import SigningKey
+from web3 import Web3
+
+from attestation.checks import CheckName
+from attestation.receipt_chain import verify_receipts
+from attestation.trust import certificates_from_bytes, default_trust_anchors
+from devnet.accounts import DEPLOYER
+from devnet.anvil import Anvil
+from devnet.dex import TOKEN_DECIMALS, Dex, pool_price, set_next_block_time
+from devnet.enclave_config import enclave_config_toml
+from devnet.market import deploy_market, fund
+from devnet.market_mover import MarketMover
+from host.chain.audit import AuditCheck, audit_agent
+from host.chain.broadcaster import Broadcaster
+from host.chain.fees import agent_balances, fee_hint
+from host.config import load_host_config
+from host.enclave_client import FeeHint, IngestInput
+from host.market.feed import ticks_input
+from host.market.replay import Candle, read_candles
+from host.run import RunningHost, start_host
+from wire.ticks import Tick
 
 REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
@@ -38,11 +64,14 @@ log = logging.getLogger("tee_agent.demo")
 
 @dataclass
 class DemoResult:
+    """The demo's summary, and whether every verification in it passed."""
+
     summary: dict[str, Any]
     ok: bool
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The demo's options (`./scripts/demo --help`); argparse exits on a bad one."""
     parser = argparse.ArgumentParser(prog="./scripts/demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--policy",
@@ -69,19 +98,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Session:
     """A finished replay, still running: what the summary and the tests look at."""
 
-    w3: Any
-    dex: Any
-    host: Any
+    w3: Web3
+    dex: Dex
+    host: RunningHost
     address: str
     tokens: dict[str, tuple[str, int]]
     start_balances: dict[str, int]
     start_price: Decimal
-    anvil: Any
-    broadcaster: Any
+    anvil: Anvil
+    broadcaster: Broadcaster
     workdir: Path
 
 
 def run_demo(args: argparse.Namespace) -> DemoResult:
+    """Run the whole demo and summarize it; everything it started is stopped on return.
+
+    Raises:
+        SystemExit: no candles at the rows asked for.
+        devnet.anvil.AnvilError, devnet.transactions.ChainError: the local chain failed.
+    """
     started = time.monotonic()
     with demo_session(args) as session:
         summary, ok = _summarize(args, session, started)
@@ -93,9 +128,11 @@ def demo_session(args: argparse.Namespace, **guardrails: Any) -> Iterator[Sessio
     """Run the replay and yield the session; everything stops when the block ends.
 
     `guardrails` override the enclave config's limits (e.g. max_notional_per_trade_usd).
-    """
-    from host.market.replay import read_candles
 
+    Raises:
+        SystemExit: no candles at the rows asked for.
+        devnet.anvil.AnvilError, devnet.transactions.ChainError: the local chain failed.
+    """
     rows = list(read_candles(CANDLES, "ETH/USD"))
     candles = rows[args.start_row : args.start_row + args.hours]
     if len(candles) < 2:
@@ -112,12 +149,12 @@ class _Stack:
     """Stops what the demo started, in reverse order, whatever happens."""
 
     def __init__(self) -> None:
-        self.stops: list[Any] = []
+        self.stops: list[Callable[[], object]] = []
 
     def __enter__(self) -> _Stack:
         return self
 
-    def push(self, stop: Any) -> None:
+    def push(self, stop: Callable[[], object]) -> None:
         self.stops.append(stop)
 
     def __exit__(self, *_: object) -> None:
@@ -130,33 +167,20 @@ class _Stack:
 
 def _run(
     args: argparse.Namespace,
-    candles: list[Any],
+    candles: list[Candle],
     workdir: Path,
     stack: _Stack,
     guardrails: dict[str, Any],
 ) -> Session:
-    from nacl.signing import SigningKey
-    from web3 import Web3
-
-    from host.chain import localnet
-    from host.chain.broadcaster import Broadcaster
-    from host.chain.fees import agent_balances, fee_hint
-    from host.config import load_host_config
-    from host.enclave_client import FeeHint
-    from host.market.feed import ticks_input
-    from host.market.replay import read_candles
-    from host.run import start_host
-    from wire.ticks import Tick
-
     first = candles[0]
     btc = list(read_candles(BTC_CANDLES, "BTC/USD"))[args.start_row]
     say(
         f"starting a local chain (anvil) at {datetime.fromtimestamp(first.timestamp_ms / 1000, UTC):%Y-%m-%d %H:%M} market time"
     )
-    anvil = localnet.Anvil.start(genesis_timestamp=first.timestamp_ms // 1000 - 3600)
+    anvil = Anvil.start(genesis_timestamp=first.timestamp_ms // 1000 - 3600)
     stack.push(anvil.stop)
     w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
-    dex = localnet.deploy_market(w3, Decimal(repr(first.price)), Decimal(repr(btc.price)))
+    dex = deploy_market(w3, Decimal(repr(first.price)), Decimal(repr(btc.price)))
     say(
         f"deployed WETH, USD, WBTC, the Uniswap V2 factory and router; ETH/USD pool at {first.price:.2f}"
     )
@@ -164,7 +188,7 @@ def _run(
     owner = SigningKey.generate()
     enclave_config = workdir / "enclave.toml"
     # Short moving averages (4 and 12 hours) so that a three-day demo trades after half a day.
-    localnet.enclave_config_toml(
+    enclave_config_toml(
         dex, owner.verify_key.encode().hex(), policy=args.policy, path=enclave_config,
         short_window=4, long_window=12, **guardrails,
     )  # fmt: skip
@@ -178,27 +202,22 @@ def _run(
     if identity is None:
         raise SystemExit("error: the enclave opened without an identity")
     address = identity.address
-    localnet.fund(w3, dex, localnet.DEPLOYER, address, eth=10, weth=2, usd=10_000)
-    tokens = {s: (a, localnet.TOKEN_DECIMALS[s]) for s, a in dex.tokens.items()}
+    fund(w3, dex, DEPLOYER, address, eth=10, weth=2, usd=10_000)
+    tokens = {s: (a, TOKEN_DECIMALS[s]) for s, a in dex.tokens.items()}
     start_balances = agent_balances(w3, tokens, address)
-    start_price = localnet.pool_price(w3, dex, "ETH/USD")
+    start_price = pool_price(w3, dex, "ETH/USD")
     say(f"agent {address} funded with 2 WETH and 10,000 USD")
 
     broadcaster = Broadcaster(anvil.url, host.storage, poll_seconds=0.1)
     stack.push(broadcaster.close)
-    mover = localnet.MarketMover(w3, dex)
+    mover = MarketMover(w3, dex)
     say(f"replaying {len(candles)} hourly candles of real ETH/USDT")
     for index, candle in enumerate(candles):
-        localnet.set_next_block_time(w3, candle.timestamp_ms // 1000)
+        set_next_block_time(w3, candle.timestamp_ms // 1000)
         price = mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
-        max_fee, priority = fee_hint(w3)
-        tick = Tick(index + 1, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
-        work = dataclasses.replace(
-            ticks_input([tick]),
-            fees=FeeHint(max_fee, priority),
-            balances=agent_balances(w3, tokens, address),
-        )
-        agent.ingest(work)
+        fees = fee_hint(w3)
+        held = agent_balances(w3, tokens, address)
+        agent.ingest(ingest_input(index + 1, candle, price, fees, held))
         pending = [
             tx.tx_hash for tx in host.storage.transactions() if tx.status in ("signed", "pending")
         ]
@@ -212,20 +231,25 @@ def _run(
     )
 
 
-def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, Any], bool]:
-    from attestation.checks import CheckName
-    from attestation.receipt_chain import verify_receipts
-    from attestation.trust import certificates_from_bytes, default_trust_anchors
-    from host.chain import localnet
-    from host.chain.audit import AuditCheck, audit_agent
-    from host.chain.fees import agent_balances
+def ingest_input(
+    seq: int, candle: Candle, price: Decimal, fees: tuple[int, int], balances: dict[str, int]
+) -> IngestInput:
+    """What the enclave gets for one candle: one ETH/USD tick at the pool's `price` at the
+    candle's time, the fee hint (max fee, priority fee) and the agent's balances."""
+    tick = Tick(seq, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
+    return dataclasses.replace(ticks_input([tick]), fees=FeeHint(*fees), balances=balances)
 
+
+def _summarize(
+    args: argparse.Namespace, session: Session, started: float
+) -> tuple[dict[str, Any], bool]:
     w3, dex, host, address = session.w3, session.dex, session.host, session.address
     tokens, start_balances = session.tokens, session.start_balances
     storage = host.storage
     records = storage.receipts(1, 1_000_000)
     receipts = [r.receipt for r in records]
-    identity = host.agent.supervisor.identity
+    attestation = host.agent.attest(os.urandom(32))
+    identity = attestation.identity
     chain = verify_receipts(receipts, address=address, chain_id=identity.chain_id,
                             config_hash=identity.config_hash)  # fmt: skip
     decisions = {
@@ -233,7 +257,7 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     }
     mined_swaps, actions = 0, Counter[str]()
     for tx in storage.transactions():
-        data = bytes(w3.eth.get_transaction(tx.tx_hash)["input"])
+        data = bytes(w3.eth.get_transaction(HexBytes(tx.tx_hash))["input"])
         if data[:4] == APPROVE_SELECTOR:
             continue
         if tx.status == "mined":
@@ -244,8 +268,6 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     )
     holds = sum(1 for r in receipts if r.verdict == "hold")
 
-    nonce = os.urandom(32)
-    attestation = host.agent.attest(nonce)
     sim_root = session.workdir / "agent" / "sim" / "root.pem"
     anchors = default_trust_anchors().with_extra_roots(
         certificates_from_bytes(sim_root.read_bytes(), source="sim root")
@@ -259,7 +281,7 @@ def _summarize(args: Any, session: Session, started: float) -> tuple[dict[str, A
     )
 
     end_balances = agent_balances(w3, tokens, address)
-    price = localnet.pool_price(w3, dex, "ETH/USD")
+    price = pool_price(w3, dex, "ETH/USD")
     weth_decimals, usd_decimals = tokens["WETH"][1], tokens["USD"][1]
 
     def value(balances: dict[str, int], at_price: Decimal) -> Decimal:
@@ -314,10 +336,13 @@ source = "none"
 
 
 def say(message: str) -> None:
+    """A progress line, on stderr (stdout carries only the summary)."""
     print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo and print its summary; 0 when every verification passed, 1 when one
+    failed, 130 on Ctrl-C."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:

@@ -18,27 +18,16 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.types import Wei
 
+from devnet.accounts import DEPLOYER, DEV_ACCOUNTS, LIQUIDITY_PROVIDER, MOVER
+from devnet.anvil import Anvil, AnvilError, AnvilNotFound, anvil_package, find_anvil
+from devnet.artifacts import load_artifact
+from devnet.dex import PAIRS, Dex, balances, pool_price, pool_ticks, reserves
+from devnet.enclave_config import enclave_config_toml
+from devnet.market import deploy_market, fund
+from devnet.market_mover import MarketMover, swap_input
+from devnet.transactions import ChainError, send_transaction
 from enclave.config import parse_config
 from enclave.transactions import SwapPlan, approve_calldata, swap_calldata
-from host.chain import localnet
-from host.chain.anvil import anvil_package
-from host.chain.localnet import (
-    DEV_ACCOUNTS,
-    LIQUIDITY_PROVIDER,
-    MOVER,
-    Anvil,
-    AnvilError,
-    AnvilNotFound,
-    ChainError,
-    Dex,
-    MarketMover,
-    balances,
-    deploy_market,
-    fund,
-    pool_price,
-    pool_ticks,
-    send_transaction,
-)
 from host.market.onchain import SEQ_PER_BLOCK, PoolTicks
 from host.market.replay import read_candles
 
@@ -51,8 +40,8 @@ OWNER_KEY = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
 
 def _missing() -> str | None:
     try:
-        localnet.find_anvil()
-        localnet.load_artifact("UniswapV2Router02")
+        find_anvil()
+        load_artifact("UniswapV2Router02")
     except (AnvilNotFound, ChainError) as exc:
         return str(exc)
     return None
@@ -102,7 +91,7 @@ def test_anvil_listens_on_localhost_with_the_default_accounts(
 
 def test_find_anvil_names_bootstrap_when_missing(tmp_path: Path) -> None:
     with pytest.raises(AnvilNotFound, match=r"\./scripts/bootstrap"):
-        localnet.find_anvil(tmp_path)
+        find_anvil(tmp_path)
 
 
 def test_anvil_package_names_per_platform() -> None:
@@ -121,11 +110,11 @@ def test_pairs_sit_at_the_create2_address_of_the_pair_init_code(
 ) -> None:
     _, w3, dex = chain
     # Computed here from the artifact, independently of the module's helper.
-    pair_code = localnet.load_artifact("UniswapV2Pair").bytecode
+    pair_code = load_artifact("UniswapV2Pair").bytecode
     init_hash = keccak(pair_code)
     assert dex.init_code_hash == init_hash
     factory = dex.factory_contract(w3)
-    for symbol, (base, quote) in localnet.PAIRS.items():
+    for symbol, (base, quote) in PAIRS.items():
         a, b = dex.tokens[base], dex.tokens[quote]
         token0, token1 = sorted((a, b), key=lambda address: int(address, 16))
         salt = keccak(bytes.fromhex(token0[2:]) + bytes.fromhex(token1[2:]))
@@ -156,7 +145,7 @@ def test_liquidity_at_the_first_candle_close(chain: tuple[Anvil, Web3, Dex]) -> 
         dex_fresh = deploy_market(w3_fresh, ETH_PRICE, BTC_PRICE)
         assert _rel(pool_price(w3_fresh, dex_fresh, "ETH/USD"), ETH_PRICE) < Decimal("1e-9")
         assert _rel(pool_price(w3_fresh, dex_fresh, "BTC/USD"), BTC_PRICE) < Decimal("1e-9")
-        base, quote = localnet.reserves(w3_fresh, dex_fresh, "ETH/USD")
+        base, quote = reserves(w3_fresh, dex_fresh, "ETH/USD")
         assert (base, quote) == (1000 * 10**18, int(1000 * ETH_PRICE * 10**18))
     finally:
         fresh.stop()
@@ -167,7 +156,7 @@ def test_swap_by_a_test_account_moves_balances_by_the_router_amounts(
     chain: tuple[Anvil, Web3, Dex],
 ) -> None:
     _, w3, dex = chain
-    fund(w3, dex, localnet.DEPLOYER, TRADER.address, eth=1, usd=5000)
+    fund(w3, dex, DEPLOYER, TRADER.address, eth=1, usd=5000)
     before = balances(w3, dex, TRADER.address)
     assert before["USD"] >= 5000 * 10**18
 
@@ -210,7 +199,7 @@ def test_a_swap_that_cannot_meet_its_minimum_raises_with_the_reason(
     chain: tuple[Anvil, Web3, Dex],
 ) -> None:
     _, w3, dex = chain
-    fund(w3, dex, localnet.DEPLOYER, TRADER.address, usd=10)
+    fund(w3, dex, DEPLOYER, TRADER.address, usd=10)
     router = dex.router_contract(w3)
     send_transaction(
         w3, TRADER, {"to": dex.usd, "data": approve_calldata(dex.router)}, what="approve"
@@ -245,11 +234,11 @@ def test_market_mover_swap_input_matches_the_pair_formula() -> None:
     # Constant product with the 0.3% fee, in integers as UniswapV2Library computes it.
     r_in, r_out = 3_723_040 * 10**18, 1000 * 10**18
     target = Decimal("4467.648")  # quote per base, the ratio r_in'/r_out'
-    a = localnet.swap_input(r_in, r_out, target)
+    a = swap_input(r_in, r_out, target)
     out = a * 997 * r_out // (r_in * 1000 + a * 997)
     ratio = Decimal(r_in + a) / Decimal(r_out - out)
     assert _rel(ratio, target) < Decimal("1e-15")
-    assert localnet.swap_input(r_in, r_out, Decimal(3000)) == 0
+    assert swap_input(r_in, r_out, Decimal(3000)) == 0
 
 
 @needs_anvil
@@ -290,7 +279,7 @@ def test_anvil_restart_with_a_state_file_keeps_balances_and_nonces(tmp_path: Pat
     with Anvil.start(state_file=state) as anvil:
         w3 = anvil.web3()
         dex = deploy_market(w3, ETH_PRICE, BTC_PRICE)
-        fund(w3, dex, localnet.DEPLOYER, TRADER.address, eth=2, weth=3, usd=100)
+        fund(w3, dex, DEPLOYER, TRADER.address, eth=2, weth=3, usd=100)
         MarketMover(w3, dex).move_to(ETH_PRICE * Decimal("1.1"))
         accounts = [a.address for a in (*DEV_ACCOUNTS[:4],)]
         held = {address: balances(w3, dex, address) for address in accounts}
@@ -310,10 +299,8 @@ def test_anvil_restart_with_a_state_file_keeps_balances_and_nonces(tmp_path: Pat
         # Blocks and their logs survive too, so the tick history reads the same.
         assert pool_ticks(w3, dex).poll(0)[0] == ticks_before
         # And the chain carries on: the next transaction takes the next nonce and block.
-        fund(w3, dex, localnet.DEPLOYER, TRADER.address, usd=1)
-        assert w3.eth.get_transaction_count(localnet.DEPLOYER.address) == (
-            nonces[localnet.DEPLOYER.address] + 1
-        )
+        fund(w3, dex, DEPLOYER, TRADER.address, usd=1)
+        assert w3.eth.get_transaction_count(DEPLOYER.address) == (nonces[DEPLOYER.address] + 1)
         assert w3.eth.block_number == head + 1
     assert not anvil.running()
 
@@ -369,7 +356,7 @@ def test_enclave_config_loads(tmp_path: Path) -> None:
         btc_usd_pair=_address(7),
         init_code_hash=bytes(32),
     )
-    config = parse_config(localnet.enclave_config_toml(dex, OWNER_KEY), source="localnet")
+    config = parse_config(enclave_config_toml(dex, OWNER_KEY), source="devnet")
     assert config.chain.chain_id == 31337 and config.chain.router == dex.router
     assert {s: t.address for s, t in config.tokens.items()} == dex.tokens
     assert {s: t.decimals for s, t in config.tokens.items()} == {"WETH": 18, "USD": 18, "WBTC": 18}
@@ -383,16 +370,14 @@ def test_enclave_config_loads(tmp_path: Path) -> None:
     assert config.owner.public_key == OWNER_KEY
     path = tmp_path / "enclave.toml"
     llm = parse_config(
-        localnet.enclave_config_toml(
-            dex, OWNER_KEY, policy="llm", max_notional_per_trade_usd=250, path=path
-        )
+        enclave_config_toml(dex, OWNER_KEY, policy="llm", max_notional_per_trade_usd=250, path=path)
     )
     assert path.read_text(encoding="utf-8").startswith("# tee-agent enclave configuration")
     assert llm.policy.kind == "llm" and llm.policy.llm is not None
     assert llm.guardrails.max_notional_per_trade_usd == Decimal(250)
     assert llm.config_hash() != config.config_hash()
     with pytest.raises(ValueError, match="32 bytes"):
-        localnet.enclave_config_toml(dex, "abcd")
+        enclave_config_toml(dex, "abcd")
 
 
 @needs_anvil

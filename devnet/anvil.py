@@ -25,7 +25,8 @@ from typing import Any, Final
 
 from web3 import Web3
 
-ROOT = Path(__file__).resolve().parents[2]
+# The repository checkout this package sits in (devnet/ is at its top level).
+ROOT = Path(__file__).resolve().parents[1]
 # npm's install directory for the chain tools (tools/chain/package.json).
 NODE_MODULES = ROOT / "tools" / "chain" / "node_modules"
 LOCAL_CHAIN_ID: Final = 31337

@@ -1,0 +1,196 @@
+"""The one TOML writer of the enclave config (`enclave.config.config_toml`): what it writes
+reads back to the same config and the same config hash, every key and table is commented,
+decimals stay exact, and what `tee-agent init` and the devnet kit write is, value for
+value, what they wrote before the writer existed (pinned config hashes)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_utils import keccak, to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devnet.dex import Dex
+from devnet.enclave_config import enclave_config_toml
+from enclave.config import (
+    EnclaveConfig,
+    FewShotExample,
+    LlmPolicyConfig,
+    config_toml,
+    load_config,
+    parse_config,
+)
+from host.init_command import enclave_config_text
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "examples").glob("enclave*.toml"))
+# The RFC 8032 test key, as in the examples: a fixed owner makes the hashes reproducible.
+OWNER = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+HEADER = "A header line.\n\nAnother, after a blank one."
+
+
+def _address(n: int) -> str:
+    return to_checksum_address(keccak(n.to_bytes(32, "big"))[12:])
+
+
+# A deployment at made-up addresses: the config only reads them.
+DEX = Dex(
+    chain_id=31337,
+    weth=_address(1),
+    usd=_address(2),
+    wbtc=_address(3),
+    factory=_address(4),
+    router=_address(5),
+    eth_usd_pair=_address(6),
+    btc_usd_pair=_address(7),
+    init_code_hash=bytes(32),
+)
+
+# What the devnet kit writes, by the arguments its callers give (the demo, `tee-agent run`
+# on a chain, the tests), and values whose text must survive exactly.
+DEVNET_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "devnet-rule": {},
+    "devnet-llm": {"policy": "llm"},
+    "devnet-demo-rule": {"short_window": 4, "long_window": 12},
+    "devnet-demo-llm": {"policy": "llm", "short_window": 4, "long_window": 12},
+    "devnet-run-chain": {
+        "clock": "wall",
+        "decision_interval_seconds": 0,
+        "min_seconds_between_trades": 0,
+        "short_window": 2,
+        "long_window": 4,
+    },
+    "devnet-exact-decimals": {
+        "policy": "llm",
+        "max_notional_per_trade_usd": "250.0",
+        "max_notional_per_day_usd": Decimal("1E+4"),
+        "max_fee_per_gas_gwei": Decimal("12.50"),
+        "max_price_move_percent": "7.5",
+        "trade_fraction": Decimal("0.1"),
+        "llm_model_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "llm_strategy": 'Say "hold".\nAlways.\\ \t',
+    },
+}
+
+# Config hashes of what the two hand-made TOML writers (host/init_command.py's
+# enclave_config_text and host/chain/localnet.py's enclave_config_toml) wrote for these
+# inputs, computed with them before config_toml replaced them. The owner key of
+# "devnet-exact-decimals" is given in upper case: the kit writes it in lower case.
+PINNED_HASHES = {
+    "init": "3a892a092793624d3c517fa427be2c488747ceaaf1f588d7d8f91ce525e15d5d",
+    "devnet-rule": "769ebcf995dc07b2cbbf1679cc5751032a45c941569061c7b20c06bda686d600",
+    "devnet-llm": "d85d7d73cd5faf096bb1acff04829afa25c2ec584a4a8fb7e00269ab68fe115a",
+    "devnet-demo-rule": "1a9174d1280e2ebf4f5fc5d5cbc4bb040a4af0b381d580070061823e3ddf686d",
+    "devnet-demo-llm": "287f67ee336a42951fa415d0c1233db7567c10a1db476cbf7853e4c1cf5bd7af",
+    "devnet-run-chain": "c6cf3bbd0a67abfd7191e2e5f0707e6aea681d2ad3098fbfbfde56e8883d2e40",
+    "devnet-exact-decimals": "15d3245690fed1224719ea112fe7ceb26d917f30b3f4af74592140bde6f18249",
+}
+
+
+def written(name: str) -> str:
+    """The TOML that init or the devnet kit writes for the named inputs."""
+    if name == "init":
+        return enclave_config_text(OWNER)
+    owner = OWNER.upper() if name == "devnet-exact-decimals" else OWNER
+    return enclave_config_toml(DEX, owner, **DEVNET_ARGUMENTS[name])
+
+
+def assert_round_trip(config: EnclaveConfig, text: str) -> None:
+    again = parse_config(text, source="written")
+    assert again == config
+    assert again.canonical_bytes() == config.canonical_bytes()
+    assert again.config_hash() == config.config_hash()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_the_example_configs_round_trip(path: Path) -> None:
+    config = load_config(path)
+    text = config_toml(config, header=HEADER)
+    assert_round_trip(config, text)
+    # And writing what was read back gives the same text.
+    assert config_toml(parse_config(text), header=HEADER) == text
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_HASHES))
+def test_init_and_devnet_write_what_they_wrote_before(name: str) -> None:
+    text = written(name)
+    config = parse_config(text, source=name)
+    assert config.config_hash().hex() == PINNED_HASHES[name]
+    assert_round_trip(config, config_toml(config, header=HEADER))
+    # Only the header tells the writers apart: the header ends at the first blank line.
+    assert config_toml(config, header=HEADER).split("\n\n", 1)[1] == text.split("\n\n", 1)[1]
+
+
+def test_the_header_opens_the_file_as_comments() -> None:
+    text = config_toml(load_config(EXAMPLES[0]), header=HEADER)
+    assert text.startswith("# A header line.\n#\n# Another, after a blank one.\n\n[chain]")
+    init = enclave_config_text(OWNER)
+    assert init.startswith("# tee-agent enclave configuration, written by `tee-agent init`.")
+    assert "owner.key" in init.split("\n\n")[0]
+    devnet = written("devnet-rule")
+    assert devnet.startswith("# tee-agent enclave configuration for a local Uniswap V2")
+
+
+@pytest.mark.parametrize("name", ["init", "devnet-llm"])
+def test_every_table_and_every_key_carries_a_comment(name: str) -> None:
+    lines = written(name).splitlines()
+    keys = tables = 0
+    for index, line in enumerate(lines):
+        if line.startswith("["):
+            tables += 1
+            assert re.fullmatch(r"\[\[?[\w.]+\]\]? # \S.*", line), line
+        elif re.match(r"^\w+ = ", line):
+            keys += 1
+            assert lines[index - 1].startswith("# "), line
+    assert tables >= 7 and keys >= 25
+
+
+def test_decimals_are_exact_and_never_floats() -> None:
+    text = written("devnet-exact-decimals")
+    raw = tomllib.loads(text)
+    rails, market = raw["guardrails"], raw["market"]
+    # Integral text as a TOML integer; anything else as its exact text.
+    assert rails["max_slippage_bps"] == 100 and rails["min_seconds_between_trades"] == 3600
+    assert rails["max_notional_per_trade_usd"] == "250.0"
+    assert rails["max_notional_per_day_usd"] == "1E+4"
+    assert rails["max_fee_per_gas_gwei"] == "12.50"
+    assert market["max_price_move_percent"] == "7.5"
+    assert raw["policy"]["rule"]["trade_fraction"] == "0.1"
+    assert raw["policy"]["llm"]["timeout_seconds"] == 30
+    config = parse_config(text)
+    assert str(config.guardrails.max_notional_per_trade_usd) == "250.0"
+    assert not re.search(r"= -?\d+\.\d", text), "a float was written"
+
+
+def test_a_float_is_refused_rather_than_rounded() -> None:
+    config = load_config(EXAMPLES[0])
+    # model_copy does not validate: the only way a float gets into a config.
+    broken = config.model_copy(
+        update={"market": config.market.model_copy(update={"max_price_move_percent": 0.1})}
+    )
+    with pytest.raises(TypeError, match="float"):
+        config_toml(broken, header="")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    strategy=st.text(min_size=1, max_size=200),
+    market=st.text(min_size=2, max_size=100),
+    decision=st.text(min_size=2, max_size=100),
+)
+def test_any_text_round_trips(strategy: str, market: str, decision: str) -> None:
+    base = load_config(REPO / "examples" / "enclave-llm.toml")
+    assert base.policy.llm is not None
+    llm = LlmPolicyConfig(
+        strategy=strategy,
+        examples=[FewShotExample(market=market, decision=decision)],
+        model_sha256=base.policy.llm.model_sha256,
+    )
+    config = base.model_copy(update={"policy": base.policy.model_copy(update={"llm": llm})})
+    assert_round_trip(config, config_toml(config, header=HEADER))
