@@ -2,7 +2,7 @@
 
 `enclave_config_toml` builds the enclave's own `EnclaveConfig` for a `Dex` (its chain id
 and router, WETH/USD/WBTC, the ETH/USD and BTC/USD pairs, guardrails allowing this chain and
-these tokens, the given limits and owner key) and writes it through `enclave.config.config_toml`,
+these tokens, the given limits and owner key) and writes it through `enclave.config_toml.config_toml`,
 the one TOML writer of the enclave config. With the LLM policy, the model gets the strategy
 below and the worked examples of examples/enclave-llm.toml.
 """
@@ -28,9 +28,9 @@ from enclave.config import (
     PolicyConfig,
     RulePolicyConfig,
     Token,
-    config_toml,
     load_config,
 )
+from enclave.config_toml import config_toml
 
 # The worked examples for the LLM policy come from here.
 LLM_EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "enclave-llm.toml"

@@ -35,8 +35,8 @@ from enclave.config import (
     PolicyConfig,
     RulePolicyConfig,
     Token,
-    config_toml,
 )
+from enclave.config_toml import config_toml
 from host.cli import EXIT_CHECK_FAILED, EXIT_OK
 from host.config import DEFAULT_MARKET_FILE
 

@@ -1,4 +1,4 @@
-"""The one TOML writer of the enclave config (`enclave.config.config_toml`): what it writes
+"""The one TOML writer of the enclave config (`enclave.config_toml.config_toml`): what it writes
 reads back to the same config and the same config hash, every key and table is commented,
 decimals stay exact, and what `tee-agent init` and the devnet kit write is, value for
 value, what they wrote before the writer existed (pinned config hashes)."""
@@ -22,10 +22,10 @@ from enclave.config import (
     EnclaveConfig,
     FewShotExample,
     LlmPolicyConfig,
-    config_toml,
     load_config,
     parse_config,
 )
+from enclave.config_toml import config_toml
 from host.init_command import enclave_config_text
 
 REPO = Path(__file__).resolve().parent.parent
