@@ -33,8 +33,9 @@ from web3.types import RPCEndpoint
 from attestation.receipt import ZERO_HASH, receipt_hash
 from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction, SignedTransaction
-from host.chain.broadcaster import Broadcaster, redact_error
+from host.chain.broadcaster import Broadcaster
 from host.chain.fees import ChainReadError, agent_balances, fee_hint
+from host.chain.node_errors import redact_error
 from host.logs import JsonLinesFormatter
 from host.metrics import HostMetrics
 from host.storage.sqlite import SqliteStorage

@@ -16,20 +16,26 @@ they are, one warning is logged when it starts and one line when it ends.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_hash.auto import keccak
 from web3 import HTTPProvider, Web3
 from web3.types import RPCEndpoint
 
+from host.chain.node_errors import (
+    NodeDown,
+    NodeRpcError,
+    decode_revert,
+    printable,
+    redact_error,
+    redacted_url,
+    revert_payload,
+)
 from host.metrics import HostMetrics
 from host.storage.base import Storage
 from wire.records import TransactionRecord, TxStatus
@@ -38,120 +44,6 @@ log = logging.getLogger("tee_agent.host.chain")
 
 FINAL_STATUSES: frozenset[TxStatus] = frozenset({"mined", "reverted", "dropped"})
 DEFAULT_REQUEST_TIMEOUT = 5.0
-# Solidity's revert payloads: Error(string) and Panic(uint256) (selectors are the first four
-# bytes of keccak256 of the signature).
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")
-# https://docs.soliditylang.org/en/latest/control-structures.html#panic-via-assert-and-error-via-require
-_PANIC_CODES = {
-    0x00: "generic compiler panic",
-    0x01: "assert failed",
-    0x11: "arithmetic overflow or underflow",
-    0x12: "division or modulo by zero",
-    0x21: "invalid enum value",
-    0x22: "invalid storage byte array",
-    0x31: "pop on an empty array",
-    0x32: "array index out of bounds",
-    0x41: "out of memory",
-    0x51: "call to an uninitialized function",
-}
-_MAX_REASON = 200
-
-
-class _NodeDown(Exception):
-    """The node could not be reached or gave no JSON-RPC answer: an outage, not a refusal."""
-
-
-class _RpcError(Exception):
-    """The node answered with a JSON-RPC error object."""
-
-    def __init__(self, method: str, error: Any) -> None:
-        error = error if isinstance(error, dict) else {"message": str(error)}
-        self.code = error.get("code")
-        self.message = str(error.get("message", "")) or "(no message)"
-        self.data = error.get("data")
-        super().__init__(f"{method}: {self.message}")
-
-
-def _printable(text: str) -> str:
-    """A string from the chain (revert reasons are anyone's), safe for one log line."""
-    cleaned = "".join(c if c.isprintable() else "\ufffd" for c in text)
-    return cleaned if len(cleaned) <= _MAX_REASON else cleaned[:_MAX_REASON] + "..."
-
-
-def _error_bytes(data: Any) -> bytes | None:
-    """The revert payload inside a JSON-RPC error's `data` (nodes nest it differently)."""
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return None
-    return None
-
-
-def decode_revert(payload: bytes) -> str:
-    """A revert payload as a person reads it: the string, the panic, or the error selector."""
-    if not payload:
-        return "no reason given"
-    selector, body = payload[:4], payload[4:]
-    try:
-        if selector == _ERROR_SELECTOR:
-            (reason,) = abi_decode(["string"], body)
-            return _printable(str(reason))
-        if selector == _PANIC_SELECTOR:
-            (code,) = abi_decode(["uint256"], body)
-            return f"panic 0x{code:02x} ({_PANIC_CODES.get(code, 'unknown panic code')})"
-    except Exception:  # eth_abi raises several types for malformed data; all mean the same
-        return f"undecodable revert data 0x{payload[:36].hex()}"
-    if len(payload) >= 4:
-        return f"custom error 0x{selector.hex()} (data 0x{body[:64].hex()})"
-    return f"revert data 0x{payload.hex()}"
-
-
-def _redacted(url: str) -> str:
-    """scheme://host:port of an RPC URL: its path or query may hold an API key."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-# Any URL in an error message, and the form requests and urllib3 print the path in
-# ("Max retries exceeded with url: /v3/KEY (Caused by ...)").
-_ANY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
-_URL_PATH = re.compile(r"\b(url: )/[^\s'\"<>()]*")
-
-
-def _cut(url: str) -> str:
-    """`_redacted`, for a URL found in a message: never raises (a bad port is possible)."""
-    try:
-        return _redacted(url)
-    except ValueError:
-        return "[url redacted]"
-
-
-def redact_error(exc: BaseException, rpc_url: str | None = None) -> str:
-    """`Type: message` of an error from talking to a node, safe for a log line.
-
-    requests, urllib3 and web3 put the request's URL, or only its path, in their messages,
-    and an RPC URL's path, query or credentials often hold an API key. Every URL is cut to
-    scheme://host:port and a bare request path becomes the redacted node (or a marker
-    without `rpc_url`); then whatever is left of `rpc_url`'s path, query or credentials
-    (printed some other way) is replaced too.
-    """
-    node = _cut(rpc_url) if rpc_url else "[path redacted]"
-    text = _ANY_URL.sub(lambda match: _cut(match.group(0)), f"{type(exc).__name__}: {exc}")
-    text = _URL_PATH.sub(lambda match: match.group(1) + node, text)
-    if rpc_url:
-        parts = urlsplit(rpc_url)
-        after_host = rpc_url.split(parts.netloc, 1)[-1] if parts.netloc else rpc_url
-        pieces = {after_host, parts.path, parts.query, parts.username, parts.password}
-        # Longest first, so a piece inside another is not replaced half-way; "" and "/"
-        # are in every message and hide nothing.
-        for piece in sorted((p for p in pieces if p and len(p) > 1), key=len, reverse=True):
-            text = text.replace(piece, "[redacted]")
-    return text
 
 
 def _hex(tx_hash: bytes) -> str:
@@ -182,7 +74,7 @@ class Broadcaster:
         self.poll_seconds = poll_seconds
         self.drop_after_seconds = drop_after_seconds
         self._rpc_url = rpc_url  # only for redact_error: never logged as it is
-        self._node = _redacted(rpc_url)
+        self._node = redacted_url(rpc_url)
         self._clock = clock
         # Our own session, closed by close(); no retries inside web3: an outage is handled
         # here, by the next poll, and must not stall a poll for seconds of back-off.
@@ -281,7 +173,7 @@ class Broadcaster:
                 for record in records:
                     if self._submit(record):
                         sent += 1
-            except _NodeDown as exc:
+            except NodeDown as exc:
                 self._outage(exc)
         return sent
 
@@ -294,11 +186,11 @@ class Broadcaster:
             return False
         try:
             answer = self._rpc("eth_sendRawTransaction", [_hex(record.raw_transaction)])
-        except _RpcError as error:
+        except NodeRpcError as error:
             # "already imported" / "already known", or "nonce too low" because this very
             # transaction is mined: the node has it, which is what sending was for.
             if not self._on_node(record.tx_hash):
-                self._refuse(record, f"rejected by the node: {_printable(error.message)}")
+                self._refuse(record, f"rejected by the node: {printable(error.message)}")
                 return False
         else:
             if isinstance(answer, str) and answer.lower() != _hex(record.tx_hash):
@@ -352,7 +244,7 @@ class Broadcaster:
             try:
                 for record in records:
                     self._check(record)
-            except _NodeDown as exc:
+            except NodeDown as exc:
                 self._outage(exc)
 
     def _check(self, record: TransactionRecord) -> None:
@@ -383,11 +275,11 @@ class Broadcaster:
         }
         try:
             self._rpc("eth_call", [call, hex(block)])
-        except _RpcError as error:
-            payload = _error_bytes(error.data)
+        except NodeRpcError as error:
+            payload = revert_payload(error.data)
             if payload is not None:
                 return decode_revert(payload)
-            return _printable(error.message)
+            return printable(error.message)
         return "reason unknown (the call does not revert when replayed)"
 
     def _maybe_drop(self, record: TransactionRecord) -> None:
@@ -441,28 +333,28 @@ class Broadcaster:
         """One JSON-RPC call; its `result`.
 
         Raises:
-            _NodeDown: no answer (refused, timed out, HTTP error, not JSON-RPC).
-            _RpcError: the node answered with an error.
+            NodeDown: no answer (refused, timed out, HTTP error, not JSON-RPC).
+            NodeRpcError: the node answered with an error.
         """
         try:
             response = self.w3.provider.make_request(RPCEndpoint(method), params)
         except (requests.RequestException, OSError, ValueError) as exc:
             # Redacted here, where the library's text comes in: it names the URL's path.
-            raise _NodeDown(f"{method}: {redact_error(exc, self._rpc_url)}") from None
+            raise NodeDown(f"{method}: {redact_error(exc, self._rpc_url)}") from None
         if not isinstance(response, dict):
-            raise _NodeDown(f"{method}: not a JSON-RPC answer")
+            raise NodeDown(f"{method}: not a JSON-RPC answer")
         self._node_up()
         if response.get("error") is not None:
-            raise _RpcError(method, response["error"])
+            raise NodeRpcError(method, response["error"])
         return response.get("result")
 
-    def _outage(self, exc: _NodeDown) -> None:
+    def _outage(self, exc: NodeDown) -> None:
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
         log.warning(
             "node unreachable; statuses kept, the same signed bytes will be retried",
-            # Already redacted: _rpc builds every _NodeDown with redact_error.
+            # Already redacted: _rpc builds every NodeDown with redact_error.
             extra={"node": self._node, "error": str(exc)},
         )
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from web3 import Web3
 
 from enclave.config import EnclaveConfig
-from host.chain.broadcaster import Broadcaster, redact_error
+from host.chain.broadcaster import Broadcaster
 from host.chain.fees import agent_balances, fee_hint
+from host.chain.node_errors import redact_error
 from host.enclave_client import FeeHint, IngestInput
 from host.metrics import HostMetrics
 from host.storage.base import Storage

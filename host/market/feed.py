@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from enclave.config import EnclaveConfig
 from host.agent import Agent
-from host.chain.broadcaster import redact_error
 from host.chain.link import ChainLink
+from host.chain.node_errors import redact_error
 from host.config import MarketSection
 from host.enclave_client import IngestInput
 from host.market.onchain import PoolTicks
