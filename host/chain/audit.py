@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from hexbytes import HexBytes
 from web3 import Web3
@@ -50,9 +49,9 @@ class AuditReport:
     address: str
     receipts: int
     transactions_on_chain: int
-    attestation: dict[str, Any]
+    attestation: dict[str, object]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "valid": self.valid,
             "address": self.address,

@@ -8,7 +8,6 @@ a node loses the RPC URL's path, query and credentials, which often hold an API 
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
@@ -40,7 +39,7 @@ class NodeDown(Exception):
 class NodeRpcError(Exception):
     """The node answered with a JSON-RPC error object."""
 
-    def __init__(self, method: str, error: Any) -> None:
+    def __init__(self, method: str, error: object) -> None:
         error = error if isinstance(error, dict) else {"message": str(error)}
         self.code = error.get("code")
         self.message = str(error.get("message", "")) or "(no message)"
@@ -54,7 +53,7 @@ def printable(text: str) -> str:
     return cleaned if len(cleaned) <= _MAX_REASON else cleaned[:_MAX_REASON] + "..."
 
 
-def revert_payload(data: Any) -> bytes | None:
+def revert_payload(data: object) -> bytes | None:
     """The revert payload inside a JSON-RPC error's `data` (nodes nest it differently)."""
     if isinstance(data, dict):
         data = data.get("data")

@@ -105,7 +105,8 @@ class PoolTicks:
         base_decimals: int,
         quote_decimals: int,
         pair_symbol: str,
-        **options: Any,
+        *,
+        max_block_range: int = 2000,
     ) -> PoolTicks:
         """A reader for `pair_address` pricing `base_token`, asking the pair which of its
         tokens is token0.
@@ -127,7 +128,7 @@ class PoolTicks:
             base_decimals,
             quote_decimals,
             pair_symbol,
-            **options,
+            max_block_range=max_block_range,
         )
 
     def price(self, reserve0: int, reserve1: int) -> Decimal:

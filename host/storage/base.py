@@ -8,7 +8,7 @@ transactions the enclave signed with their status on chain. A sealed state is du
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from wire.records import ReceiptRecord, TransactionRecord, TxStatus
 
@@ -19,6 +19,22 @@ class StorageError(Exception):
 
 class ChainViolation(StorageError):
     """A receipt does not extend the stored chain (gap, reorder, or wrong previous hash)."""
+
+
+# A table row as the database driver returns it: its columns' types are the schema's
+# (host/storage/migrations.py), which the driver does not know.
+Row = tuple[Any, ...]
+
+
+def only_row(row: Row | None, query: str) -> Row:
+    """The row an aggregate query (max, count) always returns.
+
+    Raises:
+        StorageError: there is none (a broken driver or database).
+    """
+    if row is None:
+        raise StorageError(f"the database returned no row for {query!r}")
+    return row
 
 
 class Storage(Protocol):

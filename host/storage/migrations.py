@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from host.storage.base import StorageError
+from host.storage.base import Row, StorageError, only_row
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -98,9 +98,9 @@ _check_order(MIGRATIONS)
 
 
 class _Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object: ...
+    def execute(self, sql: str, params: Sequence[object] = (), /) -> object: ...
 
-    def fetchone(self) -> Any: ...
+    def fetchone(self) -> Row | None: ...
 
 
 def apply_next_migration(cursor: _Cursor, dialect: Dialect, where: str, now: float) -> bool:
@@ -113,8 +113,9 @@ def apply_next_migration(cursor: _Cursor, dialect: Dialect, where: str, now: flo
         StorageError: the database's schema is newer than this code knows.
     """
     cursor.execute(SCHEMA_VERSION_TABLE)
-    cursor.execute("SELECT max(version) FROM schema_version")
-    current = cursor.fetchone()[0] or 0
+    query = "SELECT max(version) FROM schema_version"
+    cursor.execute(query)
+    current = only_row(cursor.fetchone(), query)[0] or 0
     if current > LATEST_VERSION:
         raise StorageError(
             f"{where} has schema version {current}, newer than version {LATEST_VERSION} "

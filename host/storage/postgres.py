@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
 
 from host.storage.base import StorageError
 from host.storage.sql_store import SqlCursor, SqlStorage, WriteLock
@@ -43,24 +44,24 @@ def _pyformat(sql: str) -> str:
 class _QmarkCursor:
     """A psycopg cursor that takes the shared SQL's `?` placeholders."""
 
-    def __init__(self, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
+    def __init__(self, cursor: psycopg.Cursor[TupleRow]) -> None:
         self._cursor = cursor
 
     @property
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object:
+    def execute(self, sql: str, params: Sequence[object] = (), /) -> object:
         return self._cursor.execute(_pyformat(sql), params)
 
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> object:
+    def executemany(self, sql: str, params: Iterable[Sequence[object]], /) -> object:
         self._cursor.executemany(_pyformat(sql), params)
         return self
 
-    def fetchone(self) -> Any:
+    def fetchone(self) -> TupleRow | None:
         return self._cursor.fetchone()
 
-    def fetchall(self) -> list[Any]:
+    def fetchall(self) -> list[TupleRow]:
         return self._cursor.fetchall()
 
 
@@ -104,7 +105,7 @@ class PostgresStorage(SqlStorage):
             self._connection.close()
             raise
 
-    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+    def _connect(self) -> psycopg.Connection[TupleRow]:
         options: dict[str, Any] = {}
         if "connect_timeout" not in conninfo_to_dict(self._dsn):
             options["connect_timeout"] = _DEFAULT_CONNECT_TIMEOUT
@@ -114,7 +115,7 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as error:
             raise StorageError(f"cannot connect to {self._where}: {error}") from None
 
-    def _live_connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+    def _live_connection(self) -> psycopg.Connection[TupleRow]:
         """The connection, made again if the server dropped it (restart, failover)."""
         if self._connection.broken or self._connection.closed:
             self._connection.close()

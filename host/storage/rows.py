@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from attestation.receipt import Receipt
-from host.storage.base import ChainViolation, StorageError
+from host.storage.base import ChainViolation, Row, StorageError
 from wire.records import ReceiptRecord, TransactionRecord
 
 # Both databases store integers as signed 64-bit: a uint64 above this cannot be stored.
@@ -29,7 +28,7 @@ def check_int64(what: str, value: int, minimum: int = 0) -> int:
     return value
 
 
-def receipt_row(record: ReceiptRecord) -> tuple[Any, ...]:
+def receipt_row(record: ReceiptRecord) -> tuple[object, ...]:
     """The receipts table's columns for `record`, in their declared order."""
     receipt = record.receipt
     receipt_json = json.dumps(receipt.to_json_dict(), sort_keys=True, separators=(",", ":"))
@@ -39,7 +38,7 @@ def receipt_row(record: ReceiptRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def receipt_from_row(row: Sequence[Any]) -> ReceiptRecord:
+def receipt_from_row(row: Row) -> ReceiptRecord:
     """The record a receipts row holds.
 
     Raises:
@@ -58,7 +57,7 @@ def receipt_from_row(row: Sequence[Any]) -> ReceiptRecord:
     )
 
 
-def transaction_from_row(row: Sequence[Any]) -> TransactionRecord:
+def transaction_from_row(row: Row) -> TransactionRecord:
     """The record a transactions row holds."""
     tx_hash, nonce, raw, receipt_seq, status, detail, _ = row
     return TransactionRecord.model_validate(

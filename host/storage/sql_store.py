@@ -14,10 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Any, Literal, Protocol, get_args
+from typing import Literal, Protocol, get_args
 
 from attestation.receipt import ZERO_HASH
-from host.storage.base import StorageError
+from host.storage.base import Row, StorageError, only_row
 from host.storage.migrations import Dialect, apply_next_migration
 from host.storage.rows import (
     INT64_MAX,
@@ -64,13 +64,13 @@ class SqlCursor(Protocol):
     @property
     def rowcount(self) -> int: ...
 
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> object: ...
+    def execute(self, sql: str, params: Sequence[object] = (), /) -> object: ...
 
-    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> object: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[object]], /) -> object: ...
 
-    def fetchone(self) -> Any: ...
+    def fetchone(self) -> Row | None: ...
 
-    def fetchall(self) -> list[Any]: ...
+    def fetchall(self) -> list[Row]: ...
 
 
 class SqlStorage(ABC):
@@ -135,8 +135,9 @@ class SqlStorage(ABC):
     def schema_version(self) -> int:
         """The schema version the database is at."""
         with self._read("reading the schema version") as cursor:
-            cursor.execute("SELECT max(version) FROM schema_version")
-            return int(cursor.fetchone()[0] or 0)
+            query = "SELECT max(version) FROM schema_version"
+            cursor.execute(query)
+            return int(only_row(cursor.fetchone(), query)[0] or 0)
 
     def latest_sealed_state(self) -> tuple[int, bytes] | None:
         """The newest sealed state as (version, blob), or None before the first."""
@@ -156,8 +157,9 @@ class SqlStorage(ABC):
         if not isinstance(blob, bytes):
             raise StorageError(f"a sealed state must be bytes, got {type(blob).__name__}")
         with self._write(f"saving sealed state version {version}", "sealed_states") as cursor:
-            cursor.execute("SELECT max(version) FROM sealed_states")
-            newest = cursor.fetchone()[0]
+            query = "SELECT max(version) FROM sealed_states"
+            cursor.execute(query)
+            newest = only_row(cursor.fetchone(), query)[0]
             if newest is not None and version <= newest:
                 raise StorageError(
                     f"sealed state version {version} does not advance past the stored "
