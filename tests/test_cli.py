@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from host import cli_verify
-from host.cli import main
+from attestation.binding import NONCE_SIZE
+from host.cli import main, parser, verify_quote
 from tests.manifest import VECTORS_DIR, vector_bytes, vectors
 
 REPO = Path(__file__).resolve().parent.parent
@@ -249,7 +249,7 @@ def test_an_unexpected_error_prints_one_line_and_exits_2(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli_verify, "verify_evidence", explode)
+    monkeypatch.setattr(verify_quote, "verify_evidence", explode)
     code, out, err = run(capsys, *verify_tdx(), "--json")
     assert code == 2
     assert err.strip() == "internal error: RuntimeError: boom"
@@ -469,3 +469,22 @@ def test_console_script_keeps_stderr_clean_on_success() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == b""
     assert done.stdout.decode().splitlines()[0] == "VALID (sev-snp, report v2)"
+
+
+# --- the parser and startup ------------------------------------------------------------
+
+
+def test_the_parser_states_the_nonce_size_that_attestation_checks() -> None:
+    assert parser.NONCE_SIZE == NONCE_SIZE
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["status", "--help"], ["verify", "quote", "--help"], ["init", "--help"]]
+)
+def test_a_command_does_not_wait_for_web3_unless_it_uses_it(argv: list[str]) -> None:
+    # web3 takes over a second to import; only `verify agent` and `run` need it.
+    probe = f"import sys; from host.cli import main; main({argv!r}); print('web3' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, timeout=120, check=True, cwd=REPO
+    )
+    assert done.stdout.decode().splitlines()[-1] == "False"

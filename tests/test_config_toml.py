@@ -26,7 +26,7 @@ from enclave.config import (
     parse_config,
 )
 from enclave.config_toml import config_toml
-from host.init_command import enclave_config_text
+from host.agent_directory import enclave_config_text
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("enclave*.toml"))

@@ -93,7 +93,7 @@ def test_init_writes_a_loadable_directory(
 
 
 def test_every_host_key_is_written_with_a_comment(tmp_path: Path) -> None:
-    from host.init_command import init_directory
+    from host.agent_directory import init_directory
 
     init_directory(tmp_path)
     text = (tmp_path / "tee-agent.toml").read_text()

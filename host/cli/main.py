@@ -1,17 +1,12 @@
-"""`tee-agent`: the command line. This module builds the parser and dispatches.
+"""`tee-agent`'s entry point: parse the command line, set up logging, run the command.
 
-Each command group lives in its own module (`host.cli_verify` for `verify ...`) and adds
-its parsers with a `register(subparsers)` function that sets `handler` on them. Later
-groups (`run`, `status`, `receipts`, `attest`, `sim`, `init`, `replay-decision`) slot in
-the same way.
-
-Exit codes: 0 success, 1 the input is well-formed but fails a check, 2 the input cannot be
-parsed or the command was misused. No traceback reaches the user unless `--verbose`.
+No traceback reaches the user unless `--verbose`; exit codes are in `host.cli.outcome`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -20,36 +15,8 @@ import traceback
 import warnings
 from collections.abc import Callable
 
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full `tee-agent` parser, every command group registered."""
-    parser = argparse.ArgumentParser(
-        prog="tee-agent",
-        description="Autonomous DeFi agent whose keys live in a TEE: run it, verify it.",
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="log details, and the traceback of an internal error, to stderr",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
-    # Imported here: command modules import the exit codes above from this module.
-    from host import cli_client, cli_enclave, cli_run, cli_verify, init_command
-
-    cli_verify.register(commands)
-    cli_enclave.register(commands)
-    cli_run.register(commands)
-    init_command.register(commands)
-    cli_client.register(commands)
-    return parser
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_USAGE, failure_object
+from host.cli.parser import build_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handler: Handler = args.handler
     try:
         with warnings.catch_warnings():
             # Library warnings (e.g. a deprecation notice about a vendor certificate) are
             # not the user's to act on: shown with --verbose only.
             if not verbose:
                 warnings.simplefilter("ignore")
-            return handler(args)
+            return _command(args)(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -93,11 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         message = f"internal error: {type(exc).__name__}: {exc}"
         print(message, file=sys.stderr)
         if getattr(args, "json", False):
-            from host.cli_verify import failure_object
-
             print(json.dumps(failure_object(message), indent=2))
         return EXIT_USAGE
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _command(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:
+    """The `run` function of the module the parser recorded for the chosen command.
+
+    Imported here, and only this one: the parser names command modules instead of importing
+    them, because some (`verify agent`, `run`) import web3, over a second of startup that
+    `status`, `verify quote` or `--help` must not pay.
+    """
+    module = importlib.import_module(args.command_module)
+    run: Callable[[argparse.Namespace], int] = module.run
+    return run

@@ -7,7 +7,7 @@
 With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
 running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
 `tee-agent attest --out FILE`. Exit codes as `verify quote`: 0 everything holds, 1 a check
-fails, 2 the input cannot be used.
+fails, 2 the input cannot be used. (The same text is its help: host.cli.parser.)
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import grpc
 from tee_agent_rpc import agent_pb2 as pb
@@ -32,40 +31,20 @@ from attestation.receipt import Receipt
 from attestation.timefmt import parse_time
 from attestation.trust import default_trust_anchors, load_trust_root_file
 from host.chain.audit import audit_agent
-from host.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
 
 
-def register(kinds: Any) -> None:
-    parser = kinds.add_parser(
-        "agent",
-        help="audit an agent: attestation, receipt chain, and its transactions on chain",
-        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
-    )
-    parser.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain the agent uses")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--host", help="a running agent's public API, HOST:PORT")
-    source.add_argument("--receipts", type=Path, help="receipts file (tee-agent receipts --out)")
-    parser.add_argument(
-        "--attestation", type=Path, help="attestation file (tee-agent attest --out)"
-    )
-    parser.add_argument("--trust-root", action="append", default=[], help="extra trusted root")
-    parser.add_argument("--policy", type=Path, help="validation policy (TOML)")
-    parser.add_argument("--at", help="verify as of this RFC 3339 time (default now)")
-    parser.add_argument("--from-block", type=int, default=0, help="first block to scan")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(handler=run_verify_agent)
-
-
 class _Unusable(Exception):
-    pass
+    """The input cannot be used (a file, the chain, the agent): exit 2."""
 
 
-def run_verify_agent(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Carry out `verify agent`; print the report; return the exit code (see above)."""
     try:
-        return _run(args)
+        return _audit(args)
     except _Unusable as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
@@ -73,7 +52,7 @@ def run_verify_agent(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def _run(args: argparse.Namespace) -> int:
+def _audit(args: argparse.Namespace) -> int:
     try:
         at = parse_time(args.at) if args.at else datetime.now(UTC)
         anchors = default_trust_anchors()

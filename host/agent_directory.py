@@ -1,27 +1,24 @@
-"""`tee-agent init`: write a ready-to-run agent directory.
+"""A new agent's directory: its configs, the owner's key and the host's auth token.
 
-`tee-agent init [--dir D] [--force]` writes, in D:
+`init_directory(D)` writes, in D (what `tee-agent init` does):
 - `tee-agent.toml`, the host's config, every key present with a comment giving its default;
 - `enclave.toml`, the measured enclave config: the rule policy replaying the bundled
   ETH/USDT candles (`clock = "replay"`) on a local chain (id 31337);
 - `owner.key` (mode 0600), the owner's new Ed25519 key as a hex seed, whose public key is
   put in `enclave.toml` so that only its holder can pause and resume the agent;
 - `auth-token` (mode 0600), a random bearer token for the host's write RPCs.
-Existing files are only overwritten with `--force`.
+Existing files are only overwritten with `force`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
-import sys
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from nacl.signing import SigningKey
 
@@ -37,7 +34,6 @@ from enclave.config import (
     Token,
 )
 from enclave.config_toml import config_toml
-from host.cli import EXIT_CHECK_FAILED, EXIT_OK
 from host.config import DEFAULT_MARKET_FILE
 
 HOST_CONFIG = "tee-agent.toml"
@@ -57,39 +53,6 @@ class InitResult:
 
     files: tuple[Path, ...]
     owner_public_key: str
-
-
-def register(commands: Any) -> None:
-    """Add `tee-agent init` to the CLI's subparsers."""
-    parser = commands.add_parser(
-        "init",
-        help="write a ready-to-run agent directory: configs, owner key, auth token",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--dir", type=Path, default=Path(), help="directory to write into (default: .)"
-    )
-    parser.add_argument("--force", action="store_true", help="overwrite existing files")
-    parser.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    directory: Path = args.dir
-    try:
-        result = init_directory(directory, force=args.force)
-    except InitRefused as exc:
-        print(f"tee-agent init: {exc}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    except OSError as exc:
-        print(f"tee-agent init: cannot write to {directory}: {exc}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    for path in result.files:
-        print(f"wrote {path}")
-    print(f"owner public key: {result.owner_public_key}")
-    print(f"keep {directory / OWNER_KEY} secret: it pauses and resumes the agent.")
-    print(f"start the agent with `tee-agent run` on {directory / HOST_CONFIG}.")
-    return EXIT_OK
 
 
 def init_directory(directory: Path, *, force: bool = False) -> InitResult:

@@ -1,0 +1,212 @@
+"""The `tee-agent` parser: every command, its arguments and their help.
+
+Each command's parser records, as `command_module`, the module that carries it out (a
+module of this package with a `run(args) -> int`); `host.cli.main` imports only that one.
+This module imports no command module and nothing heavier than argparse, so that building
+the parser, and `--help`, costs next to nothing: `verify agent` and `run` need web3, which
+takes over a second to import, and no other command should wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TypeAlias
+
+# A string: argparse's action class is generic to type checkers only.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+# The address client commands call when neither --host nor $TEE_AGENT_HOST is given.
+DEFAULT_HOST = "127.0.0.1:50051"
+# attestation.binding.NONCE_SIZE, written out: importing attestation (pydantic models) would
+# cost every command, even `--help`, a fifth of a second. tests/test_cli.py checks it.
+NONCE_SIZE = 32
+
+_VERIFY_QUOTE_DESCRIPTION = (
+    "Verify signatures and certificate chains of attestation evidence at a time, "
+    "up to pinned vendor roots, and optionally apply a validation policy. "
+    "Exit 0: genuine (and the policy holds, when given); 1: well-formed but a check "
+    "failed; 2: input cannot be parsed or the command was misused."
+)
+_VERIFY_AGENT_DESCRIPTION = """\
+With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
+running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
+`tee-agent attest --out FILE`. Exit codes as `verify quote`: 0 everything holds, 1 a check
+fails, 2 the input cannot be used.
+"""
+_RUN_DESCRIPTION = (
+    "Run the agent until stopped. A second start on the same data directory resumes "
+    "from the stored sealed state and receipts."
+)
+_INIT_DESCRIPTION = """\
+`tee-agent init [--dir D] [--force]` writes, in D:
+- `tee-agent.toml`, the host's config, every key present with a comment giving its default;
+- `enclave.toml`, the measured enclave config: the rule policy replaying the bundled
+  ETH/USDT candles (`clock = "replay"`) on a local chain (id 31337);
+- `owner.key` (mode 0600), the owner's new Ed25519 key as a hex seed, whose public key is
+  put in `enclave.toml` so that only its holder can pause and resume the agent;
+- `auth-token` (mode 0600), a random bearer token for the host's write RPCs.
+Existing files are only overwritten with `--force`.
+"""
+_FORWARDED = (
+    ("enclave", "run the enclave process: `tee-agent enclave serve --help`"),
+    ("sim", "the simulated TEE platform: `tee-agent sim init`, `tee-agent sim quote`"),
+    ("replay-decision", "recompute a receipt's LLM decision: RECEIPT --config F --model M"),
+)
+_RECEIPTS_FILE_HELP = "an array; with --seq one object: for `verify agent` and `replay-decision`"
+_ATTEST_HELP = (
+    "fetch a fresh quote over a nonce and verify it, its binding to the agent's identity "
+    "and the nonce, and the policy. Exit 0: all hold; 1: a check failed; 2: bad input or no agent"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `tee-agent` parser; each command sets `command_module` (see the docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="tee-agent",
+        description="Autonomous DeFi agent whose keys live in a TEE: run it, verify it.",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log details, and the traceback of an internal error, to stderr",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    _add_verify(commands)
+    _add_forwarded(commands)
+    _add_run(commands)
+    _add_init(commands)
+    _add_clients(commands)
+    return parser
+
+
+def _add_verify(commands: Subparsers) -> None:
+    verify = commands.add_parser("verify", help="verify attestation evidence offline")
+    kinds = verify.add_subparsers(dest="verify_command", metavar="WHAT")
+    kinds.required = True
+    quote = kinds.add_parser(
+        "quote",
+        help="verify a TDX/SGX quote, Nitro document, SEV-SNP report or simulated quote",
+        description=_VERIFY_QUOTE_DESCRIPTION,
+    )
+    quote.add_argument(
+        "file",
+        metavar="FILE",
+        help="the evidence: raw bytes, hex or base64 text ('-' reads standard input)",
+    )
+    quote.add_argument(
+        "--collateral",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="Intel collateral (one dcap-qvl JSON bundle or several PCS files) or, for "
+        "SEV-SNP, the VCEK certificate; may be given several times",
+    )
+    quote.add_argument("--policy", metavar="FILE", help="validation policy (TOML)")
+    quote.add_argument(
+        "--nonce",
+        metavar="HEX",
+        help=f"the {NONCE_SIZE}-byte nonce a policy's [report_data] prefix expects",
+    )
+    quote.add_argument(
+        "--at",
+        metavar="RFC3339",
+        help="verify as of this time, with a zone (e.g. 2025-07-01T00:00:00Z); default now",
+    )
+    quote.add_argument(
+        "--trust-root",
+        metavar="PEM",
+        action="append",
+        default=[],
+        help="also trust this root certificate (e.g. the simulated root); may be repeated",
+    )
+    quote.add_argument("--json", action="store_true", help="print one JSON object")
+    quote.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log details"
+    )
+    quote.set_defaults(command_module="host.cli.verify_quote")
+
+    agent = kinds.add_parser(
+        "agent",
+        help="audit an agent: attestation, receipt chain, and its transactions on chain",
+        description=_VERIFY_AGENT_DESCRIPTION,
+    )
+    agent.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain the agent uses")
+    source = agent.add_mutually_exclusive_group(required=True)
+    source.add_argument("--host", help="a running agent's public API, HOST:PORT")
+    source.add_argument("--receipts", type=Path, help="receipts file (tee-agent receipts --out)")
+    agent.add_argument("--attestation", type=Path, help="attestation file (tee-agent attest --out)")
+    agent.add_argument("--trust-root", action="append", default=[], help="extra trusted root")
+    agent.add_argument("--policy", type=Path, help="validation policy (TOML)")
+    agent.add_argument("--at", help="verify as of this RFC 3339 time (default now)")
+    agent.add_argument("--from-block", type=int, default=0, help="first block to scan")
+    agent.add_argument("--json", action="store_true", help="print one JSON object")
+    agent.set_defaults(command_module="host.cli.verify_agent")
+
+
+def _add_forwarded(commands: Subparsers) -> None:
+    # Run in the enclave's own process: host.cli.forward hands the arguments over untouched.
+    for name, summary in _FORWARDED:
+        parser = commands.add_parser(name, help=summary, add_help=False)
+        parser.add_argument("arguments", nargs=argparse.REMAINDER)
+        parser.set_defaults(command_module="host.cli.forward")
+
+
+def _add_run(commands: Subparsers) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run the agent: host, enclave, public API, metrics and market replay",
+        description=_RUN_DESCRIPTION,
+    )
+    parser.add_argument("--config", type=Path, help="host config (TOML); see `tee-agent init`")
+    parser.add_argument("--listen", help="public API address HOST:PORT (overrides the config)")
+    parser.add_argument("--data-dir", type=Path, help="where state lives (overrides the config)")
+    parser.set_defaults(command_module="host.cli.run")
+
+
+def _add_init(commands: Subparsers) -> None:
+    parser = commands.add_parser(
+        "init",
+        help="write a ready-to-run agent directory: configs, owner key, auth token",
+        description=_INIT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=Path(), help="directory to write into (default: .)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.set_defaults(command_module="host.cli.init")
+
+
+def _add_clients(commands: Subparsers) -> None:
+    """`status`, `receipts` and `attest`: clients of a running agent's public API."""
+    status = commands.add_parser("status", help="a running agent's health and counters")
+    status.set_defaults(command_module="host.cli.status")
+
+    receipts = commands.add_parser("receipts", help="a running agent's decision receipts")
+    add = receipts.add_argument
+    add("--from", dest="from_seq", type=int, default=1, metavar="SEQ", help="first seq (default 1)")
+    add("--limit", type=int, metavar="N", help="at most N receipts")
+    add("--follow", action="store_true", help="then new ones until Ctrl-C (--from 0: new only)")
+    add("--seq", type=int, metavar="N", help="only the receipt with seq N")
+    add("--out", type=Path, metavar="FILE", help=f"write them as JSON ({_RECEIPTS_FILE_HELP})")
+    receipts.set_defaults(command_module="host.cli.receipts")
+
+    attest = commands.add_parser("attest", help=_ATTEST_HELP, description=_ATTEST_HELP)
+    add = attest.add_argument
+    add("--nonce", metavar="HEX", help=f"{NONCE_SIZE}-byte nonce (default: random)")
+    add("--trust-root", metavar="PEM", action="append", default=[], help="also trust this root")
+    add("--at", metavar="RFC3339", help="verify as of this time (default now)")
+    add("--policy", metavar="FILE", help="validation policy (TOML)")
+    add("--out", type=Path, metavar="FILE",
+        help="also save the quote, nonce and identity (for `verify agent --attestation`)")  # fmt: skip
+    attest.set_defaults(command_module="host.cli.attest")
+
+    for parser in (status, receipts, attest):
+        add = parser.add_argument
+        add("--host", metavar="HOST:PORT", help=f"default $TEE_AGENT_HOST or {DEFAULT_HOST}")
+        add("--tls-ca", metavar="PEM", help="use TLS, trusting this CA certificate")
+        add("--json", action="store_true", help="print JSON")
+        add("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)

@@ -1,0 +1,133 @@
+"""`tee-agent receipts`: list, fetch one (--seq) or follow a running agent's receipts.
+
+Printed one per line (a summary, or with --json the receipt file object, its hash and its
+transaction), or written with --out as the file `verify agent --receipts` and
+`replay-decision` read. Exit codes: 0 success, 1 a malformed receipt, 2 misuse, an
+unreachable agent or a refused call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import grpc
+from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import agent_pb2_grpc as pb_grpc
+
+from attestation.timefmt import format_time
+from host.cli.connection import (
+    CALL_TIMEOUT,
+    ClientError,
+    connect,
+    message_dict,
+    report_failure,
+    rpc_error,
+)
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK
+from wire.errors import MalformedMessage
+from wire.records import ReceiptRecord, receipt_record
+
+PAGE = 1000  # receipts asked for in one ListReceipts call
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out `receipts`; an error prints `error: ...` on stderr; return the exit code."""
+    try:
+        return _receipts(args)
+    except ClientError as exc:
+        return report_failure(exc, None)
+
+
+def _receipts(args: argparse.Namespace) -> int:
+    """List, fetch one (--seq) or follow receipts; print or write them.
+
+    Raises:
+        ClientError: misuse, unreachable agent or refused call (2), malformed receipt (1).
+    """
+    if args.seq is not None and (args.follow or args.limit is not None or args.from_seq != 1):
+        raise ClientError("--seq fetches one receipt: it takes no --from, --limit or --follow")
+    if args.follow and args.out is not None:
+        raise ClientError("--out writes a finished file: it cannot be used with --follow")
+    if args.limit is not None and args.limit < 1:
+        raise ClientError(f"--limit must be at least 1, got {args.limit}")
+    if args.from_seq < (0 if args.follow else 1) or (args.seq is not None and args.seq < 1):
+        raise ClientError("receipt sequence numbers start at 1 (--from 0 only with --follow)")
+    channel, stub = connect(args)
+    written: list[dict[str, object]] = []
+    try:
+        with channel:
+            for event in _events(args, stub):
+                if args.out is not None:
+                    written.append(received_record(event).to_file_dict())
+                else:
+                    print(json.dumps(event_dict(event)) if args.json else event_line(event))
+                    sys.stdout.flush()
+    except grpc.RpcError as exc:
+        raise rpc_error(args, exc) from None
+    except KeyboardInterrupt:
+        if args.follow:
+            return EXIT_OK  # Ctrl-C is how a follow ends
+        raise
+    if args.out is not None:
+        data = written[0] if args.seq is not None else written
+        try:
+            args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ClientError(f"cannot write {args.out}: {exc.strerror}") from None
+        noun = "receipt" if len(written) == 1 else "receipts"
+        print(f"wrote {len(written)} {noun} to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def received_record(event: pb.DecisionEvent) -> ReceiptRecord:
+    """The receipt an event carries.
+
+    Raises:
+        ClientError: (exit 1) the agent sent a receipt that is not well-formed.
+    """
+    try:
+        return receipt_record(event.receipt)
+    except MalformedMessage as exc:
+        raise ClientError(f"the agent sent a malformed receipt: {exc}", EXIT_CHECK_FAILED) from None
+
+
+def event_dict(event: pb.DecisionEvent) -> dict[str, object]:
+    """One `receipts --json` line: the receipt file object, its hash and its transaction."""
+    record = received_record(event)
+    transaction = message_dict(event.transaction) if event.HasField("transaction") else None
+    return {**record.to_file_dict(), "receipt_hash": "0x" + record.receipt_hash.hex(),
+            "transaction": transaction}  # fmt: skip
+
+
+def event_line(event: pb.DecisionEvent) -> str:
+    """One `receipts` line: seq, verdict, time and transaction hash (or '-')."""
+    r = event.receipt
+    tx = "0x" + r.tx_hash.hex() if any(r.tx_hash) else "-"
+    return f"{r.seq} {r.verdict} {format_time(datetime.fromtimestamp(r.timestamp, tz=UTC))} {tx}"
+
+
+def _events(args: argparse.Namespace, stub: pb_grpc.AgentStub) -> Iterator[pb.DecisionEvent]:
+    if args.seq is not None:
+        yield stub.GetReceipt(pb.GetReceiptRequest(seq=args.seq), timeout=CALL_TIMEOUT)
+        return
+    left = args.limit
+    if args.follow:  # no deadline: the stream lasts until the client leaves
+        for event in stub.WatchDecisions(pb.WatchDecisionsRequest(from_seq=args.from_seq)):
+            yield event
+            left = None if left is None else left - 1
+            if left == 0:
+                return
+        return
+    seq = args.from_seq
+    while left is None or left > 0:
+        size = PAGE if left is None else min(PAGE, left)
+        request = pb.ListReceiptsRequest(from_seq=seq, limit=size)
+        page = stub.ListReceipts(request, timeout=CALL_TIMEOUT).receipts
+        yield from page
+        if len(page) < size:
+            return
+        seq, left = page[-1].receipt.seq + 1, None if left is None else left - len(page)
