@@ -2,7 +2,7 @@
 
 import sys
 
-from host.cli.main import main
+from host.cli.entry import main
 
 if __name__ == "__main__":
     sys.exit(main())

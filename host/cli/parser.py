@@ -1,7 +1,7 @@
 """The `tee-agent` parser: every command, its arguments and their help.
 
 Each command's parser records, as `command_module`, the module that carries it out (a
-module of this package with a `run(args) -> int`); `host.cli.main` imports only that one.
+module of this package with a `run(args) -> int`); `host.cli.entry` imports only that one.
 This module imports no command module and nothing heavier than argparse, so that building
 the parser, and `--help`, costs next to nothing: `verify agent` and `run` need web3, which
 takes over a second to import, and no other command should wait for it.
