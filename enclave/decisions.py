@@ -23,7 +23,7 @@ from enclave.guardrails import (
     judge,
     notional_spent,
 )
-from enclave.market import DUPLICATE_SEQ, features, refusal_reason, remember
+from enclave.market import features, refusal_reason, remember
 from enclave.owner import OwnerCommand
 from enclave.policy import Decision, MarketView, Policy, hold
 from enclave.receipts import make_receipt
@@ -39,7 +39,7 @@ from enclave.transactions import (
     swap_calldata,
     to_units,
 )
-from wire.ticks import Tick, TickColumns
+from wire.ticks import DUPLICATE_SEQ, Tick, TickColumns
 
 NO_HASH = bytes(32)
 # Ticks `ingest` checks together at first, after a tick it had to take alone, and at most:

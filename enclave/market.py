@@ -18,16 +18,16 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 
 from enclave.config import EnclaveConfig
-from wire.ticks import Tick
-
-# Refusal reasons (receipts carry them as "refused:<reason>").
-UNKNOWN_PAIR = "unknown_pair"
-INVALID_NUMBER = "invalid_number"
-DUPLICATE_SEQ = "duplicate_seq"
-TIMESTAMP_BACKWARDS = "timestamp_backwards"
-STALE_TICK = "stale_tick"
-FUTURE_TICK = "future_tick"
-PRICE_JUMP = "price_jump"
+from wire.ticks import (
+    DUPLICATE_SEQ,
+    FUTURE_TICK,
+    INVALID_NUMBER,
+    PRICE_JUMP,
+    STALE_TICK,
+    TIMESTAMP_BACKWARDS,
+    UNKNOWN_PAIR,
+    Tick,
+)
 
 # Largest price or volume the enclave accepts: far above any real market, far below where
 # float arithmetic loses integer precision for token amounts.

@@ -14,22 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from host.config import split_host_port
 from host.enclave_client import Opened
+from wire.ticks import TICK_REFUSALS
 
 log = logging.getLogger("tee_agent.host")
 
-# Refusal reasons the enclave gives for market data (enclave/market.py); every other
-# "refused:<reason>" verdict is a guardrail's.
-MARKET_DATA_REASONS = frozenset(
-    {
-        "stale_tick",
-        "price_jump",
-        "timestamp_backwards",
-        "future_tick",
-        "unknown_pair",
-        "invalid_number",
-        "duplicate_seq",
-    }
-)
 # From a millisecond gRPC call to an LLM decision of a minute or two.
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -121,7 +109,9 @@ class HostMetrics:
             self.decisions.labels(action="hold").inc()
         elif verdict.startswith("refused:"):
             reason = verdict.removeprefix("refused:")
-            if reason not in MARKET_DATA_REASONS:
+            # Market data refusals are counted from the Ingest reply (tick_results); every
+            # other "refused:<reason>" verdict is a guardrail's.
+            if reason not in TICK_REFUSALS:
                 self.decisions.labels(action="refused").inc()
                 self.guardrail_refusals.labels(guardrail=reason).inc()
 

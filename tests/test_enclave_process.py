@@ -18,10 +18,10 @@ from attestation.receipt import Receipt
 from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
-from enclave.market import Tick
 from enclave.measurement import expected_sim_measurement
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
 from wire.records import receipt_record
+from wire.ticks import Tick
 
 # Rising then falling prices: the 2/4 moving averages cross up (buy), then down (sell).
 RISE_AND_FALL = [100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 112.0, 108.0, 100.0, 92.0, 88.0]
@@ -340,7 +340,7 @@ def test_outputs_released_by_a_refused_ingest_stay_pending(
     import enclave.core
     from enclave.config import load_config
     from enclave.server import PlatformChoice, make_platform, make_policy
-    from enclave.tick_columns import TickColumns
+    from wire.ticks import TickColumns
 
     def columns(batch: messages.TickBatch) -> list[TickColumns]:
         return TickColumns.runs(
@@ -407,7 +407,7 @@ def _in_process_core(world: EnclaveWorld):  # type: ignore[no-untyped-def]
 
 
 def _as_columns(batch):  # type: ignore[no-untyped-def]
-    from enclave.tick_columns import TickColumns
+    from wire.ticks import TickColumns
 
     return TickColumns.runs(
         [

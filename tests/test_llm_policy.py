@@ -142,7 +142,8 @@ def test_the_prompt_holds_only_enclave_numbers_and_allowlisted_symbols(tiny_poli
 @settings(max_examples=30, deadline=None)
 @given(text=st.text(min_size=1, max_size=40))
 def test_host_text_in_the_pair_field_is_refused_at_ingestion(text: str) -> None:
-    from enclave.market import MarketMemory, Tick, refusal_reason
+    from enclave.market import MarketMemory, refusal_reason
+    from wire.ticks import Tick
 
     config = parse_config(config_toml("00" * 32))
     tick = Tick(seq=1, timestamp_ms=0, pair=text, price=1.0, volume=1.0)

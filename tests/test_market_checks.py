@@ -11,22 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enclave.config import EnclaveConfig, parse_config
-from enclave.market import (
+from enclave.market import MAX_NUMBER, MarketMemory, features, refusal_reason, remember
+from tests.enclave_harness import config_toml
+from wire.ticks import (
     DUPLICATE_SEQ,
     FUTURE_TICK,
     INVALID_NUMBER,
-    MAX_NUMBER,
     PRICE_JUMP,
     STALE_TICK,
     TIMESTAMP_BACKWARDS,
     UNKNOWN_PAIR,
-    MarketMemory,
     Tick,
-    features,
-    refusal_reason,
-    remember,
 )
-from tests.enclave_harness import config_toml
 
 OWNER_HEX = "22" * 32
 WALL = parse_config(config_toml(OWNER_HEX, clock="wall"))

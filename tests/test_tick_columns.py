@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 import enclave.decisions
 from enclave.config import EnclaveConfig, parse_config
 from enclave.decisions import DecisionEngine
-from enclave.market import MarketMemory, Tick, refusal_reason, remember
+from enclave.market import MarketMemory, refusal_reason, remember
 from enclave.policy import Decision, MarketView, RulePolicy
 from enclave.signer import AccountSigner
 from enclave.state import EnclaveState
-from enclave.tick_columns import TickColumns, clean_prefix
+from enclave.tick_columns import clean_prefix
 from tests.enclave_harness import HOUR_MS, START_MS, config_toml
+from wire.ticks import Tick, TickColumns
 
 OWNER_HEX = "33" * 32
 BTC_PAIR = """

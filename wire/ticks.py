@@ -20,6 +20,19 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from tee_agent_rpc.messages_pb2 import TickBatch
 
+# Why the enclave refuses a tick: RefusedTick.reason, and receipts carry them as
+# "refused:<reason>" (enclave.market decides which applies).
+UNKNOWN_PAIR = "unknown_pair"
+INVALID_NUMBER = "invalid_number"
+DUPLICATE_SEQ = "duplicate_seq"
+TIMESTAMP_BACKWARDS = "timestamp_backwards"
+STALE_TICK = "stale_tick"
+FUTURE_TICK = "future_tick"
+PRICE_JUMP = "price_jump"
+TICK_REFUSALS = frozenset(
+    {UNKNOWN_PAIR, INVALID_NUMBER, DUPLICATE_SEQ, TIMESTAMP_BACKWARDS, STALE_TICK, FUTURE_TICK,
+     PRICE_JUMP}
+)  # fmt: skip
 # A client's batch holds at most this many ticks (the host joins several into one call).
 MAX_TICKS_PER_BATCH = 10_000
 MAX_PAIR_LENGTH = 25
