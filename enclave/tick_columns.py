@@ -1,12 +1,13 @@
-"""Ticks as columns: the form a batch arrives in, and the checks run on a whole run of it.
+"""The checks run on a whole run of ticks at once, over its columns.
 
-A batch is the ticks of one pair as four aligned columns (seq, timestamp_ms, price,
-volume), so the enclave never builds an object per tick. Nearly every tick of a real feed
-is plainly acceptable: `clean_prefix` finds, with a few numpy operations over a window, how many leading ticks
-pass every check of `enclave.market.refusal_reason` with room to spare, and those are
-accepted together by `remember_run`. Every other tick (one to refuse, or a price move
-within a hair of the limit) goes through `refusal_reason` alone, so the outcome is exactly
-that of checking each tick by itself; the tests hold the two paths to the same state.
+A batch arrives as the ticks of one pair in four aligned columns (`wire.ticks.TickColumns`:
+seq, timestamp_ms, price, volume), so the enclave never builds an object per tick. Nearly
+every tick of a real feed is plainly acceptable: `clean_prefix` finds, with a few numpy
+operations over a window, how many leading ticks pass every check of
+`enclave.market.refusal_reason` with room to spare, and those are accepted together by
+`remember_run`. Every other tick (one to refuse, or a price move within a hair of the
+limit) goes through `refusal_reason` alone, so the outcome is exactly that of checking each
+tick by itself; the tests hold the two paths to the same state.
 """
 
 from __future__ import annotations
