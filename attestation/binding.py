@@ -21,6 +21,12 @@ NONCE_SIZE = 32
 _IDENTITY_BYTES = ("x25519_public_key", "config_hash", "model_hash")
 
 
+def _thirty_two_bytes(value: bytes) -> bytes:
+    if len(value) != 32:
+        raise ValueError(f"must be 32 bytes, found {len(value)}")
+    return value
+
+
 class EnclaveIdentity(BaseModel):
     """What an enclave claims to be; a quote's report_data proves the claim."""
 
@@ -38,12 +44,7 @@ class EnclaveIdentity(BaseModel):
         bytes.fromhex(value[2:])
         return value
 
-    @field_validator("x25519_public_key", "config_hash")
-    @classmethod
-    def _thirty_two(cls, value: bytes) -> bytes:
-        if len(value) != 32:
-            raise ValueError(f"must be 32 bytes, found {len(value)}")
-        return value
+    _thirty_two = field_validator("x25519_public_key", "config_hash")(_thirty_two_bytes)
 
     def identity_digest(self) -> bytes:
         """The first half of report_data."""
@@ -73,12 +74,7 @@ class AgentIdentity(BaseModel):
     chain_id: int
     policy: str
 
-    @field_validator("x25519_public_key", "config_hash", "model_hash")
-    @classmethod
-    def _thirty_two(cls, value: bytes) -> bytes:
-        if len(value) != 32:
-            raise ValueError(f"must be 32 bytes, found {len(value)}")
-        return value
+    _thirty_two = field_validator(*_IDENTITY_BYTES)(_thirty_two_bytes)
 
     def to_json_dict(self) -> dict[str, object]:
         """The identity as JSON values, its bytes as 0x-hex."""

@@ -120,16 +120,8 @@ class EnclaveClient:
             pending_outputs=opened.pending_outputs,
         )
 
-    def ingest(self, work: IngestInput) -> Ingested:
-        """One batch of ticks, in one call.
-
-        Raises:
-            grpc.RpcError: INVALID_ARGUMENT and the like when the enclave refuses it.
-        """
-        return _ingested(self._stub.Ingest(ingest_request(work, 0), timeout=CALL_TIMEOUT))
-
     def ingest_stream(self) -> IngestStream:
-        """A new IngestStream call, for many batches in a row."""
+        """A new IngestStream call: ticks go to the enclave only this way, one batch or many."""
         return IngestStream(self._stub)
 
     def release(self, state_version: int) -> Released:

@@ -9,17 +9,16 @@ here. Each direction of each conversion is written once, in this module.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from tee_agent_rpc.messages_pb2 import Receipt as ReceiptMessage
 from tee_agent_rpc.messages_pb2 import Transaction as TransactionMessage
 
-from attestation.receipt import Receipt
+from attestation.receipt import Hash32, Receipt
 from wire.errors import MalformedMessage
 
 TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]
-Hash32 = Annotated[bytes, Field(min_length=32, max_length=32)]
 
 
 class ReceiptRecord(BaseModel):
@@ -83,9 +82,7 @@ def receipt_record(message: ReceiptMessage) -> ReceiptRecord:
             input_json=message.input_json,
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'][-1:]))}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{error['loc'][-1]}: {error['msg']}" for error in exc.errors())
         raise MalformedMessage(f"receipt seq {message.seq}: {problems}") from None
 
 

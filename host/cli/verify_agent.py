@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -25,13 +24,13 @@ from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 from web3 import Web3
 
 from attestation.binding import AgentAttestation
+from attestation.errors import PolicyFormatError
 from attestation.jsontext import loads_bounded
 from attestation.policy import load_policy
 from attestation.receipt import Receipt
-from attestation.timefmt import parse_time
-from attestation.trust import default_trust_anchors, load_trust_root_file
 from host.chain.audit import audit_agent
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+from host.cli.arguments import parse_at, trust_anchors
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
@@ -54,12 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     try:
-        at = parse_time(args.at) if args.at else datetime.now(UTC)
-        anchors = default_trust_anchors()
-        for root in args.trust_root:
-            anchors = anchors.with_extra_roots(load_trust_root_file(Path(root)))
+        at = parse_at(args.at)
+        anchors = trust_anchors(args.trust_root)
         policy = load_policy(args.policy) if args.policy else None
-    except Exception as exc:
+    except (UsageError, PolicyFormatError) as exc:
         raise _Unusable(str(exc)) from None
     head: bytes | None
     if args.host:
