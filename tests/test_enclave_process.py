@@ -321,6 +321,16 @@ def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
             ),
             (pb.IngestRequest(balances={"WETH": "-5"}), "balance"),
             (pb.IngestRequest(balances={"DOGE": "5"}), "unknown tokens"),
+            # The host's checks, applied again: the enclave does not trust that it ran them.
+            (pb.IngestRequest(tick_batches=[b"\x0a\xff"]), "batch 1 is not a valid TickBatch"),
+            (
+                pb.IngestRequest(tick_batches=serialized(ticks([2000.0] * 10_001))),
+                "batch 1 holds 10001 ticks; the limit is 10000",
+            ),
+            (
+                pb.IngestRequest(tick_batches=serialized(*[ticks([2000.0] * 10_000)] * 11)),
+                "over 100000 ticks in one call (batch 11 reaches 110000)",
+            ),
         ]:
             with pytest.raises(grpc.RpcError) as refused:
                 enclave.stub.Ingest(request)
