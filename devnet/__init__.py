@@ -4,7 +4,7 @@ market mover, the enclave config of a deployment, and the demo itself.
 - `devnet.anvil`: the anvil node as a managed process.
 - `devnet.accounts`: anvil's dev accounts and the part each plays here.
 - `devnet.artifacts`: the Uniswap V2 build artifacts, the pair init-code hash, CREATE2.
-- `devnet.transactions`: signing, sending and waiting for a transaction; `ChainError`.
+- (`host.chain.transact` signs, sends and waits for transactions from a local account; `ChainError`.)
 - `devnet.dex`: deploying the Uniswap V2 contracts (`Dex`), and reading the pools.
 - `devnet.market`: funding accounts and seeding the pools (`deploy_market`: all at once).
 - `devnet.market_mover`: an independent account that trades a pool to a target price.

@@ -20,7 +20,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from devnet.anvil import NODE_MODULES
-from devnet.transactions import ChainError
+from host.chain.transact import ChainError
 
 # Artifact name -> its file in the npm packages (tools/chain/package.json pins them).
 _ARTIFACTS: Final[Mapping[str, str]] = {

@@ -27,8 +27,8 @@ from devnet.artifacts import (
     load_artifact,
     pair_init_code_hash,
 )
-from devnet.transactions import ChainError, send_transaction
 from host.chain.fees import agent_balances
+from host.chain.transact import ChainError, send_transaction
 from host.market.onchain import PoolTicks
 
 # Token symbols as the enclave config names them; every token here has 18 decimals (WETH9

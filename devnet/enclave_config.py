@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 from devnet.dex import PAIRS, TOKEN_DECIMALS, Dex
-from devnet.transactions import Amount
 from enclave.config import (
     ChainConfig,
     ConfigError,
@@ -31,6 +30,7 @@ from enclave.config import (
     load_config,
 )
 from enclave.config_toml import config_toml
+from host.chain.transact import Amount
 
 # The worked examples for the LLM policy come from here.
 LLM_EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "enclave-llm.toml"

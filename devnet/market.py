@@ -25,7 +25,7 @@ from devnet.dex import (
     reserves_price,
     swap_deadline,
 )
-from devnet.transactions import Amount, ChainError, send_transaction, units
+from host.chain.transact import Amount, ChainError, send_transaction, units
 
 MAX_UINT256: Final = 2**256 - 1
 

@@ -24,7 +24,7 @@ from devnet.dex import (
     swap_deadline,
 )
 from devnet.market import ensure_allowance, ensure_balance
-from devnet.transactions import Amount, ChainError, send_transaction
+from host.chain.transact import Amount, ChainError, send_transaction
 
 
 def swap_input(reserve_in: int, reserve_out: int, target_ratio: Decimal) -> int:

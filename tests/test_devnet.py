@@ -25,9 +25,9 @@ from devnet.dex import PAIRS, Dex, balances, pool_price, pool_ticks, reserves
 from devnet.enclave_config import enclave_config_toml
 from devnet.market import deploy_market, fund
 from devnet.market_mover import MarketMover, swap_input
-from devnet.transactions import ChainError, send_transaction
 from enclave.config import parse_config
 from enclave.transactions import SwapPlan, approve_calldata, swap_calldata
+from host.chain.transact import ChainError, send_transaction
 from host.market.onchain import SEQ_PER_BLOCK, PoolTicks
 from host.market.replay import read_candles
 

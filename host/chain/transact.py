@@ -1,4 +1,4 @@
-"""Transactions on the local chain: signed here with eth-account, sent, and waited for.
+"""Transactions signed with a local account (the vault owner, the devnet kit): sent, and waited for.
 
 Every transaction is an EIP-1559 transaction whose fees come from the host's own fee hint
 (`host.chain.fees.fee_hint`, as the agent's transactions); a transaction that would revert,
@@ -8,13 +8,16 @@ token amounts into smallest units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, cast
 
+from eth_abi import decode
 from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from host.chain.fees import fee_hint
@@ -43,10 +46,34 @@ def units(amount: Amount, decimals: int = 18) -> int:
     return int(value.scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, abi: Sequence[Mapping[str, Any]] = ()) -> str:
+    if isinstance(exc, ContractCustomError) and isinstance(exc.data, str):
+        return custom_error(exc.data, abi)
     if isinstance(exc, ContractLogicError) and exc.message:
         return exc.message
     return str(exc) or type(exc).__name__
+
+
+def custom_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str:
+    """A Solidity custom error's revert data as `Name(arg, ...)`, by the contract's ABI; the
+    raw hex when no error of the ABI has its selector or its arguments do not decode."""
+    raw = bytes.fromhex(data.removeprefix("0x"))
+    for entry in abi:
+        if entry.get("type") != "error":
+            continue
+        types = [str(item["type"]) for item in entry.get("inputs", [])]
+        signature = f"{entry['name']}({','.join(types)})"
+        if raw[:4] != function_signature_to_4byte_selector(signature):
+            continue
+        try:
+            values = decode(types, raw[4:])
+        except Exception:
+            break
+        shown = ", ".join(
+            "0x" + value.hex() if isinstance(value, bytes) else str(value) for value in values
+        )
+        return f"{entry['name']}({shown})"
+    return f"revert data {data}"
 
 
 def send_transaction(
@@ -65,6 +92,7 @@ def send_transaction(
             (gas estimation), is refused by the node, or did revert (receipt status 0).
         host.chain.fees.ChainReadError: the chain has no base fee (not EIP-1559).
     """
+    abi = call.contract_abi if isinstance(call, ContractFunction) else ()
     max_fee, priority_fee = fee_hint(w3)
     fields: dict[str, Any] = {
         "from": account.address,
@@ -82,7 +110,9 @@ def send_transaction(
             if "gas" not in tx:
                 tx["gas"] = w3.eth.estimate_gas(cast(TxParams, tx))
     except (ContractLogicError, Web3RPCError) as exc:
-        raise ChainError(f"{what} from {account.address} would revert: {_reason(exc)}") from None
+        raise ChainError(
+            f"{what} from {account.address} would revert: {_reason(exc, abi)}"
+        ) from None
     # A generous margin: the estimate runs at the latest block's timestamp, and a swap mined
     # in a later second also writes the pair's price accumulators (two cold SSTOREs, about
     # 40,000 gas) that the estimate did not include.
@@ -92,7 +122,9 @@ def send_transaction(
     try:
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except Web3RPCError as exc:
-        raise ChainError(f"{what} from {account.address} was refused: {_reason(exc)}") from None
+        raise ChainError(
+            f"{what} from {account.address} was refused: {_reason(exc, abi)}"
+        ) from None
     receipt = w3.eth.wait_for_transaction_receipt(
         tx_hash, timeout=_RECEIPT_TIMEOUT, poll_latency=0.05
     )
@@ -102,7 +134,7 @@ def send_transaction(
         try:
             w3.eth.call(cast(TxParams, replay), block_identifier=receipt["blockNumber"] - 1)
         except (ContractLogicError, Web3RPCError) as exc:
-            reason = _reason(exc)
+            reason = _reason(exc, abi)
         raise ChainError(
             f"{what} from {account.address} reverted in block {receipt['blockNumber']} "
             f"(tx {tx_hash.to_0x_hex()}): {reason}"
