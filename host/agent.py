@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 
@@ -32,6 +32,9 @@ from host.storage.base import Storage
 from host.supervisor import EnclaveSupervisor, EnclaveUnavailable, OnOpen
 from host.tick_stream import JoinedBatches
 from host.watchers import Decision, Watchers
+
+if TYPE_CHECKING:  # web3 is not needed to run an agent without a vault
+    from host.vault_watch import VaultWatch
 
 Answer = TypeVar("Answer")
 
@@ -55,8 +58,12 @@ class Agent:
         make_supervisor: Callable[[Callable[[], bytes], OnOpen], EnclaveSupervisor],
         *,
         observer: AgentObserver | None = None,
+        vault_watch: VaultWatch | None = None,
     ) -> None:
         self.storage = storage
+        # The guarded vault as last read (GetStatus serves it); None without a vault. The
+        # market feed refreshes it once per batch.
+        self.vault_watch = vault_watch
         self.started = time.time()
         self._lock = threading.RLock()
         # Changes waiting for the lock: a stream in full flow lets them in between batches.

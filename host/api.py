@@ -32,6 +32,7 @@ from tee_agent_rpc import messages_pb2 as messages
 from host.agent import Agent
 from host.outcomes import AgentError, BatchResult
 from host.tick_stream import JoinedBatches
+from host.vault_watch import VaultReading, whole_tokens
 from wire.identity import attestation_message
 from wire.records import ReceiptRecord, TransactionRecord, receipt_message, transaction_message
 from wire.ticks import InvalidBatch
@@ -164,6 +165,8 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
                 transactions=len(agent.storage.transactions()),
                 address=supervisor.identity.address if supervisor.identity else "",
             )
+            if agent.vault_watch is not None:
+                status.vault.CopyFrom(vault_status(agent.vault_watch.latest))
             try:
                 enclave = agent.enclave_status()
             except AgentError:
@@ -242,6 +245,29 @@ def decision_event(
     if transaction is not None:
         event.transaction.CopyFrom(transaction_message(transaction))
     return event
+
+
+def vault_status(reading: VaultReading) -> pb.VaultStatus:
+    """The vault as the host last read it, as GetStatus serves it (amounts in whole quote
+    tokens, see agent.proto)."""
+    message = pb.VaultStatus(address=reading.address, error=reading.error or "")
+    state = reading.state
+    if state is None:
+        return message
+    message.block = state.block
+    message.quote_token = state.quote_token
+    message.paused = state.paused
+    message.twap_window_seconds = state.twap_window
+    message.max_deviation_bps = state.max_deviation_bps
+    record, decimals = state.agent, reading.quote_decimals
+    if record is not None:
+        message.agent_active = record.active
+        message.cap_per_trade = whole_tokens(record.cap_per_trade, decimals)
+        message.cap_per_day = whole_tokens(record.cap_per_day, decimals)
+        message.notional_24h = whole_tokens(record.notional_24h, decimals)
+        message.notional_24h_left = whole_tokens(record.left_today, decimals)
+        message.last_receipt_seq = record.last_receipt_seq
+    return message
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ agent signs for, check that:
 2. the receipts are signed by that address, in sequence, each linked to the one before;
 3. every receipt with a transaction hash names a transaction on chain, sent from that address;
 4. every transaction that address sent has a receipt (nothing was signed off the record).
+
+With the address of the agent's guarded vault, a trade's receipt carries no transaction hash
+(the transaction carries the receipt's digest instead), and the audit also checks the vault:
+its code, that the attested address is its one active agent with the attested config hash,
+that every Traded event links to a receipt, and that nothing left it but through trades and
+owner withdrawals (`host.chain.vault_audit`).
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from attestation.receipt_chain import verify_receipts
 from attestation.report import Check, CheckList
 from attestation.trust import TrustAnchors
 from attestation.verifier import verify_evidence
-
-NO_TX = bytes(32)
+from host.chain import vault_audit
+from host.chain.vault import VaultError
+from host.chain.vault_audit import NO_TX, Finding
+from host.chain.vault_record import VaultRecord, read_vault_record, transactions_from
 
 
 class AuditCheck(StrEnum):
@@ -40,6 +48,11 @@ class AuditCheck(StrEnum):
     RECEIPTS_ON_CHAIN = "receipts_on_chain"
     TRANSACTIONS_HAVE_RECEIPTS = "transactions_have_receipts"
     NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION = "nonce_accounts_for_every_transaction"
+    # With a vault (host.chain.vault_audit):
+    VAULT_CODE = "vault_code"
+    VAULT_AGENTS_ATTESTED = "vault_agents_attested"
+    VAULT_TRADES_HAVE_RECEIPTS = "vault_trades_have_receipts"
+    VAULT_OUTFLOWS = "vault_outflows"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,9 @@ class AuditReport:
     receipts: int
     transactions_on_chain: int
     attestation: dict[str, object]
+    # The vault audited beside the agent, and the Traded events found in it.
+    vault: str | None = None
+    vault_trades: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -57,6 +73,8 @@ class AuditReport:
             "address": self.address,
             "receipts": self.receipts,
             "transactions_on_chain": self.transactions_on_chain,
+            "vault": self.vault,
+            "vault_trades": self.vault_trades,
             "checks": [check.model_dump() for check in self.checks],
             "error": next((f"{c.name}: {c.detail}" for c in self.checks if not c.passed), None),
             "attestation": self.attestation,
@@ -73,11 +91,14 @@ def audit_agent(
     policy: ValidationPolicy | None = None,
     expected_head_hash: bytes | None = None,
     from_block: int = 0,
+    vault: str | None = None,
 ) -> AuditReport:
-    """Run every check; never raises for what the evidence or the chain says.
+    """Run every check (the vault's too, given its address); never raises for what the
+    evidence or the chain says.
 
     Raises:
         pydantic.ValidationError: the claimed address is not 0x and 40 hex digits.
+        ValueError: `vault` is not 0x and 40 hex digits.
     """
     checks = CheckList()
     claimed = evidence.identity
@@ -115,7 +136,55 @@ def audit_agent(
         else chain.error or "the receipt chain does not verify",
     )
 
-    on_chain = _transactions_from(w3, claimed.address, from_block)
+    # One block for every read, so that a block mined meanwhile cannot split the picture.
+    to_block = w3.eth.block_number
+    on_chain = transactions_from(w3, claimed.address, from_block, to_block)
+    digests = vault_audit.receipts_by_digest(receipts, claimed.chain_id)
+    record, vault_problem = None, None
+    if vault is not None:
+        if not Web3.is_address(vault):
+            raise ValueError(f"the vault address must be 0x and 40 hex digits, got {vault!r}")
+        try:
+            record = read_vault_record(w3, vault, on_chain, from_block, to_block)
+        except VaultError as exc:
+            vault_problem = str(exc)
+
+    on_chain_finding = _receipts_with_hashes_on_chain(w3, receipts, claimed.address)
+    if record is not None:
+        carried = vault_audit.receipts_carried_by_swaps(digests, record)
+        on_chain_finding = _both(on_chain_finding, carried, receipts)
+    elif vault_problem is not None:
+        on_chain_finding = _both(on_chain_finding, Finding(False, vault_problem), receipts)
+    checks.add(AuditCheck.RECEIPTS_ON_CHAIN, on_chain_finding.passed, on_chain_finding.detail)
+    sent = vault_audit.transactions_have_receipts(
+        on_chain, receipts, digests, claimed.address, record
+    )
+    if vault_problem is not None:  # the agent's calls to it cannot be told apart
+        sent = Finding(False, vault_problem)
+    checks.add(AuditCheck.TRANSACTIONS_HAVE_RECEIPTS, sent.passed, sent.detail)
+    nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(claimed.address), to_block)
+    checks.add(
+        AuditCheck.NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION,
+        nonce == len(on_chain),
+        f"the address's nonce is {nonce} and {len(on_chain)} transactions from it were found"
+        + ("" if nonce == len(on_chain) else " (scan from block 0, or a transaction is missing)"),
+    )
+    if vault is not None:
+        _vault_checks(checks, record, vault_problem, claimed.address, claimed.config_hash, digests)
+    return AuditReport(
+        valid=checks.all_passed,
+        checks=checks.items,
+        address=claimed.address,
+        receipts=len(receipts),
+        transactions_on_chain=len(on_chain),
+        attestation=report.model_dump(mode="json"),
+        vault=None if vault is None else Web3.to_checksum_address(vault),
+        vault_trades=0 if record is None else len(record.trades),
+    )
+
+
+def _receipts_with_hashes_on_chain(w3: Web3, receipts: list[Receipt], address: str) -> Finding:
+    """Every receipt with a transaction hash names a transaction on chain from `address`."""
     signed = {r.tx_hash: r.seq for r in receipts if r.tx_hash != NO_TX}
     missing, foreign_sender = [], []
     for tx_hash, seq in signed.items():
@@ -124,52 +193,51 @@ def audit_agent(
         except TransactionNotFound:
             missing.append(f"seq {seq} ({tx_hash.hex()})")
             continue
-        if str(tx["from"]).lower() != claimed.address.lower():
+        if str(tx["from"]).lower() != address.lower():
             foreign_sender.append(f"seq {seq} was sent by {tx['from']}")
-    checks.add(
-        AuditCheck.RECEIPTS_ON_CHAIN,
-        not missing and not foreign_sender,
-        f"all {len(signed)} signed receipts name a transaction on chain from the agent"
-        if not missing and not foreign_sender
-        else "; ".join(
-            [f"not on chain: {', '.join(missing[:5])}"] * bool(missing) + foreign_sender[:5]
-        ),
-    )
-    unrecorded = sorted(set(on_chain) - set(signed))
-    checks.add(
-        AuditCheck.TRANSACTIONS_HAVE_RECEIPTS,
-        not unrecorded,
-        f"all {len(on_chain)} transactions from {claimed.address} have a receipt"
-        if not unrecorded
-        else f"{len(unrecorded)} transaction(s) from the agent's address have no receipt: "
-        + ", ".join("0x" + h.hex() for h in unrecorded[:5]),
-    )
-    nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(claimed.address))
-    checks.add(
-        AuditCheck.NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION,
-        nonce == len(on_chain),
-        f"the address's nonce is {nonce} and {len(on_chain)} transactions from it were found"
-        + ("" if nonce == len(on_chain) else " (scan from block 0, or a transaction is missing)"),
-    )
-    return AuditReport(
-        valid=checks.all_passed,
-        checks=checks.items,
-        address=claimed.address,
-        receipts=len(receipts),
-        transactions_on_chain=len(on_chain),
-        attestation=report.model_dump(mode="json"),
+    if not missing and not foreign_sender:
+        return Finding(
+            True, f"all {len(signed)} signed receipts name a transaction on chain from the agent"
+        )
+    return Finding(
+        False,
+        "; ".join([f"not on chain: {', '.join(missing[:5])}"] * bool(missing) + foreign_sender[:5]),
     )
 
 
-def _transactions_from(w3: Web3, address: str, from_block: int) -> list[bytes]:
-    """Hashes of every transaction `address` sent, from `from_block` to the latest block."""
-    wanted = address.lower()
-    found = []
-    for number in range(from_block, w3.eth.block_number + 1):
-        block = w3.eth.get_block(number, full_transactions=True)
-        for tx in block["transactions"]:
-            if isinstance(tx, bytes):  # hash-only entries: full_transactions was not honoured
-                continue
-            if str(tx["from"]).lower() == wanted:
-                found.append(bytes(tx["hash"]))
-    return found
+def _both(hashed: Finding, vault: Finding, receipts: list[Receipt]) -> Finding:
+    """The receipts with a transaction hash, and the vault's, as one finding."""
+    if not any(r.tx_hash != NO_TX for r in receipts):
+        return vault
+    if hashed.passed and vault.passed:
+        return Finding(True, f"{hashed.detail}; {vault.detail}")
+    return Finding(False, "; ".join(f.detail for f in (hashed, vault) if not f.passed))
+
+
+def _vault_checks(
+    checks: CheckList,
+    record: VaultRecord | None,
+    problem: str | None,
+    address: str,
+    config_hash: bytes,
+    digests: dict[bytes, Receipt],
+) -> None:
+    """Add the vault's own checks; each fails with `problem` when it could not be read."""
+    names = (
+        AuditCheck.VAULT_CODE,
+        AuditCheck.VAULT_AGENTS_ATTESTED,
+        AuditCheck.VAULT_TRADES_HAVE_RECEIPTS,
+        AuditCheck.VAULT_OUTFLOWS,
+    )
+    if record is None:
+        for name in names:
+            checks.add(name, False, problem or "the vault was not read")
+        return
+    findings = (
+        vault_audit.code_is_the_vault(record),
+        vault_audit.agents_attested(record, address, config_hash),
+        vault_audit.trades_have_receipts(record, digests, address),
+        vault_audit.outflows_explained(record),
+    )
+    for name, finding in zip(names, findings, strict=True):
+        checks.add(name, finding.passed, finding.detail)

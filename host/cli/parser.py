@@ -31,8 +31,10 @@ _VERIFY_QUOTE_DESCRIPTION = (
 _VERIFY_AGENT_DESCRIPTION = """\
 With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
 running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
-`tee-agent attest --out FILE`. Exit codes as `verify quote`: 0 everything holds, 1 a check
-fails, 2 the input cannot be used.
+`tee-agent attest --out FILE`. With --vault, the agent trades through that guarded vault:
+its trades are linked to receipts by digest, and the vault itself is checked (its code, its
+active agents, its trades, what left it). Exit codes as `verify quote`: 0 everything holds,
+1 a check fails, 2 the input cannot be used.
 """
 _RUN_DESCRIPTION = (
     "Run the agent until stopped. A second start on the same data directory resumes "
@@ -142,6 +144,7 @@ def _add_verify(commands: Subparsers) -> None:
     agent.add_argument("--policy", type=Path, help="validation policy (TOML)")
     agent.add_argument("--at", help="verify as of this RFC 3339 time (default now)")
     agent.add_argument("--from-block", type=int, default=0, help="first block to scan")
+    agent.add_argument("--vault", metavar="ADDRESS", help="the agent's guarded vault: audit it too")
     agent.add_argument("--json", action="store_true", help="print one JSON object")
     agent.set_defaults(command_module="host.cli.verify_agent")
 

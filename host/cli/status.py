@@ -1,4 +1,5 @@
-"""`tee-agent status`: a running agent's health and counters (GetStatus).
+"""`tee-agent status`: a running agent's health and counters (GetStatus), and its guarded
+vault as the host last read it.
 
 Exit codes: 0 success, 2 bad input, an unreachable agent or a refused call.
 """
@@ -27,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
 def _show_status(args: argparse.Namespace) -> int:
     status = call(args, "GetStatus", pb.GetStatusRequest(), pb.Status)
     if args.json:
-        print(json.dumps(message_dict(status), indent=2))
+        data = message_dict(status)
+        data.setdefault("vault", None)  # null: the host has no vault configured
+        print(json.dumps(data, indent=2))
         return EXIT_OK
     last, used = "none yet", status.notional_24h_usd
     if status.last_tick_seq:
@@ -45,5 +48,26 @@ def _show_status(args: argparse.Namespace) -> int:
         f"notional 24h: {used:,.2f} USD used, {status.notional_24h_left_usd:,.2f} USD left",
         f"paused: {'yes' if status.paused else 'no'}",
     ]
+    if status.HasField("vault"):
+        lines.extend(_vault_lines(status.vault))
     print("\n".join(lines))
     return EXIT_OK
+
+
+def _vault_lines(vault: pb.VaultStatus) -> list[str]:
+    """The guarded vault as the host last read it; amounts in whole quote tokens."""
+    if not vault.block:
+        return [f"vault {vault.address}: not read yet ({vault.error})"]
+    trading = "paused by the owner" if vault.paused else "trading"
+    active = "active" if vault.agent_active else "NOT active (revoked or not registered)"
+    lines = [
+        f"vault {vault.address} at block {vault.block:,}: {trading}, agent {active}",
+        f"  caps: {vault.cap_per_trade} per trade, {vault.cap_per_day} per 24h "
+        f"(quote token {vault.quote_token})",
+        f"  notional 24h: {vault.notional_24h} used, {vault.notional_24h_left} left",
+        f"  last receipt seq traded: {vault.last_receipt_seq}; TWAP window "
+        f"{vault.twap_window_seconds} s, max deviation {vault.max_deviation_bps} bps",
+    ]
+    if vault.error:
+        lines.append(f"  the last read failed (figures above are older): {vault.error}")
+    return lines

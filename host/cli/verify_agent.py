@@ -2,12 +2,14 @@
 
     tee-agent verify agent --rpc URL (--host ADDR | --receipts FILE --attestation FILE)
                            [--trust-root PEM]... [--policy FILE] [--at RFC3339]
-                           [--from-block N] [--json]
+                           [--from-block N] [--vault ADDRESS] [--json]
 
 With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
 running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
-`tee-agent attest --out FILE`. Exit codes as `verify quote`: 0 everything holds, 1 a check
-fails, 2 the input cannot be used. (The same text is its help: host.cli.parser.)
+`tee-agent attest --out FILE`. With --vault, the agent trades through that guarded vault:
+its trades are linked to receipts by digest, and the vault itself is checked (its code, its
+active agents, its trades, what left it). Exit codes as `verify quote`: 0 everything holds,
+1 a check fails, 2 the input cannot be used. (The same text is its help: host.cli.parser.)
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def _audit(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy) if args.policy else None
     except (UsageError, PolicyFormatError) as exc:
         raise _Unusable(str(exc)) from None
+    if args.vault is not None and not Web3.is_address(args.vault):
+        raise _Unusable(f"--vault must be an address, 0x and 40 hex digits: {args.vault!r}")
     head: bytes | None
     if args.host:
         evidence, receipts, head = _from_host(args.host)
@@ -78,13 +82,15 @@ def _audit(args: argparse.Namespace) -> int:
         )
     report = audit_agent(
         evidence, receipts, w3, anchors=anchors, at=at, policy=policy,
-        expected_head_hash=head, from_block=args.from_block,
+        expected_head_hash=head, from_block=args.from_block, vault=args.vault,
     )  # fmt: skip
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
+        vault = "" if report.vault is None else f", {report.vault_trades} trades in {report.vault}"
         print(f"{'VALID' if report.valid else 'INVALID'}: agent {report.address}, "
-              f"{report.receipts} receipts, {report.transactions_on_chain} transactions on chain")  # fmt: skip
+              f"{report.receipts} receipts, {report.transactions_on_chain} transactions on chain"
+              f"{vault}")  # fmt: skip
         for check in report.checks:
             print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
     return EXIT_OK if report.valid else EXIT_CHECK_FAILED

@@ -57,7 +57,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("uptime_seconds", "enclave_state", "enclave_restarts", "last_tick_seq", "last_tick_timestamp_ms", "ticks_accepted", "ticks_refused", "receipts", "head_hash", "transactions", "notional_24h_usd", "notional_24h_left_usd", "paused", "address")
+    __slots__ = ("uptime_seconds", "enclave_state", "enclave_restarts", "last_tick_seq", "last_tick_timestamp_ms", "ticks_accepted", "ticks_refused", "receipts", "head_hash", "transactions", "notional_24h_usd", "notional_24h_left_usd", "paused", "address", "vault")
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_STATE_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_RESTARTS_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class Status(_message.Message):
     NOTIONAL_24H_LEFT_USD_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VAULT_FIELD_NUMBER: _ClassVar[int]
     uptime_seconds: float
     enclave_state: str
     enclave_restarts: int
@@ -86,7 +87,38 @@ class Status(_message.Message):
     notional_24h_left_usd: float
     paused: bool
     address: str
-    def __init__(self, uptime_seconds: _Optional[float] = ..., enclave_state: _Optional[str] = ..., enclave_restarts: _Optional[int] = ..., last_tick_seq: _Optional[int] = ..., last_tick_timestamp_ms: _Optional[int] = ..., ticks_accepted: _Optional[int] = ..., ticks_refused: _Optional[int] = ..., receipts: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., transactions: _Optional[int] = ..., notional_24h_usd: _Optional[float] = ..., notional_24h_left_usd: _Optional[float] = ..., paused: _Optional[bool] = ..., address: _Optional[str] = ...) -> None: ...
+    vault: VaultStatus
+    def __init__(self, uptime_seconds: _Optional[float] = ..., enclave_state: _Optional[str] = ..., enclave_restarts: _Optional[int] = ..., last_tick_seq: _Optional[int] = ..., last_tick_timestamp_ms: _Optional[int] = ..., ticks_accepted: _Optional[int] = ..., ticks_refused: _Optional[int] = ..., receipts: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., transactions: _Optional[int] = ..., notional_24h_usd: _Optional[float] = ..., notional_24h_left_usd: _Optional[float] = ..., paused: _Optional[bool] = ..., address: _Optional[str] = ..., vault: _Optional[_Union[VaultStatus, _Mapping]] = ...) -> None: ...
+
+class VaultStatus(_message.Message):
+    __slots__ = ("address", "block", "quote_token", "paused", "agent_active", "cap_per_trade", "cap_per_day", "notional_24h", "notional_24h_left", "last_receipt_seq", "twap_window_seconds", "max_deviation_bps", "error")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    CAP_PER_TRADE_FIELD_NUMBER: _ClassVar[int]
+    CAP_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    NOTIONAL_24H_FIELD_NUMBER: _ClassVar[int]
+    NOTIONAL_24H_LEFT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RECEIPT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TWAP_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DEVIATION_BPS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    block: int
+    quote_token: str
+    paused: bool
+    agent_active: bool
+    cap_per_trade: str
+    cap_per_day: str
+    notional_24h: str
+    notional_24h_left: str
+    last_receipt_seq: int
+    twap_window_seconds: int
+    max_deviation_bps: int
+    error: str
+    def __init__(self, address: _Optional[str] = ..., block: _Optional[int] = ..., quote_token: _Optional[str] = ..., paused: _Optional[bool] = ..., agent_active: _Optional[bool] = ..., cap_per_trade: _Optional[str] = ..., cap_per_day: _Optional[str] = ..., notional_24h: _Optional[str] = ..., notional_24h_left: _Optional[str] = ..., last_receipt_seq: _Optional[int] = ..., twap_window_seconds: _Optional[int] = ..., max_deviation_bps: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ListReceiptsRequest(_message.Message):
     __slots__ = ("from_seq", "limit")
