@@ -6,7 +6,7 @@ JSON, and the chain itself (balances, agentOf, paused()).
 
 The enclave config's [vault] table arrives with the enclave's vault change: until
 `enclave.config.EnclaveConfig` has it, the tests that need a config naming the vault skip,
-and the configs are built by `devnet.enclave_config` as it is (see `agent_config`).
+and `agent_config` builds the configs with `devnet.enclave_config` as it is.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomlkit
 
 devnet_anvil = pytest.importorskip("devnet.anvil")
 try:
@@ -402,16 +401,12 @@ class Agent:
 
 
 def agent_config(dex: Dex, owner_public_hex: str, vault: str, path: Path, **limits: Any) -> Path:
-    """The enclave config of this deployment, through `devnet.enclave_config` as it is,
-    naming `vault` in its [vault] table once the enclave config has one."""
-    document = tomlkit.parse(enclave_config_toml(dex, owner_public_hex, **limits))
+    """The enclave config of this deployment, written by `devnet.enclave_config`; it names
+    `vault` once the enclave config has a [vault] table (and `enclave_config_toml` its
+    `vault` argument)."""
     if HAS_VAULT_TABLE:
-        table = document.get("vault")
-        if table is None:
-            table = tomlkit.table()
-            document["vault"] = table
-        table["address"] = vault
-    path.write_text(tomlkit.dumps(document))
+        limits["vault"] = vault
+    enclave_config_toml(dex, owner_public_hex, path=path, **limits)
     return path
 
 
