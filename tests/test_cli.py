@@ -479,10 +479,17 @@ def test_the_parser_states_the_nonce_size_that_attestation_checks() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["status", "--help"], ["verify", "quote", "--help"], ["init", "--help"]]
+    "argv",
+    [
+        ["--help"],
+        ["status", "--help"],
+        ["verify", "quote", "--help"],
+        ["init", "--help"],
+        ["vault", "--help"],
+    ],
 )
 def test_a_command_does_not_wait_for_web3_unless_it_uses_it(argv: list[str]) -> None:
-    # web3 takes over a second to import; only `verify agent` and `run` need it.
+    # web3 takes over a second to import; only `verify agent`, `run` and `vault` need it.
     probe = f"import sys; from host.cli import main; main({argv!r}); print('web3' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, timeout=120, check=True, cwd=REPO

@@ -1,8 +1,9 @@
 """`tee-agent attest`: fetch a running agent's quote over a nonce and verify it.
 
-It checks the quote, its binding to the agent's identity and the nonce, and the policy.
-Exit codes: 0 all hold; 1 a check failed (the quote, its binding or the policy, or a
-malformed answer); 2 bad input, an unreachable agent or a refused call.
+It checks the quote, its binding to the agent's identity and the nonce, and the policy
+(`host.cli.agent_attestation`, which `vault register` checks with too). Exit codes: 0 all
+hold; 1 a check failed (the quote, its binding or the policy, or a malformed answer); 2 bad
+input, an unreachable agent or a refused call.
 """
 
 from __future__ import annotations
@@ -10,24 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
-from pydantic import ValidationError
-from tee_agent_rpc import agent_pb2 as pb
-from tee_agent_rpc import messages_pb2 as messages
-
-from attestation.binding import NONCE_SIZE, AgentAttestation, AgentIdentity, check_binding
-from attestation.checks import CheckName
-from attestation.errors import AttestationError, PolicyFormatError
-from attestation.policy import load_policy, validate
-from attestation.report import Check
-from attestation.verifier import verify_evidence
-from host.cli.arguments import parse_at, parse_nonce, trust_anchors
-from host.cli.connection import ClientError, call, report_failure
+from attestation.binding import NONCE_SIZE
+from host.cli.agent_attestation import fetch_attestation, trust_settings, verify_attestation
+from host.cli.arguments import parse_nonce
+from host.cli.connection import ClientError, report_failure
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, UsageError, failure_object
 from host.cli.summary import report_summary
-from wire.errors import MalformedMessage
-from wire.identity import identity_from_message
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,37 +35,18 @@ def _attest(args: argparse.Namespace) -> int:
     Raises:
         UsageError, ClientError: bad input or no agent (2); the quote cannot be parsed (1).
     """
-    at = parse_at(args.at)
     nonce = parse_nonce(args.nonce) or os.urandom(NONCE_SIZE)
-    try:
-        policy = load_policy(Path(args.policy)) if args.policy else None
-    except PolicyFormatError as exc:
-        raise ClientError(str(exc)) from None
-    anchors = trust_anchors(args.trust_root)
-    request = pb.GetAttestationRequest(nonce=nonce)
-    answer = call(args, "GetAttestation", request, messages.Attestation)
-    try:
-        identity = identity_from_message(answer.identity)
-    except MalformedMessage as exc:
-        raise ClientError(f"the agent sent a malformed {exc}", EXIT_CHECK_FAILED) from None
-    attestation = AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity)
-    try:
-        report = verify_evidence(attestation.quote, at=at, anchors=anchors)
-    except AttestationError as exc:
-        raise ClientError(
-            f"the agent's quote cannot be verified: {exc}", EXIT_CHECK_FAILED
-        ) from None
-    if policy is not None:
-        report = validate(report, policy, at=at, nonce=nonce)
-    binding = _binding(report.report_data, identity, nonce)
-    accepted = report.valid and binding.passed and report.policy_ok is not False
+    trust = trust_settings(args)
+    attestation = fetch_attestation(args, nonce)
+    verdict = verify_attestation(attestation, trust)
+    report, binding, identity = verdict.report, verdict.binding, attestation.identity
     if args.out is not None:
         saved = json.dumps(attestation.to_file_dict(), indent=2)
         args.out.write_text(saved + "\n", encoding="utf-8")
     shown = identity.to_json_dict()
     if args.json:
         out = {**report.model_dump(mode="json"), "binding": binding.model_dump(),
-               "identity": shown, "nonce": nonce.hex(), "accepted": accepted}  # fmt: skip
+               "identity": shown, "nonce": nonce.hex(), "accepted": verdict.accepted}  # fmt: skip
         print(json.dumps(out, indent=2))
     else:
         print(report_summary(report))
@@ -85,13 +56,4 @@ def _attest(args: argparse.Namespace) -> int:
         for name in ("x25519_public_key", "config_hash", "model_hash"):
             print(f"{name.replace('_', ' ')}: {shown[name]}")
         print(f"nonce: 0x{nonce.hex()}")
-    return EXIT_OK if accepted else EXIT_CHECK_FAILED
-
-
-def _binding(report_data: str, identity: AgentIdentity, nonce: bytes) -> Check:
-    try:
-        claimed = identity.binding()
-    except ValidationError as exc:
-        detail = f"the agent's identity is malformed: {exc.errors()[0]['msg']}"
-        return Check(name=CheckName.REPORT_DATA_BINDING, passed=False, detail=detail)
-    return check_binding(report_data, claimed, nonce)
+    return EXIT_OK if verdict.accepted else EXIT_CHECK_FAILED
