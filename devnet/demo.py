@@ -32,7 +32,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hexbytes import HexBytes
 from nacl.signing import SigningKey
 from web3 import Web3
 
@@ -42,7 +41,7 @@ from attestation.trust import certificates_from_bytes, default_trust_anchors
 from devnet.accounts import DEPLOYER
 from devnet.anvil import Anvil
 from devnet.dex import TOKEN_DECIMALS, Dex, pool_price, set_next_block_time
-from devnet.enclave_config import enclave_config_toml
+from devnet.enclave_config import VAULT_NOT_DEPLOYED, enclave_config_toml
 from devnet.market import deploy_market, fund
 from devnet.market_mover import MarketMover
 from host.chain.audit import AuditCheck, audit_agent
@@ -58,7 +57,6 @@ from wire.ticks import Tick
 REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
 BTC_CANDLES = REPO / "data" / "market" / "btc-usdt-binance-1h-2022-2023.csv"
-APPROVE_SELECTOR = bytes.fromhex("095ea7b3")
 log = logging.getLogger("tee_agent.demo")
 
 
@@ -188,9 +186,11 @@ def _run(
     owner = SigningKey.generate()
     enclave_config = workdir / "enclave.toml"
     # Short moving averages (4 and 12 hours) so that a three-day demo trades after half a day.
+    # No vault yet: the demo trades through a deployed GuardedVault once devnet deploys one
+    # for it (devnet.vault); until then every decision to trade is refused twap_unavailable.
     enclave_config_toml(
-        dex, owner.verify_key.encode().hex(), policy=args.policy, path=enclave_config,
-        short_window=4, long_window=12, **guardrails,
+        dex, owner.verify_key.encode().hex(), vault=VAULT_NOT_DEPLOYED, policy=args.policy,
+        path=enclave_config, short_window=4, long_window=12, **guardrails,
     )  # fmt: skip
     host_config = workdir / "tee-agent.toml"
     host_config.write_text(_host_toml(workdir, enclave_config, args.model))
@@ -256,10 +256,7 @@ def _summarize(
         r.receipt.seq: json.loads(r.decision_json) if r.decision_json else {} for r in records
     }
     mined_swaps, actions = 0, Counter[str]()
-    for tx in storage.transactions():
-        data = bytes(w3.eth.get_transaction(HexBytes(tx.tx_hash))["input"])
-        if data[:4] == APPROVE_SELECTOR:
-            continue
+    for tx in storage.transactions():  # every one a vault swap: the agent signs nothing else
         if tx.status == "mined":
             mined_swaps += 1
             actions[decisions.get(tx.receipt_seq, {}).get("action", "?")] += 1

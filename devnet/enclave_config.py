@@ -1,10 +1,11 @@
 """The measured enclave config for a local deployment, written as commented TOML.
 
-`enclave_config_toml` builds the enclave's own `EnclaveConfig` for a `Dex` (its chain id
-and router, WETH/USD/WBTC, the ETH/USD and BTC/USD pairs, guardrails allowing this chain and
-these tokens, the given limits and owner key) and writes it through `enclave.config_toml.config_toml`,
-the one TOML writer of the enclave config. With the LLM policy, the model gets the strategy
-below and the worked examples of examples/enclave-llm.toml.
+`enclave_config_toml` builds the enclave's own `EnclaveConfig` for a `Dex` and the vault the
+agent trades through (its chain id and router, the vault's address and TWAP settings,
+WETH/USD/WBTC, the ETH/USD and BTC/USD pairs, guardrails allowing this chain and these
+tokens, the given limits and owner key) and writes it through
+`enclave.config_toml.config_toml`, the one TOML writer of the enclave config. With the LLM
+policy, the model gets the strategy below and the worked examples of examples/enclave-llm.toml.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ from enclave.config import (
     PolicyConfig,
     RulePolicyConfig,
     Token,
+    VaultConfig,
     load_config,
 )
 from enclave.config_toml import config_toml
 from host.chain.transact import Amount
+
+# Stands in for the vault's address where a caller has no GuardedVault deployed (yet): no
+# contract lives at the zero address, so the enclave's calls to it can move no funds.
+VAULT_NOT_DEPLOYED = "0x0000000000000000000000000000000000000000"
 
 # The worked examples for the LLM policy come from here.
 LLM_EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "enclave-llm.toml"
@@ -72,6 +78,10 @@ def enclave_config_toml(
     dex: Dex,
     owner_public_hex: str,
     *,
+    vault: str,
+    twap_window_seconds: int = 1800,
+    twap_max_age_seconds: int = 7200,
+    max_twap_deviation_bps: int = 300,
     policy: Literal["rule", "llm"] = "rule",
     clock: Literal["wall", "replay"] = "replay",
     max_notional_per_trade_usd: Amount = 1000,
@@ -89,9 +99,11 @@ def enclave_config_toml(
     llm_model_sha256: str | None = None,
     path: Path | None = None,
 ) -> str:
-    """The measured enclave config (TOML) for this deployment: its chain id and router,
-    WETH/USD/WBTC, the ETH/USD and BTC/USD pairs, guardrails allowing this chain and
-    these tokens, and the given limits and owner key. Also written to `path` when given.
+    """The measured enclave config (TOML) for this deployment: its chain id and router, the
+    GuardedVault at `vault` with the given TWAP settings (those it was deployed with),
+    WETH/USD/WBTC, the ETH/USD and BTC/USD pairs, guardrails allowing this chain and these
+    tokens, and the given limits (the caps to register for the agent on the vault) and
+    owner key. Also written to `path` when given.
 
     Raises:
         ValueError: an owner key that is not 32 bytes of hex, or a value the enclave's
@@ -114,6 +126,12 @@ def enclave_config_toml(
         )
     config = EnclaveConfig(
         chain=ChainConfig(chain_id=dex.chain_id, router=dex.router),
+        vault=VaultConfig(
+            address=vault,
+            twap_window_seconds=twap_window_seconds,
+            twap_max_age_seconds=twap_max_age_seconds,
+            max_twap_deviation_bps=max_twap_deviation_bps,
+        ),
         tokens={
             symbol: Token(address=address, decimals=TOKEN_DECIMALS[symbol])
             for symbol, address in dex.tokens.items()

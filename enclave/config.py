@@ -1,4 +1,5 @@
-"""The enclave's measured configuration: chain, tokens, pairs, market checks, guardrails, policy.
+"""The enclave's measured configuration: chain, vault, tokens, pairs, market checks,
+guardrails, policy.
 
 Everything that decides the agent's behaviour lives here, and all of it is measured: the
 config hash is SHA-256 over the canonical JSON of the validated model (sorted keys, no
@@ -8,7 +9,8 @@ written into every receipt.
 
 `parse_config` and `load_config` read the TOML; `enclave.config_toml` writes it, commented
 from the models' own docstrings and field descriptions, so the schema documents itself in
-one place.
+one place. The [policy] table's models live in `enclave.policy_config`, and are handed on
+from here with the rest of the schema.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+# Handed on: whoever builds a whole config (the host's `init`, devnet) imports it from here.
+from enclave.policy_config import FewShotExample as FewShotExample
+from enclave.policy_config import LlmPolicyConfig as LlmPolicyConfig
+from enclave.policy_config import PolicyConfig as PolicyConfig
+from enclave.policy_config import RulePolicyConfig as RulePolicyConfig
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,15 +86,65 @@ class Pair(BaseModel):
 
 
 class ChainConfig(BaseModel):
-    """The chain the agent trades on, and the one contract it swaps through."""
+    """The chain the agent trades on, and the router its vault swaps through.
+
+    `router` is the Uniswap V2 Router02 the vault ([vault]) must have on its allowlist: the
+    enclave names it in every vault call and refuses to name any other.
+    """
 
     model_config = _MODEL
     chain_id: int = Field(
         ge=1, description="The chain's id (EIP-155), signed into every transaction."
     )
     router: Address = Field(
-        description="Uniswap V2 Router02: the only contract the agent swaps through."
+        description="Uniswap V2 Router02: the only router the vault's swaps may go through "
+        "(the vault must allowlist it)."
     )
+
+
+class VaultConfig(BaseModel):
+    """The GuardedVault that holds the funds: the agent trades only through it.
+
+    The vault's owner registers the agent's attested address on it, with caps: the
+    guardrails' max_notional_per_trade_usd and max_notional_per_day_usd, valued in the
+    pair's quote token, are the caps to register for this agent, so the enclave and the
+    vault hold it to the same limits. The vault values every trade at the pool's
+    time-weighted average price (TWAP) and reverts a trade whose minimum output sits further
+    below the TWAP-implied output than max_twap_deviation_bps; the settings here should be
+    those the vault was deployed with.
+    """
+
+    model_config = _MODEL
+    address: Address = Field(
+        description="The GuardedVault the agent trades through: the only contract it calls."
+    )
+    twap_window_seconds: int = Field(
+        default=1800,
+        ge=60,
+        description="The shortest span of pool history the vault's time-weighted average "
+        "price covers, in seconds.",
+    )
+    twap_max_age_seconds: int = Field(
+        default=7200,
+        description="The longest span of pool history the vault's time-weighted average "
+        "price covers, in seconds; at least twap_window_seconds.",
+    )
+    max_twap_deviation_bps: int = Field(
+        default=300,
+        ge=1,
+        le=5000,
+        description="How far a trade's minimum output and a decision's price may sit from "
+        "the time-weighted average price, in basis points.",
+    )
+
+    @model_validator(mode="after")
+    def _spans_ordered(self) -> VaultConfig:
+        if self.twap_max_age_seconds < self.twap_window_seconds:
+            raise ValueError(
+                f"twap_max_age_seconds ({self.twap_max_age_seconds}) must be at least "
+                f"twap_window_seconds ({self.twap_window_seconds})"
+            )
+        return self
 
 
 class MarketConfig(BaseModel):
@@ -112,7 +170,16 @@ class MarketConfig(BaseModel):
         default=Decimal(20),
         gt=0,
         le=1000,
-        description="A tick moving more than this from the last accepted one is refused.",
+        description="A tick whose price moves more than this from its pair's anchor (an "
+        "earlier accepted price, see price_move_window_seconds) is refused.",
+    )
+    price_move_window_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=31_536_000,
+        description="Seconds of market time (at most a year) after which an accepted tick "
+        "becomes its pair's new anchor price: within one window the price cannot leave the "
+        "anchor by more than max_price_move_percent, however many ticks arrive.",
     )
     decision_interval_seconds: int = Field(
         default=3600,
@@ -122,7 +189,11 @@ class MarketConfig(BaseModel):
 
 
 class GuardrailConfig(BaseModel):
-    """Hard limits, enforced after the policy, deny by default."""
+    """Hard limits, enforced after the policy, deny by default.
+
+    max_notional_per_trade_usd and max_notional_per_day_usd are also the caps the vault's
+    owner registers for this agent on the vault ([vault]), which counts them on chain.
+    """
 
     model_config = _MODEL
     allowed_chain_ids: list[int] = Field(
@@ -132,10 +203,14 @@ class GuardrailConfig(BaseModel):
         min_length=1, description="Tokens (keys of [tokens]) a swap may pay or receive."
     )
     max_notional_per_trade_usd: Decimal = Field(
-        gt=0, description="The largest trade, valued in the pair's quote token."
+        gt=0,
+        description="The largest trade, valued in the pair's quote token (the vault's "
+        "per-trade cap for this agent).",
     )
     max_notional_per_day_usd: Decimal = Field(
-        gt=0, description="All trades of the last 24 hours (rolling), valued in the quote token."
+        gt=0,
+        description="All trades of the last 24 hours (rolling), valued in the quote token "
+        "(the vault's daily cap for this agent).",
     )
     max_slippage_bps: int = Field(
         ge=0,
@@ -149,129 +224,6 @@ class GuardrailConfig(BaseModel):
     min_seconds_between_trades: int = Field(
         ge=0, description="Seconds of market time that must pass between two trades."
     )
-
-
-class RulePolicyConfig(BaseModel):
-    """Moving-average crossover with position sizing."""
-
-    model_config = _MODEL
-    short_window: int = Field(
-        default=12, ge=1, description="Prices (one per decision) in the short moving average."
-    )
-    long_window: int = Field(
-        default=48,
-        ge=2,
-        description="Prices (one per decision) in the long moving average; above short_window.",
-    )
-    trade_fraction: Decimal = Field(
-        default=Decimal("0.25"),
-        gt=0,
-        le=1,
-        description="Fraction of the available balance moved per trade.",
-    )
-    slippage_bps: int = Field(
-        default=50,
-        ge=0,
-        le=10_000,
-        description="The slippage a trade allows, in basis points (the guardrails' "
-        "max_slippage_bps caps it).",
-    )
-
-    @model_validator(mode="after")
-    def _windows_ordered(self) -> RulePolicyConfig:
-        if self.short_window >= self.long_window:
-            raise ValueError(
-                f"short_window ({self.short_window}) must be below long_window ({self.long_window})"
-            )
-        return self
-
-
-class FewShotExample(BaseModel):
-    """A worked example for the LLM: a market view and the decision it should lead to."""
-
-    model_config = _MODEL
-    market: str = Field(
-        min_length=2, max_length=2000, description="A market view, as the prompt shows it (JSON)."
-    )
-    decision: str = Field(
-        min_length=2, max_length=1000, description="The decision it should lead to (JSON)."
-    )
-
-
-class LlmPolicyConfig(BaseModel):
-    """The LLM policy: llama.cpp on a GGUF model, greedy and deterministic."""
-
-    model_config = _MODEL
-    model_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
-        default=None,
-        description="SHA-256 the model file must have (lowercase hex); unset accepts any "
-        "model, whose hash is then measured (rtmr1) and written into every receipt all the same.",
-    )
-    strategy: str = Field(
-        min_length=1,
-        max_length=8000,
-        description="The fixed system part of every prompt: the strategy, in the model's own words.",
-    )
-    examples: list[FewShotExample] = Field(
-        default_factory=list,
-        max_length=16,
-        description="Worked examples the prompt shows before each market view.",
-    )
-    seed: int = Field(
-        default=42,
-        ge=0,
-        le=2**31 - 1,
-        description="Sampling seed. The same inputs and these settings give the same decision bytes.",
-    )
-    threads: int = Field(default=2, ge=1, le=64, description="CPU threads llama.cpp runs on.")
-    batch_size: int = Field(
-        default=64, ge=8, le=4096, description="Tokens llama.cpp evaluates per batch."
-    )
-    context_size: int = Field(
-        default=2048, ge=256, le=32768, description="The model's context window, in tokens."
-    )
-    max_tokens: int = Field(
-        default=192,
-        ge=16,
-        le=1024,
-        description="Tokens generated per decision at most; past it, the decision is a hold "
-        '("policy timeout").',
-    )
-    timeout_seconds: Decimal = Field(
-        default=Decimal(30),
-        gt=0,
-        le=600,
-        description="Seconds per decision at most; past it, the decision is a hold "
-        '("policy timeout").',
-    )
-    rationale_max_chars: int = Field(
-        default=60, ge=8, le=200, description="The longest rationale a decision may give."
-    )
-
-
-class PolicyConfig(BaseModel):
-    """Who decides: the rule policy or the LLM."""
-
-    model_config = _MODEL
-    kind: Literal["rule", "llm"] = Field(
-        default="rule",
-        description='"rule": the moving-average crossover of [policy.rule]; "llm": the model '
-        "of [policy.llm].",
-    )
-    rule: RulePolicyConfig = Field(
-        default=RulePolicyConfig(),
-        description="Moving-average windows and trade sizing: the market features and trade "
-        "sizes both policies use.",
-    )
-    llm: LlmPolicyConfig | None = Field(
-        default=None, description='The LLM policy; required when kind is "llm".'
-    )
-
-    @model_validator(mode="after")
-    def _llm_configured(self) -> PolicyConfig:
-        if self.kind == "llm" and self.llm is None:
-            raise ValueError("policy.kind is 'llm' but there is no [policy.llm] table")
-        return self
 
 
 class OwnerConfig(BaseModel):
@@ -289,6 +241,7 @@ class EnclaveConfig(BaseModel):
 
     model_config = _MODEL
     chain: ChainConfig
+    vault: VaultConfig
     tokens: dict[Symbol, Token] = Field(min_length=1)
     pairs: list[Pair] = Field(min_length=1)
     market: MarketConfig = MarketConfig()

@@ -10,7 +10,7 @@ left the enclave, or replays outputs the host already has (same receipts, same b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,13 +20,14 @@ from pydantic import ValidationError
 from attestation.binding import AgentAttestation, AgentIdentity, identity_report_data
 from attestation.receipt import Receipt, receipt_hash
 from enclave.config import EnclaveConfig
-from enclave.decisions import DecisionEngine, FeeHint
+from enclave.decisions import DecisionEngine
 from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
 from enclave.signer import AccountSigner
 from enclave.state import MAX_PENDING_OUTPUTS, EnclaveState, PendingReceipt, PendingTransaction
+from enclave.vault_trades import FeeHint
 from wire.records import ReceiptRecord, TransactionRecord
 from wire.ticks import TickColumns
 
@@ -173,19 +174,32 @@ class EnclaveCore:
         fees: FeeHint | None,
         balances: dict[str, int],
         release_through: int = 0,
+        twap_prices: Mapping[str, float] | None = None,
     ) -> tuple[Sealed, Released]:
-        """Release the outputs up to `release_through` (0: none), then process the batches of
-        ticks in order; returns the new sealed state and what was refused, and the released outputs.
+        """Release the outputs up to `release_through` (0: none), take the TWAPs the host
+        reports (pair symbol -> quote per base; the latest of each pair is kept), then
+        process the batches of ticks in order; returns the new sealed state and what was
+        refused, and the released outputs.
 
         Raises:
             EnclaveError: not open, too many outputs waiting for release, a balance for a
-                token that is not configured, or a release version never sealed. Nothing
-                is released then: the outputs stay pending.
+                token that is not configured, a TWAP for a pair that is not configured, or
+                a release version never sealed. Nothing is released then, and no TWAP
+                taken: the outputs stay pending.
         """
         state, engine = self._require()
         unknown = sorted(set(balances) - set(self._config.tokens))
         if unknown:
             raise EnclaveError("invalid_argument", f"balances name unknown tokens {unknown}")
+        twap_prices = twap_prices or {}
+        pairs = {pair.symbol for pair in self._config.pairs}
+        unknown_pairs = sorted(symbol[:25] for symbol in set(twap_prices) - pairs)
+        if unknown_pairs:
+            raise EnclaveError(
+                "invalid_argument",
+                f"twap_prices name pairs that are not configured: {unknown_pairs[:5]} "
+                f"(configured: {sorted(pairs)})",
+            )
         # Every check comes before the release, so a refused request releases nothing. The
         # backlog is what would stay pending: every output has a sealed version >= 1, so
         # release_through 0 keeps them all.
@@ -194,6 +208,7 @@ class EnclaveCore:
             sum(1 for p in state.pending_receipts if p.state_version > release_through)
         )
         released = self.release(release_through) if release_through else Released([], [])
+        engine.report_twaps(twap_prices)
         now_ms = int(self._clock() * 1000)
         return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms)), released
 

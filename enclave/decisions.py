@@ -1,6 +1,10 @@
 """Per tick: check it, remember it, and when a decision is due ask the policy, build the
-transaction, judge it by the guardrails, sign what passes, and write a receipt for all of it.
+vault call, judge it by the guardrails, sign what passes, and write a receipt for all of it.
 Runs of plainly acceptable ticks are checked and remembered together (`enclave.tick_columns`).
+
+A trade's receipt comes before its transaction: the vault call carries the receipt's
+sequence number and EIP-712 digest (the vault emits both with the trade), so the receipt
+cannot carry the transaction's hash, and its tx_hash is zero.
 """
 
 from __future__ import annotations
@@ -8,15 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 from attestation.receipt import receipt_hash
 from enclave.config import EnclaveConfig, Pair
 from enclave.guardrails import (
     DAY_SECONDS,
-    GWEI,
     GuardrailContext,
     ProposedTransaction,
     SpendEntry,
@@ -30,15 +32,8 @@ from enclave.receipts import make_receipt
 from enclave.signer import AccountSigner, Eip1559Transaction
 from enclave.state import EnclaveState, PendingReceipt, PendingTransaction
 from enclave.tick_columns import clean_prefix, first_due, remember_run
-from enclave.transactions import (
-    APPROVE_GAS,
-    SWAP_DEADLINE_SECONDS,
-    SWAP_GAS,
-    SwapPlan,
-    approve_calldata,
-    swap_calldata,
-    to_units,
-)
+from enclave.transactions import SWAP_DEADLINE_SECONDS, VAULT_SWAP_GAS
+from enclave.vault_trades import FeeHint, offered_fees, plan_swap, vault_swap
 from wire.ticks import DUPLICATE_SEQ, Tick, TickColumns
 
 NO_HASH = bytes(32)
@@ -53,12 +48,6 @@ _MAX_WINDOW = 1 << 16
 _MAX_ALONE = 64
 
 
-@dataclass(frozen=True)
-class FeeHint:
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
-
-
 class DecisionEngine:
     """The enclave's work on its state; everything it produces waits for Release."""
 
@@ -70,8 +59,17 @@ class DecisionEngine:
         self.signer = signer
         self.config_hash = config_hash
         self._keep = max(config.policy.rule.long_window + 1, 64)
+        self._window_ms = config.market.price_move_window_seconds * 1000
         # How long each decision of the last batch took (reported to the host's metrics).
         self.decision_seconds: list[float] = []
+        # The vault's TWAP per pair symbol as the host last reported it: host input, so not
+        # sealed (a restarted enclave knows none until the host reports again).
+        self.twap_prices: dict[str, float] = {}
+
+    def report_twaps(self, prices: Mapping[str, float]) -> None:
+        """Take the TWAPs the host reports (pair symbol -> quote per base, already checked:
+        configured pairs, finite and positive); a pair left out keeps its last one."""
+        self.twap_prices.update(prices)
 
     def notional_spent(self, state: EnclaveState, now: int) -> Decimal:
         return notional_spent(state.spent, now)
@@ -136,7 +134,7 @@ class DecisionEngine:
             due_ms = None if state.last_decision is None else state.last_decision + interval_ms
             due = first_due(ticks, start, stop, due_ms)
             upto = stop if due is None else due + 1
-            remember_run(ticks, start, upto, state.market, self._keep)
+            remember_run(ticks, start, upto, state.market, self._keep, self._window_ms)
             start = upto
             if due is not None:
                 tick = ticks.tick(due)
@@ -166,7 +164,7 @@ class DecisionEngine:
                     timestamp=max(tick.timestamp_ms, 0) // 1000,
                 )
             return reason
-        remember(tick, state.market, self._keep)
+        remember(tick, state.market, self._keep, self._window_ms)
         state.ticks_accepted += 1
         interval_ms = self.config.market.decision_interval_seconds * 1000
         if state.last_decision is None or tick.timestamp_ms - state.last_decision >= interval_ms:
@@ -207,22 +205,13 @@ class DecisionEngine:
             self._receipt(state, "hold", input_json, decision_json, NO_HASH, timestamp)
             return
         price = Decimal(repr(tick.price))
-        plan = self._plan(pair, decision, price)
-        max_fee, priority = self._fees(fees)
-        swap = ProposedTransaction(
-            chain_id=self.config.chain.chain_id,
-            to=self.config.chain.router,
-            value=0,
-            data=swap_calldata(
-                plan,
-                (plan.token_in, plan.token_out),
-                self.signer.address,
-                timestamp + SWAP_DEADLINE_SECONDS,
-            ),
-            max_fee_per_gas=max_fee,
-        )
+        plan = plan_swap(self.config, pair, decision, price)
+        max_fee, priority = offered_fees(self.config, fees)
+        deadline = timestamp + SWAP_DEADLINE_SECONDS
+        # The call carries its receipt's digest, which exists only once the receipt is made:
+        # the guardrails judge it with a zero digest, the one field the signed call changes.
+        judged = vault_swap(self.config, plan, max_fee, deadline, state.receipt_seq + 1, NO_HASH)
         context = GuardrailContext(
-            address=self.signer.address,
             pair=pair,
             price=price,
             now=timestamp,
@@ -230,28 +219,17 @@ class DecisionEngine:
             last_trade=state.last_trade,
             spent=state.spent,
             max_slippage_bps_requested=decision.max_slippage_bps,
+            twap=self.twap_prices.get(pair.symbol),
         )
-        verdict = judge(swap, context, self.config)
+        verdict = judge(judged, context, self.config)
         if not verdict.allowed:
             self._receipt(
                 state, f"refused:{verdict.reason}", input_json, decision_json, NO_HASH, timestamp
             )
             return
-        token_in = pair.quote if decision.action == "buy" else pair.base
-        if token_in not in state.approved_tokens:
-            approve = ProposedTransaction(
-                chain_id=swap.chain_id,
-                to=self.config.tokens[token_in].address,
-                value=0,
-                data=approve_calldata(self.config.chain.router),
-                max_fee_per_gas=max_fee,
-            )
-            if judge(approve, context, self.config).allowed:
-                self._sign(
-                    state, approve, APPROVE_GAS, priority, input_json, decision_json, timestamp
-                )
-                state.approved_tokens.append(token_in)
-        self._sign(state, swap, SWAP_GAS, priority, input_json, decision_json, timestamp)
+        seq = self._receipt(state, "signed", input_json, decision_json, NO_HASH, timestamp)
+        call = vault_swap(self.config, plan, max_fee, deadline, seq, state.head_hash)
+        self._sign(state, call, VAULT_SWAP_GAS, priority, seq)
         state.last_trade = timestamp
         state.spent = [e for e in state.spent if timestamp - e.timestamp < DAY_SECONDS]
         state.spent.append(SpendEntry(timestamp=timestamp, notional_usd=verdict.notional_usd))
@@ -288,40 +266,6 @@ class DecisionEngine:
             return hold(view.pair, f"policy named pair {decision.pair[:25]!r}, not {view.pair}")
         return decision
 
-    def _plan(self, pair: Pair, decision: Decision, price: Decimal) -> SwapPlan:
-        with localcontext() as arithmetic:
-            arithmetic.prec = 120  # exact for uint256 amounts, as in the guardrails
-            return self._plan_exact(pair, decision, price)
-
-    def _plan_exact(self, pair: Pair, decision: Decision, price: Decimal) -> SwapPlan:
-        base, quote = self.config.tokens[pair.base], self.config.tokens[pair.quote]
-        keep = 1 - Decimal(decision.max_slippage_bps) / 10_000
-        if decision.action == "buy":
-            amount_in = to_units(decision.amount * price, quote.decimals, round_up=True)
-            expected = Decimal(amount_in).scaleb(-quote.decimals) / price
-            return SwapPlan(
-                token_in=quote.address,
-                token_out=base.address,
-                amount_in=amount_in,
-                min_out=to_units(expected * keep, base.decimals, round_up=True),
-                expected_out=to_units(expected, base.decimals),
-            )
-        amount_in = to_units(decision.amount, base.decimals)
-        expected = Decimal(amount_in).scaleb(-base.decimals) * price
-        return SwapPlan(
-            token_in=base.address,
-            token_out=quote.address,
-            amount_in=amount_in,
-            min_out=to_units(expected * keep, quote.decimals, round_up=True),
-            expected_out=to_units(expected, quote.decimals),
-        )
-
-    def _fees(self, fees: FeeHint | None) -> tuple[int, int]:
-        cap = int(self.config.guardrails.max_fee_per_gas_gwei * GWEI)
-        if fees is None or fees.max_fee_per_gas == 0:
-            return cap, min(cap, 2 * GWEI)
-        return fees.max_fee_per_gas, min(fees.max_priority_fee_per_gas, fees.max_fee_per_gas)
-
     # -- outputs --------------------------------------------------------------------------
 
     def _sign(
@@ -330,10 +274,9 @@ class DecisionEngine:
         proposed: ProposedTransaction,
         gas: int,
         priority: int,
-        input_json: str,
-        decision_json: str,
-        timestamp: int,
+        receipt_seq: int,
     ) -> None:
+        """Sign `proposed` at the next nonce, as the transaction of receipt `receipt_seq`."""
         signed = self.signer.sign_transaction(
             Eip1559Transaction(
                 chain_id=proposed.chain_id,
@@ -346,14 +289,13 @@ class DecisionEngine:
                 data=proposed.data,
             )
         )
-        seq = self._receipt(state, "signed", input_json, decision_json, signed.hash, timestamp)
         state.pending_transactions.append(
             PendingTransaction(
                 state_version=0,
                 raw_transaction=signed.raw_transaction.hex(),
                 tx_hash=signed.hash.hex(),
                 nonce=state.tx_nonce,
-                receipt_seq=seq,
+                receipt_seq=receipt_seq,
             )
         )
         state.tx_nonce += 1

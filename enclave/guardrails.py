@@ -1,13 +1,18 @@
 """Hard limits on every transaction the enclave would sign, enforced after the policy.
 
 Deny by default: a transaction is signed only when every check below passes, in this order,
-and each refusal names its guardrail in a machine-readable reason. The guardrails judge the
-transaction as built (decoded target, selector and arguments), valued at the enclave's last
-accepted price, never at anything the policy or the host claims.
+and each refusal names its guardrail in a machine-readable reason (`GUARDRAIL_REFUSALS`;
+receipts carry it as "refused:<reason>"). The only call allowed is the GuardedVault's swap
+(`enclave.transactions`). The guardrails judge the call as built (decoded target, selector
+and arguments), valued at the enclave's last accepted price, never at anything the policy
+or the host claims; and they refuse to value it at all when that price disagrees with the
+vault's time-weighted average price as the host reports it (the vault checks the real one
+on chain, so a host that lies about both only gets a trade the vault reverts).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -18,6 +23,22 @@ from enclave.transactions import decode_call
 
 DAY_SECONDS = 86_400
 GWEI = 10**9
+
+# Why a guardrail refuses: the reason of a "refused:<reason>" receipt, in the order judged.
+PAUSED = "paused"
+CHAIN_ID = "chain_id"
+MAX_FEE_PER_GAS = "max_fee_per_gas"
+CALL_NOT_ALLOWED = "call_not_allowed"
+TWAP_UNAVAILABLE = "twap_unavailable"
+TWAP_DEVIATION = "twap_deviation"
+MAX_NOTIONAL_PER_TRADE = "max_notional_per_trade"
+MAX_NOTIONAL_PER_DAY = "max_notional_per_day"
+MAX_SLIPPAGE = "max_slippage"
+MIN_SECONDS_BETWEEN_TRADES = "min_seconds_between_trades"
+GUARDRAIL_REFUSALS = (
+    PAUSED, CHAIN_ID, MAX_FEE_PER_GAS, CALL_NOT_ALLOWED, TWAP_UNAVAILABLE, TWAP_DEVIATION,
+    MAX_NOTIONAL_PER_TRADE, MAX_NOTIONAL_PER_DAY, MAX_SLIPPAGE, MIN_SECONDS_BETWEEN_TRADES,
+)  # fmt: skip
 
 
 class SpendEntry(BaseModel):
@@ -47,16 +68,19 @@ class ProposedTransaction:
 
 @dataclass(frozen=True)
 class GuardrailContext:
-    """The enclave's own view at decision time."""
+    """The enclave's own view at decision time, and the TWAP the host reported."""
 
-    address: str
     pair: Pair
+    # The last accepted tick's price of the pair (quote per base).
     price: Decimal
     now: int
     paused: bool
     last_trade: int | None
     spent: list[SpendEntry]
     max_slippage_bps_requested: int
+    # The vault's TWAP of the pair as the host last reported it (quote per base); None when
+    # it reported none. Untrusted: only ever a reason to refuse.
+    twap: float | None
 
 
 def notional_spent(spent: list[SpendEntry], now: int) -> Decimal:
@@ -86,58 +110,64 @@ def _judge(
 ) -> GuardrailVerdict:
     rails = config.guardrails
     if context.paused:
-        return _refuse("paused", "the owner paused the agent")
+        return _refuse(PAUSED, "the owner paused the agent")
     if tx.chain_id not in rails.allowed_chain_ids:
-        return _refuse("chain_id", f"chain {tx.chain_id} is not in {rails.allowed_chain_ids}")
+        return _refuse(CHAIN_ID, f"chain {tx.chain_id} is not in {rails.allowed_chain_ids}")
     fee_cap = int(rails.max_fee_per_gas_gwei * GWEI)
     if tx.max_fee_per_gas > fee_cap:
         return _refuse(
-            "max_fee_per_gas", f"max fee per gas {tx.max_fee_per_gas} wei exceeds {fee_cap} wei"
+            MAX_FEE_PER_GAS, f"max fee per gas {tx.max_fee_per_gas} wei exceeds {fee_cap} wei"
         )
     call = decode_call(tx.data)
-    tokens = {config.tokens[symbol].address: symbol for symbol in rails.allowed_tokens}
-    router = config.chain.router
-    if call is not None and call.function == "approve":
-        if tx.to in tokens and call.spender == router and tx.value == 0:
-            return GuardrailVerdict(True, None, f"approve {tokens[tx.to]} to the router")
-        return _refuse(
-            "call_not_allowed", "approve is allowed only on allowed tokens, to the router"
-        )
+    tokens = {config.tokens[symbol].address for symbol in rails.allowed_tokens}
     if (
         call is None
-        or tx.to != router
+        or tx.to != config.vault.address
         or tx.value != 0
-        or call.recipient != context.address
-        or len(call.path) != 2
-        or any(token not in tokens for token in call.path)
+        or call.router != config.chain.router
+        or call.token_in not in tokens
+        or call.token_out not in tokens
     ):
         return _refuse(
-            "call_not_allowed",
-            "only swapExactTokensForTokens through the router, between allowed tokens, "
-            "paying the agent itself, is allowed",
+            CALL_NOT_ALLOWED,
+            "only the vault's swap, through the configured router, between allowed tokens, "
+            "is allowed",
         )
     base = config.tokens[context.pair.base]
     quote = config.tokens[context.pair.quote]
-    if set(call.path) != {base.address, quote.address}:
-        return _refuse("call_not_allowed", f"the swap path is not the pair {context.pair.symbol}")
-    selling = call.path[0] == base.address
+    if {call.token_in, call.token_out} != {base.address, quote.address}:
+        return _refuse(CALL_NOT_ALLOWED, f"the swap path is not the pair {context.pair.symbol}")
+    if context.twap is None or not (math.isfinite(context.twap) and context.twap > 0):
+        return _refuse(
+            TWAP_UNAVAILABLE, f"the host reported no usable TWAP for {context.pair.symbol}"
+        )
+    twap = Decimal(repr(context.twap))
+    limit = config.vault.max_twap_deviation_bps
+    low, high = twap * (1 - Decimal(limit) / 10_000), twap * (1 + Decimal(limit) / 10_000)
+    if not low <= context.price <= high:
+        return _refuse(
+            TWAP_DEVIATION,
+            f"the accepted price {context.price} is outside {low} to {high}, the reported "
+            f"TWAP {twap} less and plus {limit} bps",
+        )
+    selling = call.token_in == base.address
     amount_in = Decimal(call.amount_in).scaleb(-(base.decimals if selling else quote.decimals))
     notional = amount_in * context.price if selling else amount_in
     if notional > rails.max_notional_per_trade_usd:
         return _refuse(
-            "max_notional_per_trade",
+            MAX_NOTIONAL_PER_TRADE,
             f"notional {notional:.2f} USD exceeds {rails.max_notional_per_trade_usd} USD",
         )
     spent = notional_spent(context.spent, context.now)
     if spent + notional > rails.max_notional_per_day_usd:
         return _refuse(
-            "max_notional_per_day",
+            MAX_NOTIONAL_PER_DAY,
             f"{spent:.2f} USD in the last 24 h plus {notional:.2f} USD exceeds "
             f"{rails.max_notional_per_day_usd} USD",
         )
     if context.max_slippage_bps_requested > rails.max_slippage_bps:
         return _refuse(
-            "max_slippage",
+            MAX_SLIPPAGE,
             f"the decision allows {context.max_slippage_bps_requested} bps; the limit is "
             f"{rails.max_slippage_bps} bps",
         )
@@ -147,7 +177,7 @@ def _judge(
     minimum = Decimal(call.min_out).scaleb(-out_decimals)
     if minimum < floor:
         return _refuse(
-            "max_slippage",
+            MAX_SLIPPAGE,
             f"minimum out {minimum} is below {floor:.8f}, the quote at the accepted price "
             f"{context.price} less {rails.max_slippage_bps} bps",
         )
@@ -156,7 +186,7 @@ def _judge(
         and context.now - context.last_trade < rails.min_seconds_between_trades
     ):
         return _refuse(
-            "min_seconds_between_trades",
+            MIN_SECONDS_BETWEEN_TRADES,
             f"{context.now - context.last_trade} s since the last trade; the minimum is "
             f"{rails.min_seconds_between_trades} s",
         )

@@ -28,8 +28,8 @@ from llama_cpp import Llama
 from llama_cpp.llama_grammar import LlamaGrammar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from enclave.config import LlmPolicyConfig
 from enclave.policy import Decision, MarketView, ModelError, hold
+from enclave.policy_config import LlmPolicyConfig
 
 # Used when a model file carries no chat template.
 _PLAIN_TEMPLATE = (

@@ -4,7 +4,13 @@ Every tick is a sequence number, a timestamp, an allowlisted pair symbol and two
 numbers; nothing else from the host exists here. A tick is refused, with a machine-readable
 reason, when a number is out of range (a timestamp before 1970 included), its sequence does
 not advance, its time goes backwards or is stale, or its price moves more than the
-configured percentage from the last accepted one.
+configured percentage from its pair's anchor.
+
+The anchor bounds the price per unit of market time, not per tick: it is the first accepted
+tick of the pair, then the first accepted tick at least `price_move_window_seconds` after
+it, and so on. However many ticks a host sends with one timestamp (or within one window),
+the price they walk to stays within the limit of the anchor; hourly candles with a one-hour
+window compare each candle with the one before it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,6 +41,14 @@ from wire.ticks import (
 MAX_NUMBER = 1e15
 
 
+class PriceAnchor(NamedTuple):
+    """The price a pair's ticks may move at most max_price_move_percent from, and the market
+    time it was set at."""
+
+    price: float
+    timestamp_ms: int
+
+
 @dataclass
 class MarketMemory:
     """What the enclave remembers of the market (part of the sealed state).
@@ -43,7 +58,7 @@ class MarketMemory:
 
     last_seq: int = 0
     last_timestamp_ms: int | None = None
-    last_price: dict[str, float] = field(default_factory=dict)
+    anchors: dict[str, PriceAnchor] = field(default_factory=dict)
     closes: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -67,33 +82,38 @@ def refusal_reason(
             return FUTURE_TICK
         if now_ms - tick.timestamp_ms > market.max_tick_age_seconds * 1000:
             return STALE_TICK
-    last = memory.last_price.get(tick.pair)
-    if last is not None and _moved_too_far(tick.price, last, market.max_price_move_percent):
+    anchor = memory.anchors.get(tick.pair)
+    if anchor is not None and _moved_too_far(
+        tick.price, anchor.price, market.max_price_move_percent
+    ):
         return PRICE_JUMP
     return None
 
 
-def _moved_too_far(price: float, last: float, limit: Decimal) -> bool:
+def _moved_too_far(price: float, anchor: float, limit: Decimal) -> bool:
     # Floats decide every clear case; only a move within a hair of the limit is settled
     # exactly in Decimal, so "exactly at the limit" is accepted and anything above refused.
-    move = abs(price - last) / last * 100
+    move = abs(price - anchor) / anchor * 100
     bound = float(limit)
     if move < bound * (1 - 1e-9):
         return False
     if move > bound * (1 + 1e-9):
         return True
-    return Decimal(abs(price - last)) / Decimal(last) * 100 > limit
+    return Decimal(abs(price - anchor)) / Decimal(anchor) * 100 > limit
 
 
 def _sane(value: float) -> bool:
     return math.isfinite(value) and abs(value) <= MAX_NUMBER
 
 
-def remember(tick: Tick, memory: MarketMemory, keep: int) -> None:
-    """Record an accepted tick, keeping the last `keep` closes of its pair."""
+def remember(tick: Tick, memory: MarketMemory, keep: int, window_ms: int) -> None:
+    """Record an accepted tick, keeping the last `keep` closes of its pair; the tick becomes
+    its pair's anchor when it is the first, or at least `window_ms` after the anchor."""
     memory.last_seq = tick.seq
     memory.last_timestamp_ms = tick.timestamp_ms
-    memory.last_price[tick.pair] = tick.price
+    anchor = memory.anchors.get(tick.pair)
+    if anchor is None or tick.timestamp_ms - anchor.timestamp_ms >= window_ms:
+        memory.anchors[tick.pair] = PriceAnchor(tick.price, tick.timestamp_ms)
     closes = memory.closes.setdefault(tick.pair, [])
     closes.append(tick.price)
     if len(closes) > keep:

@@ -13,8 +13,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from enclave.config import RulePolicyConfig
 from enclave.market import Features
+from enclave.policy_config import RulePolicyConfig
 
 NO_MODEL = bytes(32)
 

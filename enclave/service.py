@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
@@ -20,7 +21,8 @@ from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from enclave.core import EnclaveCore, EnclaveError, Released, Sealed
-from enclave.decisions import FeeHint
+from enclave.market import MAX_NUMBER
+from enclave.vault_trades import FeeHint
 from wire.identity import attestation_message, identity_message
 from wire.records import receipt_message, transaction_message
 from wire.ticks import InvalidBatch, TickColumns, columns_from_message, decode_tick_batch
@@ -100,7 +102,11 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
             else None
         )
         sealed, released = self._core.ingest(
-            ticks, fees, _balances(request.balances), request.release_through
+            ticks,
+            fees,
+            _balances(request.balances),
+            request.release_through,
+            _twap_prices(request.twap_prices),
         )
         response = _ingested(sealed)
         if released.receipts or released.transactions:
@@ -166,6 +172,23 @@ def _balances(balances: Mapping[str, str]) -> dict[str, int]:
             )
         parsed[symbol] = int(text)
     return parsed
+
+
+def _twap_prices(prices: Mapping[str, float]) -> dict[str, float]:
+    """The reported TWAPs, each a finite number above 0 and at most MAX_NUMBER (the core
+    checks that each names a configured pair).
+
+    Raises:
+        EnclaveError("invalid_argument"): a TWAP out of that range.
+    """
+    for symbol, price in prices.items():
+        if not (math.isfinite(price) and 0 < price <= MAX_NUMBER):
+            raise EnclaveError(
+                "invalid_argument",
+                f"the TWAP of {symbol[:25]!r} must be a finite number above 0 and at most "
+                f"{MAX_NUMBER:g}, found {price!r}",
+            )
+    return dict(prices)
 
 
 def _ingested(sealed: Sealed) -> pb.IngestResponse:

@@ -52,7 +52,6 @@ class EnclaveState(BaseModel):
     last_decision: int | None = None
     last_trade: int | None = None
     spent: list[SpendEntry] = []
-    approved_tokens: list[str] = []
     paused: bool = False
     owner_counter: int = 0
     ticks_accepted: int = 0

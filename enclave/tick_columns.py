@@ -5,23 +5,28 @@ seq, timestamp_ms, price, volume), so the enclave never builds an object per tic
 every tick of a real feed is plainly acceptable: `clean_prefix` finds, with a few numpy
 operations over a window, how many leading ticks pass every check of
 `enclave.market.refusal_reason` with room to spare, and those are accepted together by
-`remember_run`. Every other tick (one to refuse, or a price move within a hair of the
-limit) goes through `refusal_reason` alone, so the outcome is exactly that of checking each
-tick by itself; the tests hold the two paths to the same state.
+`remember_run`. Within such a run every tick is accepted, so where its pair's price anchor
+moves follows from the timestamps alone (`_anchor_moves`). Every other tick (one to refuse,
+or a price move within a hair of the limit) goes through `refusal_reason` alone, so the
+outcome is exactly that of checking each tick by itself; the tests hold the two paths to
+the same state.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from enclave.config import EnclaveConfig
-from enclave.market import MAX_NUMBER, MarketMemory
+from enclave.market import MAX_NUMBER, MarketMemory, PriceAnchor
 from wire.ticks import TickColumns
 
 # Below this much of the limit a price move is accepted by floats alone; anything closer
 # is settled exactly by `refusal_reason` (the same margin `market._moved_too_far` uses).
 _CLEAR_MARGIN = 1 - 1e-9
 _INT64_MAX = 2**63 - 1
+# Below this many anchor moves in a run, `_anchor_moves` finds each with a search of its own.
+_FEW_MOVES = 32
 
 
 def clean_prefix(
@@ -33,8 +38,8 @@ def clean_prefix(
     now_ms: int,
 ) -> int:
     """How many ticks from `start` (up to `stop`) `refusal_reason` would plainly accept in
-    turn, given `memory` before `start`; each is compared with the one before it, which is
-    accepted too."""
+    turn, given `memory` before `start`; each is compared with its pair's anchor as the
+    ticks before it, accepted too, left it."""
     if stop <= start or config.pair(ticks.pair) is None:
         return 0
     seq = ticks.seq[start:stop]
@@ -53,18 +58,76 @@ def clean_prefix(
     if market.clock == "wall":
         ok &= stamps <= now_ms + market.max_future_skew_seconds * 1000
         ok &= stamps >= now_ms - market.max_tick_age_seconds * 1000
-    last = memory.last_price.get(ticks.pair)
-    previous = np.empty_like(price)
-    previous[0] = np.nan if last is None else last
-    previous[1:] = price[:-1]
-    with np.errstate(all="ignore"):  # NaN or zero prices are already not ok
-        calm = np.abs(price - previous) / previous * 100 < (
+    # Up to the first tick failing a check other than the price move, the timestamps never
+    # go back, and the anchors follow from them: the price moves are judged on that span.
+    span = len(ok) if ok.all() else int(np.argmin(ok))
+    if span == 0:
+        return 0
+    anchor = memory.anchors.get(ticks.pair)
+    window_ms = market.price_move_window_seconds * 1000
+    moves = _anchor_moves(stamps[:span], anchor, window_ms)
+    compared = _anchor_prices(price[:span], moves, anchor)
+    with np.errstate(all="ignore"):  # NaN only where there is no anchor yet
+        calm = np.abs(price[:span] - compared) / compared * 100 < (
             float(market.max_price_move_percent) * _CLEAR_MARGIN
         )
-    if last is None:
-        calm[0] = True
-    ok &= calm
-    return len(ok) if ok.all() else int(np.argmin(ok))
+    if anchor is None:
+        calm[0] = True  # the first tick of a pair sets its anchor
+    return span if calm.all() else int(np.argmin(calm))
+
+
+def _anchor_moves(
+    stamps: npt.NDArray[np.int64], anchor: PriceAnchor | None, window_ms: int
+) -> list[int]:
+    """The ticks (indices into `stamps`, which never go back) that become their pair's anchor
+    when all are accepted in turn after `anchor`: the first at least `window_ms` after the
+    anchor (the first tick, without one), then the first at least `window_ms` after that..."""
+    count = len(stamps)
+    if anchor is None:
+        first = 0
+    elif anchor.timestamp_ms + window_ms > _INT64_MAX:
+        return []
+    else:
+        first = int(np.searchsorted(stamps, anchor.timestamp_ms + window_ms, side="left"))
+    if first >= count:
+        return []
+    moves, index = [], first
+    if (int(stamps[-1]) - int(stamps[first])) // window_ms < _FEW_MOVES:
+        # A few windows in the run (ticks far more frequent than windows): a search each.
+        while index < count:
+            moves.append(index)
+            target = int(stamps[index]) + window_ms
+            if target > _INT64_MAX:
+                break
+            index = int(np.searchsorted(stamps, target, side="left"))
+        return moves
+    # Many (a window or more between ticks): the next move after every tick, at once.
+    # after[i]: the first tick at least a window after tick i (`count` when none can be).
+    reachable = stamps <= _INT64_MAX - window_ms
+    after = np.searchsorted(stamps, np.where(reachable, stamps, 0) + window_ms, side="left")
+    after[~reachable] = count
+    steps = after.tolist()
+    while index < count:
+        moves.append(index)
+        index = steps[index]
+    return moves
+
+
+def _anchor_prices(
+    price: npt.NDArray[np.float64], moves: list[int], anchor: PriceAnchor | None
+) -> npt.NDArray[np.float64]:
+    """The anchor price each tick is compared with: that of the last move before it, else
+    `anchor`'s (NaN without one)."""
+    compared = np.full(len(price), np.nan if anchor is None else anchor.price)
+    if moves:
+        latest = np.full(len(price), -1, dtype=np.int64)
+        latest[moves] = moves
+        np.maximum.accumulate(latest, out=latest)
+        before = np.empty_like(latest)
+        before[0], before[1:] = -1, latest[:-1]
+        moved = before >= 0
+        compared[moved] = price[before[moved]]
+    return compared
 
 
 def first_due(ticks: TickColumns, start: int, stop: int, due_ms: int | None) -> int | None:
@@ -83,14 +146,19 @@ def first_due(ticks: TickColumns, start: int, stop: int, due_ms: int | None) -> 
 
 
 def remember_run(
-    ticks: TickColumns, start: int, stop: int, memory: MarketMemory, keep: int
+    ticks: TickColumns, start: int, stop: int, memory: MarketMemory, keep: int, window_ms: int
 ) -> None:
     """Record the accepted ticks [start, stop), as `market.remember` would one by one."""
     if stop <= start:
         return
     memory.last_seq = int(ticks.seq[stop - 1])
     memory.last_timestamp_ms = int(ticks.timestamp_ms[stop - 1])
-    memory.last_price[ticks.pair] = float(ticks.price[stop - 1])
+    moves = _anchor_moves(ticks.timestamp_ms[start:stop], memory.anchors.get(ticks.pair), window_ms)
+    if moves:
+        last = start + moves[-1]
+        memory.anchors[ticks.pair] = PriceAnchor(
+            float(ticks.price[last]), int(ticks.timestamp_ms[last])
+        )
     closes = memory.closes.setdefault(ticks.pair, [])
     closes.extend(ticks.price[max(start, stop - keep) : stop].tolist())
     if len(closes) > keep:

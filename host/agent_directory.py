@@ -32,6 +32,7 @@ from enclave.config import (
     PolicyConfig,
     RulePolicyConfig,
     Token,
+    VaultConfig,
 )
 from enclave.config_toml import config_toml
 from host.config import DEFAULT_MARKET_FILE
@@ -188,6 +189,9 @@ url = ""
 _PLACEHOLDER_ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
 _PLACEHOLDER_WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 _PLACEHOLDER_USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+# No vault exists until one is deployed (`tee-agent vault deploy`): the zero address, where
+# no contract lives, is its placeholder.
+_PLACEHOLDER_VAULT = "0x0000000000000000000000000000000000000000"
 LOCAL_CHAIN_ID = 31337  # anvil's
 ENCLAVE_CONFIG_HEADER = """\
 tee-agent enclave configuration, written by `tee-agent init`. All of it is measured: the
@@ -197,8 +201,11 @@ and written into every receipt. Change a value and the agent's attested identity
 
 This config replays the bundled ETH/USDT hourly candles with the rule policy on a local
 chain (chain id 31337, as anvil uses). The router, WETH and USDT addresses are those of
-Ethereum mainnet, as placeholders until a local deployment writes its own. The owner's
-private key, whose public half is [owner] public_key, is in owner.key next to this file."""
+Ethereum mainnet, as placeholders until a local deployment writes its own; the vault's is
+the zero address, a placeholder until a GuardedVault is deployed and written here (the
+agent calls nothing but the vault, and no contract lives there, so nothing it signs before
+then can move funds). The owner's private key, whose public half is [owner] public_key, is
+in owner.key next to this file."""
 
 
 def enclave_config(owner_public_key: str) -> EnclaveConfig:
@@ -210,6 +217,7 @@ def enclave_config(owner_public_key: str) -> EnclaveConfig:
     """
     return EnclaveConfig(
         chain=ChainConfig(chain_id=LOCAL_CHAIN_ID, router=_PLACEHOLDER_ROUTER),
+        vault=VaultConfig(address=_PLACEHOLDER_VAULT),
         tokens={
             "WETH": Token(address=_PLACEHOLDER_WETH, decimals=18),
             "USDT": Token(address=_PLACEHOLDER_USDT, decimals=6),

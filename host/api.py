@@ -231,7 +231,9 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
 
 
 def _transactions_of(agent: Agent, records: list[ReceiptRecord]) -> dict[int, TransactionRecord]:
-    wanted = {r.receipt.seq for r in records if r.receipt.tx_hash != bytes(32)}
+    # A trade's receipt is made before its transaction (which carries the receipt's digest
+    # to the vault), so it names no tx hash: the transaction names the receipt's seq.
+    wanted = {r.receipt.seq for r in records if r.receipt.verdict == "signed"}
     if not wanted:
         return {}
     return {tx.receipt_seq: tx for tx in agent.storage.transactions() if tx.receipt_seq in wanted}

@@ -44,13 +44,16 @@ class FeeHint:
 class IngestInput:
     """What one Ingest call carries: tick batches, each a serialized TickBatch message (a
     client's own bytes, already checked by `wire.ticks.check_tick_batch`), how many ticks
-    they hold, and what the host reads on chain: fees, and the agent's balances by token
-    symbol in the token's smallest unit (untrusted: only used within the enclave's caps)."""
+    they hold, and what the host reads on chain: fees, the agent's balances by token symbol
+    in the token's smallest unit (untrusted: only used within the enclave's caps), and the
+    vault's TWAP by pair symbol, quote per base (untrusted: the enclave refuses to decide on
+    a tick price that disagrees with it, and the vault checks the real one)."""
 
     tick_batches: tuple[bytes, ...]
     ticks: int
     fees: FeeHint | None = None
     balances: Mapping[str, int] = field(default_factory=dict)
+    twaps: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ def ingest_request(work: IngestInput, release_through: int) -> pb.IngestRequest:
         tick_batches=work.tick_batches,
         balances={symbol: str(amount) for symbol, amount in work.balances.items()},
         release_through=release_through,
+        twap_prices=dict(work.twaps),
     )
     if work.fees is not None:
         request.fees.max_fee_per_gas_wei = work.fees.max_fee_per_gas_wei

@@ -22,6 +22,7 @@ from enclave.platform.sim_pki import create_sim_pki
 
 CHAIN_ID = 31337
 ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
+VAULT = "0xA1A1a1a1A1A1A1A1A1a1a1a1a1a1A1A1a1A1a1a1"
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 USDT = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
 
@@ -42,8 +43,12 @@ def llm_section(**settings: Any) -> str:
 def config_toml(
     owner_public_hex: str, *, llm: dict[str, Any] | None = None, **overrides: Any
 ) -> str:
-    """A complete enclave config; `overrides` replace guardrail, market or rule values, and
-    `llm` (settings for [policy.llm]) switches to the LLM policy."""
+    """A complete enclave config; `overrides` replace guardrail, market, vault or rule values,
+    and `llm` (settings for [policy.llm]) switches to the LLM policy."""
+    # The TWAP bound is wider than the config's default (300 bps), so that one reported
+    # TWAP (`twaps()`: 100) covers every price the tests' batches decide at (88 to 112);
+    # tests of the bound set their own.
+    vault = {"address": VAULT, "max_twap_deviation_bps": 1500}
     rails = {
         "allowed_chain_ids": [CHAIN_ID],
         "allowed_tokens": ["WETH", "USDT"],
@@ -53,10 +58,18 @@ def config_toml(
         "max_fee_per_gas_gwei": 100,
         "min_seconds_between_trades": 0,
     }
-    market = {"clock": "replay", "max_price_move_percent": 20, "decision_interval_seconds": 0}
+    market = {
+        "clock": "replay",
+        "max_price_move_percent": 20,
+        "price_move_window_seconds": 3600,
+        "decision_interval_seconds": 0,
+    }
     rule = {"short_window": 2, "long_window": 4, "trade_fraction": "0.5", "slippage_bps": 50}
     for key, value in overrides.items():
-        for table in (rails, market, rule):
+        if key in ("twap_window_seconds", "twap_max_age_seconds"):
+            vault[key] = value
+            continue
+        for table in (vault, rails, market, rule):
             if key in table:
                 table[key] = value
                 break
@@ -70,6 +83,9 @@ def config_toml(
 [chain]
 chain_id = {CHAIN_ID}
 router = "{ROUTER}"
+
+[vault]
+{render(vault)}
 
 [tokens.WETH]
 address = "{WETH}"
@@ -223,3 +239,8 @@ def serialized(*batches: messages.TickBatch) -> list[bytes]:
 
 def balances(weth: float = 0, usdt: float = 10_000) -> dict[str, str]:
     return {"WETH": str(int(weth * 10**18)), "USDT": str(int(usdt * 10**6))}
+
+
+def twaps(price: float = 100.0) -> dict[str, float]:
+    """The vault's TWAP of ETH/USDT, as an IngestRequest's twap_prices carries it."""
+    return {"ETH/USDT": price}

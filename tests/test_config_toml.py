@@ -5,6 +5,8 @@ value, what they wrote before the writer existed (pinned config hashes)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
 from decimal import Decimal
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from devnet.dex import Dex
 from devnet.enclave_config import enclave_config_toml
 from enclave.config import (
+    ConfigError,
     EnclaveConfig,
     FewShotExample,
     LlmPolicyConfig,
@@ -27,6 +30,7 @@ from enclave.config import (
 )
 from enclave.config_toml import config_toml
 from host.agent_directory import enclave_config_text
+from tests.enclave_harness import config_toml as harness_config
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "examples").glob("enclave*.toml"))
@@ -51,6 +55,7 @@ DEX = Dex(
     btc_usd_pair=_address(7),
     init_code_hash=bytes(32),
 )
+VAULT = _address(8)
 
 # What the devnet kit writes, by the arguments its callers give (the demo, `tee-agent run`
 # on a chain, the tests), and values whose text must survive exactly.
@@ -68,6 +73,9 @@ DEVNET_ARGUMENTS: dict[str, dict[str, Any]] = {
     },
     "devnet-exact-decimals": {
         "policy": "llm",
+        "twap_window_seconds": 600,
+        "twap_max_age_seconds": 600,
+        "max_twap_deviation_bps": 5000,
         "max_notional_per_trade_usd": "250.0",
         "max_notional_per_day_usd": Decimal("1E+4"),
         "max_fee_per_gas_gwei": Decimal("12.50"),
@@ -80,9 +88,11 @@ DEVNET_ARGUMENTS: dict[str, dict[str, Any]] = {
 
 # Config hashes of what the two hand-made TOML writers (host/init_command.py's
 # enclave_config_text and host/chain/localnet.py's enclave_config_toml) wrote for these
-# inputs, computed with them before config_toml replaced them. The owner key of
-# "devnet-exact-decimals" is given in upper case: the kit writes it in lower case.
-PINNED_HASHES = {
+# inputs, computed with them before config_toml replaced them, and before the schema
+# gained the [vault] table and market.price_move_window_seconds: what is written now,
+# without those, still hashes to them. The owner key of "devnet-exact-decimals" is given in
+# upper case: the kit writes it in lower case.
+PINNED_BEFORE_THE_VAULT = {
     "init": "3a892a092793624d3c517fa427be2c488747ceaaf1f588d7d8f91ce525e15d5d",
     "devnet-rule": "769ebcf995dc07b2cbbf1679cc5751032a45c941569061c7b20c06bda686d600",
     "devnet-llm": "d85d7d73cd5faf096bb1acff04829afa25c2ec584a4a8fb7e00269ab68fe115a",
@@ -91,6 +101,16 @@ PINNED_HASHES = {
     "devnet-run-chain": "c6cf3bbd0a67abfd7191e2e5f0707e6aea681d2ad3098fbfbfde56e8883d2e40",
     "devnet-exact-decimals": "15d3245690fed1224719ea112fe7ceb26d917f30b3f4af74592140bde6f18249",
 }
+# And the hashes of the whole configs, pinned when those keys arrived (vault at VAULT).
+PINNED_HASHES = {
+    "init": "37a991ea189af2d3040dd978bb9e27c27d77498abc9133d7b64784b7def9acf9",
+    "devnet-rule": "769cd8248e4d8becba820b8aab262bb1a53aa4a0b7ba52d572d8161f14509c38",
+    "devnet-llm": "148bafbe9621e07ea7a3d1923dbe80138451670c695b6a8eef2da1dea07ab803",
+    "devnet-demo-rule": "92f535ab14e79e524fd3a1573d5e0236a6753413f6512319be0604101b06d040",
+    "devnet-demo-llm": "06cc51471a798256ec58005a9f5cae3599dabbe5567e65fdc287fca93cf6e349",
+    "devnet-run-chain": "2a344a42ce07ae169cb6c90a31916791fbf4eeff1ece03eec4fb08f9340e15a3",
+    "devnet-exact-decimals": "e2e53ede3cebb91e6dfbf57bb0fa28aa3d709174cb71a2d525ddd0ae6d1439e3",
+}
 
 
 def written(name: str) -> str:
@@ -98,7 +118,7 @@ def written(name: str) -> str:
     if name == "init":
         return enclave_config_text(OWNER)
     owner = OWNER.upper() if name == "devnet-exact-decimals" else OWNER
-    return enclave_config_toml(DEX, owner, **DEVNET_ARGUMENTS[name])
+    return enclave_config_toml(DEX, owner, vault=VAULT, **DEVNET_ARGUMENTS[name])
 
 
 def assert_round_trip(config: EnclaveConfig, text: str) -> None:
@@ -125,6 +145,45 @@ def test_init_and_devnet_write_what_they_wrote_before(name: str) -> None:
     assert_round_trip(config, config_toml(config, header=HEADER))
     # Only the header tells the writers apart: the header ends at the first blank line.
     assert config_toml(config, header=HEADER).split("\n\n", 1)[1] == text.split("\n\n", 1)[1]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_VAULT))
+def test_only_the_vault_and_the_price_move_window_are_new(name: str) -> None:
+    values = parse_config(written(name), source=name).model_dump(mode="json")
+    del values["vault"]
+    del values["market"]["price_move_window_seconds"]
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_VAULT[name]
+
+
+@pytest.mark.parametrize("name", ["init", "devnet-rule", "devnet-exact-decimals"])
+def test_the_vault_table_is_written_and_reads_back(name: str) -> None:
+    text = written(name)
+    config = parse_config(text, source=name)
+    raw = tomllib.loads(text)
+    assert raw["vault"] == config.vault.model_dump()
+    assert raw["market"]["price_move_window_seconds"] == 3600
+    # Its own header comment, right after [chain]'s keys, and a comment above every key.
+    assert "\n[vault] # The GuardedVault that holds the funds" in text
+    assert text.index("[chain]") < text.index("[vault]") < text.index("[tokens")
+    if name == "init":
+        assert config.vault.address == "0x0000000000000000000000000000000000000000"
+    else:
+        assert config.vault.address == VAULT
+    if name == "devnet-exact-decimals":
+        assert raw["vault"] == {
+            "address": VAULT,
+            "twap_window_seconds": 600,
+            "twap_max_age_seconds": 600,
+            "max_twap_deviation_bps": 5000,
+        }
+    else:
+        assert (
+            config.vault.twap_window_seconds,
+            config.vault.twap_max_age_seconds,
+            config.vault.max_twap_deviation_bps,
+        ) == (1800, 7200, 300)
+    assert_round_trip(config, config_toml(config, header=HEADER))
 
 
 def test_the_header_opens_the_file_as_comments() -> None:
@@ -194,3 +253,53 @@ def test_any_text_round_trips(strategy: str, market: str, decision: str) -> None
     )
     config = base.model_copy(update={"policy": base.policy.model_copy(update={"llm": llm})})
     assert_round_trip(config, config_toml(config, header=HEADER))
+
+
+# -- the vault's settings -------------------------------------------------------------------
+
+
+def test_the_vault_table_is_required() -> None:
+    text = harness_config(OWNER)
+    start = text.index("[vault]")
+    without = text[:start] + text[text.index("[tokens.WETH]") :]
+    with pytest.raises(ConfigError, match=r"^config: vault: Field required$"):
+        parse_config(without)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"twap_window_seconds": 59}, "vault.twap_window_seconds: Input should be greater than or equal to 60"),
+        ({"twap_window_seconds": 7201}, "twap_max_age_seconds (7200) must be at least twap_window_seconds (7201)"),
+        ({"twap_max_age_seconds": 1799}, "twap_max_age_seconds (1799) must be at least twap_window_seconds (1800)"),
+        ({"max_twap_deviation_bps": 0}, "vault.max_twap_deviation_bps: Input should be greater than or equal to 1"),
+        ({"max_twap_deviation_bps": 5001}, "vault.max_twap_deviation_bps: Input should be less than or equal to 5000"),
+        ({"address": "0x1234"}, "vault.address: Value error, expected a 0x-prefixed 20-byte hex address"),
+        ({"price_move_window_seconds": 0}, "market.price_move_window_seconds: Input should be greater than or equal to 1"),
+        ({"price_move_window_seconds": 31_536_001}, "market.price_move_window_seconds: Input should be less than or equal to 31536000"),
+    ],
+)  # fmt: skip
+def test_vault_and_window_settings_out_of_range_are_refused(
+    settings: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(harness_config(OWNER, **settings))
+    assert problem in str(refused.value)
+
+
+def test_vault_settings_at_their_bounds_are_accepted() -> None:
+    config = parse_config(
+        harness_config(
+            OWNER,
+            twap_window_seconds=60,
+            twap_max_age_seconds=60,
+            max_twap_deviation_bps=5000,
+            price_move_window_seconds=31_536_000,
+        )
+    )
+    assert (config.vault.twap_window_seconds, config.vault.twap_max_age_seconds) == (60, 60)
+    assert config.vault.max_twap_deviation_bps == 5000
+    assert (
+        parse_config(harness_config(OWNER, max_twap_deviation_bps=1)).vault.max_twap_deviation_bps
+        == 1
+    )

@@ -26,7 +26,6 @@ from devnet.enclave_config import enclave_config_toml
 from devnet.market import deploy_market, fund
 from devnet.market_mover import MarketMover, swap_input
 from enclave.config import parse_config
-from enclave.transactions import SwapPlan, approve_calldata, swap_calldata
 from host.chain.transact import ChainError, send_transaction
 from host.market.onchain import SEQ_PER_BLOCK, PoolTicks
 from host.market.replay import read_candles
@@ -160,30 +159,21 @@ def test_swap_by_a_test_account_moves_balances_by_the_router_amounts(
     before = balances(w3, dex, TRADER.address)
     assert before["USD"] >= 5000 * 10**18
 
-    # The very calldata the enclave builds (enclave/transactions.py), signed as EIP-1559.
+    # A direct Router02 swap, signed as EIP-1559 (the agent itself trades through the vault,
+    # which approves the router; a test account approves it itself).
     approve = send_transaction(
-        w3,
-        TRADER,
-        {"to": dex.usd, "data": approve_calldata(dex.router)},
-        what="approve",
+        w3, TRADER, dex.token(w3, "USD").functions.approve(dex.router, 2**256 - 1), what="approve"
     )
     amount_in = 2500 * 10**18
     router = dex.router_contract(w3)
     quoted = router.functions.getAmountsOut(amount_in, [dex.usd, dex.weth]).call()
     deadline = w3.eth.get_block("latest")["timestamp"] + 600
-    plan = SwapPlan(
-        token_in=dex.usd,
-        token_out=dex.weth,
-        amount_in=amount_in,
-        min_out=quoted[1] * 995 // 1000,
-        expected_out=quoted[1],
+    call = router.functions.swapExactTokensForTokens(
+        amount_in, quoted[1] * 995 // 1000, [dex.usd, dex.weth], TRADER.address, deadline
     )
-    data = swap_calldata(plan, (dex.usd, dex.weth), TRADER.address, deadline)
-    simulated = router.functions.swapExactTokensForTokens(
-        amount_in, plan.min_out, [dex.usd, dex.weth], TRADER.address, deadline
-    ).call({"from": TRADER.address})
+    simulated = call.call({"from": TRADER.address})
     assert simulated == quoted
-    swap = send_transaction(w3, TRADER, {"to": dex.router, "data": data}, what="swap")
+    swap = send_transaction(w3, TRADER, call, what="swap")
     assert swap["type"] == 2
     after = balances(w3, dex, TRADER.address)
 
@@ -202,7 +192,7 @@ def test_a_swap_that_cannot_meet_its_minimum_raises_with_the_reason(
     fund(w3, dex, DEPLOYER, TRADER.address, usd=10)
     router = dex.router_contract(w3)
     send_transaction(
-        w3, TRADER, {"to": dex.usd, "data": approve_calldata(dex.router)}, what="approve"
+        w3, TRADER, dex.token(w3, "USD").functions.approve(dex.router, 2**256 - 1), what="approve"
     )
     deadline = w3.eth.get_block("latest")["timestamp"] + 600
     call = router.functions.swapExactTokensForTokens(
@@ -356,8 +346,12 @@ def test_enclave_config_loads(tmp_path: Path) -> None:
         btc_usd_pair=_address(7),
         init_code_hash=bytes(32),
     )
-    config = parse_config(enclave_config_toml(dex, OWNER_KEY), source="devnet")
+    vault = _address(8)
+    config = parse_config(enclave_config_toml(dex, OWNER_KEY, vault=vault), source="devnet")
     assert config.chain.chain_id == 31337 and config.chain.router == dex.router
+    assert config.vault.address == vault
+    assert (config.vault.twap_window_seconds, config.vault.twap_max_age_seconds) == (1800, 7200)
+    assert config.vault.max_twap_deviation_bps == 300
     assert {s: t.address for s, t in config.tokens.items()} == dex.tokens
     assert {s: t.decimals for s, t in config.tokens.items()} == {"WETH": 18, "USD": 18, "WBTC": 18}
     assert [(p.symbol, p.base, p.quote) for p in config.pairs] == [
@@ -370,14 +364,23 @@ def test_enclave_config_loads(tmp_path: Path) -> None:
     assert config.owner.public_key == OWNER_KEY
     path = tmp_path / "enclave.toml"
     llm = parse_config(
-        enclave_config_toml(dex, OWNER_KEY, policy="llm", max_notional_per_trade_usd=250, path=path)
+        enclave_config_toml(
+            dex,
+            OWNER_KEY,
+            vault=vault,
+            policy="llm",
+            max_notional_per_trade_usd=250,
+            path=path,
+        )
     )
     assert path.read_text(encoding="utf-8").startswith("# tee-agent enclave configuration")
     assert llm.policy.kind == "llm" and llm.policy.llm is not None
     assert llm.guardrails.max_notional_per_trade_usd == Decimal(250)
     assert llm.config_hash() != config.config_hash()
     with pytest.raises(ValueError, match="32 bytes"):
-        enclave_config_toml(dex, "abcd")
+        enclave_config_toml(dex, "abcd", vault=vault)
+    with pytest.raises(ValueError, match="20-byte hex address"):
+        enclave_config_toml(dex, OWNER_KEY, vault="0x1234")
 
 
 @needs_anvil

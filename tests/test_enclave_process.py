@@ -9,7 +9,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+import rlp  # type: ignore[import-untyped]
+from eth_abi import decode
 from eth_account import Account
+from eth_utils import to_checksum_address
 from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import messages_pb2 as messages
 
@@ -19,7 +22,16 @@ from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from enclave.measurement import expected_sim_measurement
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
+from enclave.transactions import VAULT_SWAP_GAS
+from tests.enclave_harness import (
+    CHAIN_ID,
+    VAULT,
+    EnclaveWorld,
+    balances,
+    serialized,
+    ticks,
+    twaps,
+)
 from wire.records import receipt_record
 from wire.ticks import Tick
 
@@ -142,7 +154,10 @@ def test_signed_transactions_recover_to_the_attested_address_and_receipts_chain(
     with world.enclave() as enclave:
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response, released = ingest_and_release(
-            enclave.stub, ticks(RISE_AND_FALL), balances=balances(weth=5, usdt=10_000)
+            enclave.stub,
+            ticks(RISE_AND_FALL),
+            twap_prices=twaps(),
+            balances=balances(weth=5, usdt=10_000),
         )
     assert response.accepted == len(RISE_AND_FALL) and not response.refused
     verdicts = [r.verdict for r in released.receipts]
@@ -151,10 +166,18 @@ def test_signed_transactions_recover_to_the_attested_address_and_receipts_chain(
     for index, tx in enumerate(released.transactions):
         assert Account.recover_transaction(tx.raw_transaction) == identity.address
         assert tx.nonce == index
+    # Each transaction is the vault call of a "signed" receipt, and carries that receipt's
+    # seq and digest; the receipt, made first, cannot name the transaction's hash.
     signed_receipts = {r.seq: r for r in released.receipts if r.verdict == "signed"}
-    assert {tx.tx_hash for tx in released.transactions} == {
-        r.tx_hash for r in signed_receipts.values()
-    }
+    assert [tx.receipt_seq for tx in released.transactions] == sorted(signed_receipts)
+    for tx in released.transactions:
+        receipt = signed_receipts[tx.receipt_seq]
+        assert receipt.tx_hash == bytes(32)
+        fields = rlp.decode(tx.raw_transaction[1:])  # EIP-1559: ..., gas, to, value, data, ...
+        assert to_checksum_address(fields[5]) == VAULT
+        assert int.from_bytes(fields[4], "big") == VAULT_SWAP_GAS
+        seq, digest = decode(["uint64", "bytes32"], fields[7][4 + 6 * 32 :])
+        assert (seq, digest) == (receipt.seq, receipt.receipt_hash)
     chain = verify_receipts(
         [receipt_of(r) for r in released.receipts],
         address=identity.address,
@@ -172,7 +195,9 @@ def test_kill_9_after_a_signature_loses_no_receipt_and_reuses_no_nonce(
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         first = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         assert first.pending_transactions >= 1
@@ -185,7 +210,10 @@ def test_kill_9_after_a_signature_loses_no_receipt_and_reuses_no_nonce(
         assert len(released.transactions) == first.pending_transactions
         assert len(released.receipts) == first.pending_receipts
         _, more = ingest_and_release(
-            enclave.stub, ticks(RISE_AND_FALL[7:], first_seq=8), balances=balances(weth=5)
+            enclave.stub,
+            ticks(RISE_AND_FALL[7:], first_seq=8),
+            twap_prices=twaps(),
+            balances=balances(weth=5),
         )
     nonces = [tx.nonce for tx in [*released.transactions, *more.transactions]]
     assert nonces == list(range(len(nonces))), "every nonce used once, in order"
@@ -201,7 +229,9 @@ def test_outputs_never_leave_before_their_state_is_sealed(world: EnclaveWorld) -
         enclave.stub.Open(pb.OpenRequest())
         response = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         with pytest.raises(grpc.RpcError) as early:
@@ -222,12 +252,17 @@ def test_a_stream_of_batches_is_taken_in_order_and_releases_what_the_host_stored
         opened = enclave.stub.Open(pb.OpenRequest())
         first, second = RISE_AND_FALL[:5], RISE_AND_FALL[5:]
         requests = [
-            pb.IngestRequest(tick_batches=serialized(ticks(first)), balances=balances(weth=5)),
+            pb.IngestRequest(
+                tick_batches=serialized(ticks(first)),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
+            ),
             # The host stored the state it opened with, nothing newer yet.
             pb.IngestRequest(
                 tick_batches=serialized(
                     ticks(second[:3], first_seq=6), ticks(second[3:], first_seq=9)
                 ),
+                twap_prices=twaps(),
                 balances=balances(weth=5),
                 release_through=opened.state_version,
             ),
@@ -254,7 +289,9 @@ def test_a_refused_request_ends_the_stream_and_releases_nothing(world: EnclaveWo
         enclave.stub.Open(pb.OpenRequest())
         good = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL[:7])), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL[:7])),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         requests = [
@@ -387,12 +424,16 @@ def test_each_decision_of_an_ingest_reports_its_policy_time(world: EnclaveWorld)
         enclave.stub.Open(pb.OpenRequest())
         first = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL)),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         replayed = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL[:3])), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL[:3])),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
     assert first.accepted == len(RISE_AND_FALL)

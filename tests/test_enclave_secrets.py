@@ -15,7 +15,7 @@ from enclave.platform.sim_pki import load_sim_pki
 from enclave.sealing import Sealer
 from enclave.signer import AccountSigner
 from enclave.state import EnclaveState
-from tests.enclave_harness import EnclaveWorld, balances, serialized, ticks
+from tests.enclave_harness import EnclaveWorld, balances, serialized, ticks, twaps
 from tests.test_enclave_process import RISE_AND_FALL
 
 
@@ -33,7 +33,9 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
         seen.append(stub.Attest(pb.AttestRequest(nonce=os.urandom(32))).SerializeToString())
         ingested = stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL)),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         seen.append(ingested.SerializeToString())

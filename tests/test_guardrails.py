@@ -1,4 +1,4 @@
-"""The guardrail matrix: for every limit, a transaction just inside and one just outside,
+"""The guardrail matrix: for every limit, a vault call just inside and one just outside,
 judged by `enclave.guardrails.judge` on real calldata, with the refusal reason and the
 numbers in its detail checked exactly."""
 
@@ -11,14 +11,25 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-from eth_utils import to_checksum_address
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enclave.config import EnclaveConfig, parse_config
-from enclave.decisions import DecisionEngine
 from enclave.guardrails import (
+    CALL_NOT_ALLOWED,
+    CHAIN_ID,
     DAY_SECONDS,
+    GUARDRAIL_REFUSALS,
+    MAX_FEE_PER_GAS,
+    MAX_NOTIONAL_PER_DAY,
+    MAX_NOTIONAL_PER_TRADE,
+    MAX_SLIPPAGE,
+    MIN_SECONDS_BETWEEN_TRADES,
+    PAUSED,
+    TWAP_DEVIATION,
+    TWAP_UNAVAILABLE,
     GuardrailContext,
     GuardrailVerdict,
     ProposedTransaction,
@@ -26,22 +37,19 @@ from enclave.guardrails import (
     judge,
     notional_spent,
 )
-from enclave.policy import Decision, RulePolicy
-from enclave.signer import AccountSigner
-from enclave.transactions import (
-    SWAP_SELECTOR,
-    SwapPlan,
-    approve_calldata,
-    decode_call,
-    swap_calldata,
-)
-from tests.enclave_harness import CHAIN_ID, ROUTER, USDT, WETH, config_toml
+from enclave.policy import Decision
+from enclave.transactions import VAULT_SWAP_SELECTOR, SwapPlan, decode_call, vault_swap_calldata
+from enclave.vault_trades import plan_swap
+from tests.enclave_harness import CHAIN_ID as HARNESS_CHAIN_ID
+from tests.enclave_harness import ROUTER, USDT, VAULT, WETH, config_toml
 
 OWNER_HEX = "11" * 32
 MIN_GAP = 60
-CONFIG = parse_config(config_toml(OWNER_HEX, min_seconds_between_trades=MIN_GAP))
+TWAP_BPS = 300  # max_twap_deviation_bps
+CONFIG = parse_config(
+    config_toml(OWNER_HEX, min_seconds_between_trades=MIN_GAP, max_twap_deviation_bps=TWAP_BPS)
+)
 PAIR = CONFIG.pairs[0]
-AGENT = to_checksum_address("0x" + "ab" * 20)
 STRANGER = to_checksum_address("0x" + "5e" * 20)
 OTHER_TOKEN = to_checksum_address("0x" + "70" * 20)
 NOW = 1_700_000_000
@@ -62,11 +70,17 @@ BUY_AT_LIMIT = 1000 * USDT_UNIT
 SELL_FLOOR = 990 * USDT_UNIT
 BUY_FLOOR = 495 * 10**15
 
-CALL_NOT_ALLOWED = (
-    "only swapExactTokensForTokens through the router, between allowed tokens, "
-    "paying the agent itself, is allowed"
+# The receipt a judged call carries (the guardrails do not look at it).
+RECEIPT_SEQ = 7
+RECEIPT_DIGEST = b"\x07" * 32
+NOT_THE_VAULT_SWAP = (
+    "only the vault's swap, through the configured router, between allowed tokens, is allowed"
 )
-APPROVE_NOT_ALLOWED = "approve is allowed only on allowed tokens, to the router"
+# Uniswap V2 Router02's own swap and ERC-20 approve: what the agent signed before the vault.
+ROUTER_SWAP_SELECTOR = function_signature_to_4byte_selector(
+    "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
+)
+APPROVE_SELECTOR = function_signature_to_4byte_selector("approve(address,uint256)")
 
 
 def exact_floor_units(amount_in: int, path: tuple[str, ...], price: Decimal) -> int:
@@ -89,36 +103,25 @@ def swap(
     amount_in: int,
     min_out: int | None = None,
     *,
-    path: tuple[str, ...] = SELL,
-    recipient: str = AGENT,
+    path: tuple[str, str] = SELL,
+    router: str = ROUTER,
     price: Decimal = PRICE,
     **fields: Any,
 ) -> ProposedTransaction:
-    """A real swapExactTokensForTokens transaction; min_out defaults to the exact floor."""
+    """A real vault swap transaction; min_out defaults to the exact floor."""
     if min_out is None:
         min_out = exact_floor_units(amount_in, path, price)
-    plan = SwapPlan(path[0], path[-1], amount_in, min_out, 0)
-    data = swap_calldata(plan, path, recipient, NOW + 1800)  # type: ignore[arg-type]
+    plan = SwapPlan(path[0], path[1], amount_in, min_out, 0)
+    data = vault_swap_calldata(plan, router, NOW + 1800, RECEIPT_SEQ, RECEIPT_DIGEST)
     tx = ProposedTransaction(
-        chain_id=CHAIN_ID, to=ROUTER, value=0, data=data, max_fee_per_gas=FEE_CAP
-    )
-    return replace(tx, **fields)
-
-
-def approve(token: str, spender: str = ROUTER, **fields: Any) -> ProposedTransaction:
-    tx = ProposedTransaction(
-        chain_id=CHAIN_ID,
-        to=token,
-        value=0,
-        data=approve_calldata(spender),
-        max_fee_per_gas=FEE_CAP,
+        chain_id=HARNESS_CHAIN_ID, to=VAULT, value=0, data=data, max_fee_per_gas=FEE_CAP
     )
     return replace(tx, **fields)
 
 
 def context(**fields: Any) -> GuardrailContext:
+    """The enclave's view at NOW: the price PRICE, which the reported TWAP agrees with."""
     base = GuardrailContext(
-        address=AGENT,
         pair=PAIR,
         price=PRICE,
         now=NOW,
@@ -126,7 +129,10 @@ def context(**fields: Any) -> GuardrailContext:
         last_trade=None,
         spent=[],
         max_slippage_bps_requested=SLIPPAGE,
+        twap=float(PRICE),
     )
+    if "price" in fields and "twap" not in fields:
+        fields["twap"] = float(fields["price"])
     return replace(base, **fields)
 
 
@@ -144,7 +150,9 @@ def refused(verdict: GuardrailVerdict, reason: str, detail: str) -> None:
 
 def test_the_fixture_is_what_the_matrix_assumes() -> None:
     rails = CONFIG.guardrails
-    assert rails.allowed_chain_ids == [CHAIN_ID]
+    assert (CONFIG.vault.address, CONFIG.chain.router) == (VAULT, ROUTER)
+    assert CONFIG.vault.max_twap_deviation_bps == TWAP_BPS
+    assert rails.allowed_chain_ids == [HARNESS_CHAIN_ID]
     assert rails.max_notional_per_trade_usd == LIMIT
     assert rails.max_notional_per_day_usd == DAY_LIMIT
     assert rails.max_slippage_bps == SLIPPAGE
@@ -158,34 +166,44 @@ def test_the_fixture_is_what_the_matrix_assumes() -> None:
 # -- paused, chain, fees ---------------------------------------------------------------------
 
 
-def test_paused_refuses_swaps_and_approvals_and_unpaused_allows_them() -> None:
+def test_every_reason_has_its_name_in_the_order_judged() -> None:
+    assert GUARDRAIL_REFUSALS == (
+        "paused",
+        "chain_id",
+        "max_fee_per_gas",
+        "call_not_allowed",
+        "twap_unavailable",
+        "twap_deviation",
+        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_DAY,
+        MAX_SLIPPAGE,
+        MIN_SECONDS_BETWEEN_TRADES,
+    )
+
+
+def test_paused_refuses_swaps_and_unpaused_allows_them() -> None:
     allowed(judge(swap(SELL_AT_LIMIT), context(paused=False), CONFIG))
-    for tx in (swap(SELL_AT_LIMIT), swap(1), approve(WETH)):
-        refused(judge(tx, context(paused=True), CONFIG), "paused", "the owner paused the agent")
+    for tx in (swap(SELL_AT_LIMIT), swap(1), swap(1, to=STRANGER)):
+        refused(judge(tx, context(paused=True), CONFIG), PAUSED, "the owner paused the agent")
 
 
 def test_chain_id_outside_the_allowlist_is_refused() -> None:
-    allowed(judge(swap(SELL_AT_LIMIT, chain_id=CHAIN_ID), context(), CONFIG))
-    for chain_id in (1, CHAIN_ID + 1, CHAIN_ID - 1):
+    allowed(judge(swap(SELL_AT_LIMIT, chain_id=HARNESS_CHAIN_ID), context(), CONFIG))
+    for chain_id in (1, HARNESS_CHAIN_ID + 1, HARNESS_CHAIN_ID - 1):
         refused(
             judge(swap(SELL_AT_LIMIT, chain_id=chain_id), context(), CONFIG),
-            "chain_id",
-            f"chain {chain_id} is not in [{CHAIN_ID}]",
+            CHAIN_ID,
+            f"chain {chain_id} is not in [{HARNESS_CHAIN_ID}]",
         )
 
 
 def test_max_fee_per_gas_equal_to_the_cap_is_allowed_one_wei_more_is_refused() -> None:
     allowed(judge(swap(SELL_AT_LIMIT, max_fee_per_gas=FEE_CAP), context(), CONFIG))
-    allowed(judge(approve(USDT, max_fee_per_gas=FEE_CAP), context(), CONFIG))
-    for tx in (
-        swap(SELL_AT_LIMIT, max_fee_per_gas=FEE_CAP + 1),
-        approve(USDT, max_fee_per_gas=FEE_CAP + 1),
-    ):
-        refused(
-            judge(tx, context(), CONFIG),
-            "max_fee_per_gas",
-            "max fee per gas 100000000001 wei exceeds 100000000000 wei",
-        )
+    refused(
+        judge(swap(SELL_AT_LIMIT, max_fee_per_gas=FEE_CAP + 1), context(), CONFIG),
+        MAX_FEE_PER_GAS,
+        "max fee per gas 100000000001 wei exceeds 100000000000 wei",
+    )
 
 
 def test_a_fractional_gwei_cap_is_exact_in_wei() -> None:
@@ -193,7 +211,7 @@ def test_a_fractional_gwei_cap_is_exact_in_wei() -> None:
     allowed(judge(swap(SELL_AT_LIMIT, max_fee_per_gas=1_500_000_000), context(), config))
     refused(
         judge(swap(SELL_AT_LIMIT, max_fee_per_gas=1_500_000_001), context(), config),
-        "max_fee_per_gas",
+        MAX_FEE_PER_GAS,
         "max fee per gas 1500000001 wei exceeds 1500000000 wei",
     )
 
@@ -202,76 +220,141 @@ def test_a_fractional_gwei_cap_is_exact_in_wei() -> None:
 
 
 def test_the_well_formed_calls_are_allowed() -> None:
-    """The inside cases of call_not_allowed: both swap directions and both approvals."""
+    """The inside cases of call_not_allowed: the vault's swap, both directions."""
     allowed(judge(swap(SELL_AT_LIMIT, path=SELL), context(), CONFIG))
     allowed(judge(swap(BUY_AT_LIMIT, path=BUY), context(), CONFIG))
-    for token, symbol in ((WETH, "WETH"), (USDT, "USDT")):
-        verdict = judge(approve(token), context(), CONFIG)
-        allowed(verdict)
-        assert verdict.detail == f"approve {symbol} to the router"
+    # The receipt's seq and digest are the vault's business, not a limit's.
+    for seq, digest in ((1, bytes(32)), (2**64 - 1, b"\xff" * 32)):
+        plan = SwapPlan(WETH, USDT, SELL_AT_LIMIT, SELL_FLOOR, 0)
+        data = vault_swap_calldata(plan, ROUTER, NOW, seq, digest)
+        allowed(judge(swap(SELL_AT_LIMIT, data=data), context(), CONFIG))
 
 
 def _truncated() -> bytes:
     return swap(SELL_AT_LIMIT).data[:-32]
 
 
+def _router_swap() -> bytes:
+    """Router02's own swap of the same amounts, paying the vault: not the vault's call."""
+    return ROUTER_SWAP_SELECTOR + encode(
+        ["uint256", "uint256", "address[]", "address", "uint256"],
+        [SELL_AT_LIMIT, SELL_FLOOR, list(SELL), VAULT, NOW + 1800],
+    )
+
+
+def _approve(spender: str) -> bytes:
+    return APPROVE_SELECTOR + encode(["address", "uint256"], [spender, 2**256 - 1])
+
+
 @pytest.mark.parametrize(
     ("case", "tx"),
     [
-        ("swap sent to a token, not the router", swap(SELL_AT_LIMIT, to=WETH)),
-        ("swap sent to an unknown contract", swap(SELL_AT_LIMIT, to=STRANGER)),
-        (
-            "wrong selector",
-            swap(SELL_AT_LIMIT, data=b"\x38\xed\x17\x39"[::-1] + swap(SELL_AT_LIMIT).data[4:]),
-        ),
-        ("recipient is not the agent", swap(SELL_AT_LIMIT, recipient=STRANGER)),
-        ("recipient is the router", swap(SELL_AT_LIMIT, recipient=ROUTER)),
-        ("token not allowed in the path (in)", swap(1000, path=(OTHER_TOKEN, USDT))),
-        ("token not allowed in the path (out)", swap(1000, path=(WETH, OTHER_TOKEN))),
+        ("the vault's swap sent to the router", swap(SELL_AT_LIMIT, to=ROUTER)),
+        ("the vault's swap sent to a token", swap(SELL_AT_LIMIT, to=WETH)),
+        ("the vault's swap sent to an unknown contract", swap(SELL_AT_LIMIT, to=STRANGER)),
+        ("the router's own swap sent to the router", swap(SELL_AT_LIMIT, to=ROUTER, data=_router_swap())),
+        ("the router's own swap sent to the vault", swap(SELL_AT_LIMIT, data=_router_swap())),
+        ("an approval of the router", swap(SELL_AT_LIMIT, to=WETH, data=_approve(ROUTER))),
+        ("an approval sent to the vault", swap(SELL_AT_LIMIT, data=_approve(ROUTER))),
+        ("wrong selector", swap(SELL_AT_LIMIT, data=VAULT_SWAP_SELECTOR[::-1] + swap(SELL_AT_LIMIT).data[4:])),
+        ("another router", swap(SELL_AT_LIMIT, router=STRANGER)),
+        ("the vault as the router", swap(SELL_AT_LIMIT, router=VAULT)),
+        ("a token as the router", swap(SELL_AT_LIMIT, router=USDT)),
+        ("token not allowed (in)", swap(1000, 0, path=(OTHER_TOKEN, USDT))),
+        ("token not allowed (out)", swap(1000, 0, path=(WETH, OTHER_TOKEN))),
         ("value is not zero", swap(SELL_AT_LIMIT, value=1)),
         ("malformed calldata: truncated", swap(SELL_AT_LIMIT, data=_truncated())),
-        ("malformed calldata: selector only", swap(SELL_AT_LIMIT, data=SWAP_SELECTOR)),
+        ("malformed calldata: selector only", swap(SELL_AT_LIMIT, data=VAULT_SWAP_SELECTOR)),
         ("malformed calldata: empty", swap(SELL_AT_LIMIT, data=b"")),
-        ("three-token path", swap(1000, path=(WETH, USDT, WETH))),
-        ("one-token path", swap(1000, path=(WETH,))),
     ],
-)
+)  # fmt: skip
 def test_calls_outside_the_allowlist_are_refused(case: str, tx: ProposedTransaction) -> None:
-    refused(judge(tx, context(), CONFIG), "call_not_allowed", CALL_NOT_ALLOWED)
+    refused(judge(tx, context(), CONFIG), CALL_NOT_ALLOWED, NOT_THE_VAULT_SWAP)
 
 
-def test_the_selector_used_for_the_wrong_selector_case_is_really_wrong() -> None:
-    assert SWAP_SELECTOR == b"\x38\xed\x17\x39"
-    assert decode_call(b"\x39\x17\xed\x38" + swap(SELL_AT_LIMIT).data[4:]) is None
+def test_the_selector_is_the_vaults_swap_and_the_wrong_one_is_really_wrong() -> None:
+    signature = "swap(address,address,address,uint256,uint256,uint256,uint64,bytes32)"
+    assert function_signature_to_4byte_selector(signature) == VAULT_SWAP_SELECTOR
+    assert decode_call(VAULT_SWAP_SELECTOR[::-1] + swap(SELL_AT_LIMIT).data[4:]) is None
+    assert decode_call(_router_swap()) is None
+    assert decode_call(_approve(ROUTER)) is None
 
 
-def test_a_path_of_allowed_tokens_that_is_not_the_pair_is_refused() -> None:
+@pytest.mark.parametrize("path", [(WETH, WETH), (USDT, USDT)])
+def test_a_path_of_allowed_tokens_that_is_not_the_pair_is_refused(path: tuple[str, str]) -> None:
     refused(
-        judge(swap(1000, 0, path=(WETH, WETH)), context(), CONFIG),
-        "call_not_allowed",
+        judge(swap(1000, 0, path=path), context(), CONFIG),
+        CALL_NOT_ALLOWED,
         "the swap path is not the pair ETH/USDT",
     )
 
 
-def test_a_token_left_out_of_allowed_tokens_cannot_be_swapped_or_approved() -> None:
+def test_a_token_left_out_of_allowed_tokens_cannot_be_swapped() -> None:
     weth_only = parse_config(config_toml(OWNER_HEX, allowed_tokens=["WETH"]))
-    refused(judge(swap(SELL_AT_LIMIT), context(), weth_only), "call_not_allowed", CALL_NOT_ALLOWED)
-    refused(judge(approve(USDT), context(), weth_only), "call_not_allowed", APPROVE_NOT_ALLOWED)
-    allowed(judge(approve(WETH), context(), weth_only))
+    refused(judge(swap(SELL_AT_LIMIT), context(), weth_only), CALL_NOT_ALLOWED, NOT_THE_VAULT_SWAP)
+    refused(
+        judge(swap(BUY_AT_LIMIT, path=BUY), context(), weth_only),
+        CALL_NOT_ALLOWED,
+        NOT_THE_VAULT_SWAP,
+    )
 
 
-@pytest.mark.parametrize(
-    ("case", "tx"),
-    [
-        ("approve to a spender other than the router", approve(WETH, spender=STRANGER)),
-        ("approve to the agent itself", approve(USDT, spender=AGENT)),
-        ("approve on a token not allowed", approve(OTHER_TOKEN)),
-        ("approve sent to the router", approve(ROUTER)),
-        ("approve with value", approve(WETH, value=1)),
-    ],
-)
-def test_approvals_outside_the_allowlist_are_refused(case: str, tx: ProposedTransaction) -> None:
-    refused(judge(tx, context(), CONFIG), "call_not_allowed", APPROVE_NOT_ALLOWED)
+# -- twap_unavailable, twap_deviation --------------------------------------------------------
+
+
+@pytest.mark.parametrize("twap", [None, math.nan, math.inf, -math.inf, 0.0, -0.0, -2000.0])
+def test_without_a_usable_twap_nothing_is_signed(twap: float | None) -> None:
+    for tx in (swap(SELL_AT_LIMIT), swap(BUY_AT_LIMIT, path=BUY), swap(1)):
+        refused(
+            judge(tx, context(twap=twap), CONFIG),
+            TWAP_UNAVAILABLE,
+            "the host reported no usable TWAP for ETH/USDT",
+        )
+
+
+def test_a_price_at_the_twap_bound_is_allowed_a_hair_beyond_it_is_refused() -> None:
+    # 300 bps of a TWAP of 2000 is 60: 1940 and 2060 are at the bound.
+    small = WEI // 4  # 0.25 WETH, within the per-trade limit at either price
+    for price in (Decimal(1940), Decimal(2060), Decimal("1940.000001"), Decimal("2059.999999")):
+        tx = swap(small, price=price)
+        allowed(judge(tx, context(price=price, twap=2000.0), CONFIG))
+    for price in (Decimal("1939.999999"), Decimal("2060.000001")):
+        refused(
+            judge(swap(small, price=price), context(price=price, twap=2000.0), CONFIG),
+            TWAP_DEVIATION,
+            f"the accepted price {price} is outside 1940.000 to 2060.000, the reported TWAP "
+            "2000.0 less and plus 300 bps",
+        )
+
+
+def test_the_twap_bound_is_exact_for_any_twap_and_limit() -> None:
+    config = parse_config(config_toml(OWNER_HEX, max_twap_deviation_bps=1))
+    twap = 1234.5678
+    exact = Decimal(repr(twap))
+    high, low = exact * Decimal("1.0001"), exact * Decimal("0.9999")
+    for price, ok in (
+        (high, True),
+        (low, True),
+        (high + Decimal("1e-20"), False),
+        (low - Decimal("1e-20"), False),
+    ):
+        tx = swap(BUY_AT_LIMIT, path=BUY, price=price)
+        verdict = judge(tx, context(price=price, twap=twap), config)
+        assert verdict.allowed == ok, (price, verdict)
+        assert ok or verdict.reason == TWAP_DEVIATION
+
+
+def test_a_lying_price_far_from_the_reported_twap_is_refused() -> None:
+    # The sale of issue 11: 50 WETH for a minimum of about 0.42 USDT, at a walked price of
+    # 0.0085, is 0.425 USD of notional. The TWAP says 2000.
+    lie = Decimal("0.0085")
+    sale = swap(50 * WEI, price=lie)
+    assert decode_call(sale.data).min_out == 420_750  # type: ignore[union-attr]
+    verdict = judge(sale, context(price=lie, twap=2000.0), CONFIG)
+    assert verdict.reason == TWAP_DEVIATION
+    # The TWAP itself is the host's word too: agreeing with the lie passes the enclave's
+    # check, and leaves the vault's own TWAP to revert the trade on chain.
+    allowed(judge(sale, context(price=lie, twap=0.0085), CONFIG))
 
 
 # -- max_notional_per_trade ------------------------------------------------------------------
@@ -284,7 +367,7 @@ def test_sell_exactly_at_the_per_trade_limit_is_allowed_one_wei_more_is_refused(
     assert verdict.detail == "within every limit (1000.00 USD)"
     refused(
         judge(swap(SELL_AT_LIMIT + 1, path=SELL), context(), CONFIG),
-        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_TRADE,
         "notional 1000.00 USD exceeds 1000 USD",
     )
 
@@ -297,7 +380,7 @@ def test_sell_is_valued_at_the_accepted_price() -> None:
             context(price=Decimal("2000.000001")),
             CONFIG,
         ),
-        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_TRADE,
         "notional 1000.00 USD exceeds 1000 USD",
     )
     # 0.6 WETH at 1500 is 900 USD: inside.
@@ -309,7 +392,7 @@ def test_sell_is_valued_at_the_accepted_price() -> None:
     # 1 WETH at 1500 is 1500 USD.
     refused(
         judge(swap(WEI, path=SELL, price=Decimal(1500)), context(price=Decimal(1500)), CONFIG),
-        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_TRADE,
         "notional 1500.00 USD exceeds 1000 USD",
     )
 
@@ -320,7 +403,7 @@ def test_buy_exactly_at_the_per_trade_limit_is_allowed_one_micro_usdt_more_is_re
     assert verdict.notional_usd == LIMIT
     refused(
         judge(swap(BUY_AT_LIMIT + 1, path=BUY), context(), CONFIG),
-        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_TRADE,
         "notional 1000.00 USD exceeds 1000 USD",
     )
 
@@ -332,7 +415,7 @@ def test_buy_is_valued_by_the_quote_spent_whatever_the_price() -> None:
         assert verdict.notional_usd == LIMIT
     refused(
         judge(swap(1250 * USDT_UNIT, path=BUY), context(), CONFIG),
-        "max_notional_per_trade",
+        MAX_NOTIONAL_PER_TRADE,
         "notional 1250.00 USD exceeds 1000 USD",
     )
 
@@ -343,7 +426,7 @@ def test_sell_one_unit_above_the_limit_is_refused_even_for_a_cheap_token() -> No
     allowed(judge(swap(at_limit, price=price), context(price=price), CONFIG))
     assert exact_notional(at_limit + 1, SELL, price) > LIMIT
     verdict = judge(swap(at_limit + 1, price=price), context(price=price), CONFIG)
-    assert verdict.reason == "max_notional_per_trade", verdict
+    assert verdict.reason == MAX_NOTIONAL_PER_TRADE, verdict
 
 
 # -- max_notional_per_day --------------------------------------------------------------------
@@ -360,7 +443,7 @@ def test_the_daily_limit_allows_reaching_it_exactly_and_refuses_one_unit_more() 
     more = [*spent, SpendEntry(timestamp=NOW, notional_usd=Decimal("0.000001"))]
     refused(
         judge(swap(BUY_AT_LIMIT, path=BUY), context(spent=more), CONFIG),
-        "max_notional_per_day",
+        MAX_NOTIONAL_PER_DAY,
         "4000.00 USD in the last 24 h plus 1000.00 USD exceeds 5000 USD",
     )
     # 4500 spent: 500 USDT more reaches the limit, one micro-USDT more passes it.
@@ -368,14 +451,14 @@ def test_the_daily_limit_allows_reaching_it_exactly_and_refuses_one_unit_more() 
     allowed(judge(swap(500 * USDT_UNIT, path=BUY), context(spent=spent), CONFIG))
     refused(
         judge(swap(500 * USDT_UNIT + 1, path=BUY), context(spent=spent), CONFIG),
-        "max_notional_per_day",
+        MAX_NOTIONAL_PER_DAY,
         "4500.00 USD in the last 24 h plus 500.00 USD exceeds 5000 USD",
     )
     # The same for a sell, valued at the accepted price: 0.25 WETH at 2000 is 500 USD.
     allowed(judge(swap(WEI // 4, path=SELL), context(spent=spent), CONFIG))
     refused(
         judge(swap(WEI // 4 + 1, path=SELL), context(spent=spent), CONFIG),
-        "max_notional_per_day",
+        MAX_NOTIONAL_PER_DAY,
         "4500.00 USD in the last 24 h plus 500.00 USD exceeds 5000 USD",
     )
 
@@ -387,7 +470,7 @@ def test_the_daily_limit_is_a_rolling_24_hours() -> None:
     # 86_399 s old: still inside the window, 4500 + 600 > 5000.
     refused(
         judge(swap(600 * USDT_UNIT, path=BUY), context(spent=spent_at(DAY_SECONDS - 1)), CONFIG),
-        "max_notional_per_day",
+        MAX_NOTIONAL_PER_DAY,
         "4500.00 USD in the last 24 h plus 600.00 USD exceeds 5000 USD",
     )
     # 86_400 s old: out of the window.
@@ -418,7 +501,7 @@ def test_a_decision_allowing_more_slippage_than_the_limit_is_refused() -> None:
     allowed(judge(swap(SELL_AT_LIMIT), context(max_slippage_bps_requested=0), CONFIG))
     refused(
         judge(swap(SELL_AT_LIMIT), context(max_slippage_bps_requested=SLIPPAGE + 1), CONFIG),
-        "max_slippage",
+        MAX_SLIPPAGE,
         "the decision allows 101 bps; the limit is 100 bps",
     )
 
@@ -427,7 +510,7 @@ def test_sell_min_out_at_the_floor_is_allowed_one_unit_below_is_refused() -> Non
     allowed(judge(swap(SELL_AT_LIMIT, SELL_FLOOR, path=SELL), context(), CONFIG))
     refused(
         judge(swap(SELL_AT_LIMIT, SELL_FLOOR - 1, path=SELL), context(), CONFIG),
-        "max_slippage",
+        MAX_SLIPPAGE,
         "minimum out 989.999999 is below 990.00000000, the quote at the accepted price 2000 "
         "less 100 bps",
     )
@@ -437,7 +520,7 @@ def test_buy_min_out_at_the_floor_is_allowed_one_unit_below_is_refused() -> None
     allowed(judge(swap(BUY_AT_LIMIT, BUY_FLOOR, path=BUY), context(), CONFIG))
     refused(
         judge(swap(BUY_AT_LIMIT, BUY_FLOOR - 1, path=BUY), context(), CONFIG),
-        "max_slippage",
+        MAX_SLIPPAGE,
         "minimum out 0.494999999999999999 is below 0.49500000, the quote at the accepted "
         "price 2000 less 100 bps",
     )
@@ -450,7 +533,7 @@ def test_a_floor_between_two_units_needs_the_unit_above_it() -> None:
     assert floor == 33 * WEI
     allowed(judge(swap(amount_in, floor, path=BUY, price=price), context(price=price), CONFIG))
     verdict = judge(swap(amount_in, floor - 1, path=BUY, price=price), context(price=price), CONFIG)
-    assert verdict.reason == "max_slippage"
+    assert verdict.reason == MAX_SLIPPAGE
     # 1.1 USDT at 3 is 0.3666... WETH; less 100 bps, 0.363 WETH exactly.
     amount_in = 1_100_000
     floor = exact_floor_units(amount_in, BUY, price)
@@ -460,7 +543,7 @@ def test_a_floor_between_two_units_needs_the_unit_above_it() -> None:
         judge(
             swap(amount_in, floor - 1, path=BUY, price=price), context(price=price), CONFIG
         ).reason
-        == "max_slippage"
+        == MAX_SLIPPAGE
     )
 
 
@@ -472,12 +555,12 @@ def test_trades_exactly_the_minimum_apart_are_allowed_one_second_less_is_refused
     allowed(judge(swap(SELL_AT_LIMIT), context(last_trade=NOW - MIN_GAP), CONFIG))
     refused(
         judge(swap(SELL_AT_LIMIT), context(last_trade=NOW - MIN_GAP + 1), CONFIG),
-        "min_seconds_between_trades",
+        MIN_SECONDS_BETWEEN_TRADES,
         "59 s since the last trade; the minimum is 60 s",
     )
     refused(
         judge(swap(SELL_AT_LIMIT), context(last_trade=NOW), CONFIG),
-        "min_seconds_between_trades",
+        MIN_SECONDS_BETWEEN_TRADES,
         "0 s since the last trade; the minimum is 60 s",
     )
 
@@ -487,40 +570,41 @@ def test_trades_exactly_the_minimum_apart_are_allowed_one_second_less_is_refused
 
 def test_the_first_failing_guardrail_names_the_refusal() -> None:
     everything_wrong = swap(
-        SELL_AT_LIMIT * 10, 0, chain_id=1, max_fee_per_gas=FEE_CAP * 2, recipient=STRANGER
+        SELL_AT_LIMIT * 10, 0, chain_id=1, max_fee_per_gas=FEE_CAP * 2, router=STRANGER
     )
-    bad_context = {
+    bad_context: dict[str, Any] = {
         "paused": True,
         "last_trade": NOW,
         "max_slippage_bps_requested": 10_000,
         "spent": [SpendEntry(timestamp=NOW, notional_usd=DAY_LIMIT)],
+        "twap": None,
     }
-    assert judge(everything_wrong, context(**bad_context), CONFIG).reason == "paused"
+    assert judge(everything_wrong, context(**bad_context), CONFIG).reason == PAUSED
     bad_context["paused"] = False
-    assert judge(everything_wrong, context(**bad_context), CONFIG).reason == "chain_id"
-    tx = replace(everything_wrong, chain_id=CHAIN_ID)
-    assert judge(tx, context(**bad_context), CONFIG).reason == "max_fee_per_gas"
+    assert judge(everything_wrong, context(**bad_context), CONFIG).reason == CHAIN_ID
+    tx = replace(everything_wrong, chain_id=HARNESS_CHAIN_ID)
+    assert judge(tx, context(**bad_context), CONFIG).reason == MAX_FEE_PER_GAS
     tx = replace(tx, max_fee_per_gas=FEE_CAP)
-    assert judge(tx, context(**bad_context), CONFIG).reason == "call_not_allowed"
+    assert judge(tx, context(**bad_context), CONFIG).reason == CALL_NOT_ALLOWED
     tx = swap(SELL_AT_LIMIT * 10, 0)
-    assert judge(tx, context(**bad_context), CONFIG).reason == "max_notional_per_trade"
+    assert judge(tx, context(**bad_context), CONFIG).reason == TWAP_UNAVAILABLE
+    bad_context["twap"] = 3000.0
+    assert judge(tx, context(**bad_context), CONFIG).reason == TWAP_DEVIATION
+    bad_context["twap"] = 2000.0
+    assert judge(tx, context(**bad_context), CONFIG).reason == MAX_NOTIONAL_PER_TRADE
     tx = swap(SELL_AT_LIMIT, 0)
-    assert judge(tx, context(**bad_context), CONFIG).reason == "max_notional_per_day"
+    assert judge(tx, context(**bad_context), CONFIG).reason == MAX_NOTIONAL_PER_DAY
     bad_context["spent"] = []
-    assert judge(tx, context(**bad_context), CONFIG).reason == "max_slippage"
+    assert judge(tx, context(**bad_context), CONFIG).reason == MAX_SLIPPAGE
     bad_context["max_slippage_bps_requested"] = SLIPPAGE
-    assert judge(tx, context(**bad_context), CONFIG).reason == "max_slippage"
+    assert judge(tx, context(**bad_context), CONFIG).reason == MAX_SLIPPAGE
     tx = swap(SELL_AT_LIMIT)
-    assert judge(tx, context(**bad_context), CONFIG).reason == "min_seconds_between_trades"
+    assert judge(tx, context(**bad_context), CONFIG).reason == MIN_SECONDS_BETWEEN_TRADES
     bad_context["last_trade"] = NOW - MIN_GAP
     allowed(judge(tx, context(**bad_context), CONFIG))
 
 
 # -- property --------------------------------------------------------------------------------
-
-_ENGINE = DecisionEngine(
-    CONFIG, RulePolicy(CONFIG.policy.rule), AccountSigner.from_bytes(bytes(31) + b"\x01"), b""
-)
 
 prices = st.floats(min_value=1e-3, max_value=1e7, allow_nan=False, allow_infinity=False).map(
     lambda value: Decimal(repr(value))
@@ -534,8 +618,9 @@ def _check_allowed(
     verdict = judge(tx, context(price=price, max_slippage_bps_requested=bps), config)
     call = decode_call(tx.data)
     assert call is not None
-    notional = exact_notional(call.amount_in, call.path, price)
-    floor = exact_floor_units(call.amount_in, call.path, price)
+    path = (call.token_in, call.token_out)
+    notional = exact_notional(call.amount_in, path, price)
+    floor = exact_floor_units(call.amount_in, path, price)
     if verdict.allowed:
         assert notional <= LIMIT
         assert call.min_out >= floor
@@ -558,7 +643,7 @@ def test_any_allowed_swap_built_from_a_decision_is_within_the_limits(
     decision = Decision(
         action=action, pair=PAIR.symbol, amount=amount, max_slippage_bps=bps, rationale="test"
     )
-    plan = _ENGINE._plan(PAIR, decision, price)
+    plan = plan_swap(CONFIG, PAIR, decision, price)
     tx = swap(plan.amount_in, plan.min_out, path=(plan.token_in, plan.token_out), price=price)
     was_allowed = _check_allowed(tx, price, bps, CONFIG)
     # And the converse: a plan within the limits is never refused.

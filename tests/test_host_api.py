@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,9 +26,11 @@ from attestation.receipt import Receipt
 from attestation.receipt_chain import verify_receipts
 from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
+from host.enclave_client import IngestInput
 from host.storage.base import StorageError
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld, ticks
 from tests.host_harness import AUTH, running_host, tick_batches
+from tests.test_enclave_process import RISE_AND_FALL
 from wire.records import ReceiptRecord, receipt_record
 
 
@@ -259,6 +262,36 @@ def test_watch_decisions_streams_stored_then_live_receipts(world: EnclaveWorld) 
         assert done.wait(30)
         stream.cancel()
     assert seen[: stored + 5] == list(range(1, stored + 6))
+
+
+def test_twaps_reach_the_enclave_and_signed_decisions_come_with_their_transaction(
+    world: EnclaveWorld,
+) -> None:
+    world.write_config()  # a decision at every tick
+    batch = ticks(RISE_AND_FALL)
+    work = IngestInput(
+        tick_batches=(batch.SerializeToString(),),
+        ticks=len(batch.seq),
+        balances={"WETH": 5 * 10**18, "USDT": 10_000 * 10**6},
+    )
+    with running_host(world) as host:
+        # Without a TWAP the enclave signs nothing; with the host's, it trades.
+        without = host.agent.ingest(work)
+        assert without.transactions == 0
+        verdicts = {e.receipt.verdict for e in all_receipts(host.stub)}
+        assert "refused:twap_unavailable" in verdicts
+        again = ticks(RISE_AND_FALL, first_seq=len(RISE_AND_FALL) + 1)
+        result = host.agent.ingest(
+            replace(work, tick_batches=(again.SerializeToString(),), twaps={"ETH/USDT": 100.0})
+        )
+        assert result.transactions >= 1
+        signed = [e for e in all_receipts(host.stub) if e.receipt.verdict == "signed"]
+        assert len(signed) == result.transactions
+        for event in signed:
+            assert event.receipt.tx_hash == bytes(32)
+            assert event.transaction.receipt_seq == event.receipt.seq
+            one = host.stub.GetReceipt(pb.GetReceiptRequest(seq=event.receipt.seq))
+            assert one.transaction == event.transaction
 
 
 def test_health_and_reflection_answer(world: EnclaveWorld) -> None:

@@ -18,7 +18,7 @@ from tee_agent_rpc import enclave_pb2 as pb
 from attestation.receipt_chain import verify_receipts
 from enclave.llm_policy import packaged_model
 from enclave.measurement import ZERO_REGISTER, rtmr_extend
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks
+from tests.enclave_harness import CHAIN_ID, EnclaveWorld, balances, serialized, ticks, twaps
 from tests.test_enclave_process import receipt_of
 from tests.test_llm_policy import RISING
 
@@ -67,7 +67,9 @@ def test_smollm2_trades_the_trend_and_an_auditor_replays_its_decision(tmp_path: 
         identity = enclave.stub.Open(pb.OpenRequest()).identity
         response = enclave.stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISING[:6])), balances=balances(weth=0, usdt=5000)
+                tick_batches=serialized(ticks(RISING[:6])),
+                balances=balances(weth=0, usdt=5000),
+                twap_prices=twaps(1010.0),
             )
         )
         released = enclave.stub.Release(pb.ReleaseRequest(state_version=response.state_version))

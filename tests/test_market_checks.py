@@ -1,4 +1,5 @@
-"""Market tick sanity checks (`refusal_reason`) and the enclave's own features of the closes."""
+"""Market tick sanity checks (`refusal_reason`), the price anchor that bounds a price's move
+per unit of market time, and the enclave's own features of the closes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enclave.config import EnclaveConfig, parse_config
-from enclave.market import MAX_NUMBER, MarketMemory, features, refusal_reason, remember
+from enclave.market import (
+    MAX_NUMBER,
+    MarketMemory,
+    PriceAnchor,
+    features,
+    refusal_reason,
+    remember,
+)
 from tests.enclave_harness import config_toml
 from wire.ticks import (
     DUPLICATE_SEQ,
@@ -30,6 +38,7 @@ REPLAY = parse_config(config_toml(OWNER_HEX, clock="replay"))
 NOW_MS = 1_700_000_000_000
 MAX_AGE_MS = 120_000  # max_tick_age_seconds default
 MAX_SKEW_MS = 5_000  # max_future_skew_seconds default
+WINDOW_MS = 3_600_000  # price_move_window_seconds in the harness config
 PAIR = "ETH/USDT"
 
 REASONS = {
@@ -57,7 +66,8 @@ def memory(last_price: float | None = 100.0) -> MarketMemory:
     """The market after tick 10 at NOW_MS - 1 s."""
     remembered = MarketMemory()
     if last_price is not None:
-        remember(tick(seq=10, timestamp_ms=NOW_MS - 1000, price=last_price), remembered, keep=64)
+        accepted = tick(seq=10, timestamp_ms=NOW_MS - 1000, price=last_price)
+        remember(accepted, remembered, keep=64, window_ms=WINDOW_MS)
     return remembered
 
 
@@ -66,6 +76,7 @@ def test_the_fixture_is_what_the_checks_assume() -> None:
     assert WALL.market.max_tick_age_seconds * 1000 == MAX_AGE_MS
     assert WALL.market.max_future_skew_seconds * 1000 == MAX_SKEW_MS
     assert WALL.market.max_price_move_percent == 20
+    assert WALL.market.price_move_window_seconds * 1000 == WINDOW_MS
     assert [pair.symbol for pair in WALL.pairs] == [PAIR]
 
 
@@ -202,15 +213,113 @@ def test_a_price_move_up_to_the_limit_is_accepted_beyond_it_refused(
         assert refusal_reason(tick(price=outside), remembered, config, NOW_MS) == PRICE_JUMP
 
 
-def test_the_price_move_limit_is_measured_from_the_last_accepted_price() -> None:
-    remembered = memory(last_price=100.0)
-    remember(tick(seq=11, price=120.0), remembered, keep=64)
-    assert refusal_reason(tick(seq=12, price=144.0), remembered, WALL, NOW_MS) is None
-    assert refusal_reason(tick(seq=12, price=144.00000000000003), remembered, WALL, NOW_MS) == (
-        PRICE_JUMP
-    )
-    # The first tick of a pair has nothing to jump from.
+def test_the_price_move_limit_is_measured_from_the_anchor_which_moves_a_window_later() -> None:
+    remembered = memory(last_price=100.0)  # the anchor: 100 at NOW_MS - 1 s
+    assert remembered.anchors == {PAIR: PriceAnchor(100.0, NOW_MS - 1000)}
+    remember(tick(seq=11, price=120.0), remembered, keep=64, window_ms=WINDOW_MS)
+    # 120 was accepted a second later: the anchor stays, and 144 is 44 % from it.
+    assert remembered.anchors == {PAIR: PriceAnchor(100.0, NOW_MS - 1000)}
+    assert refusal_reason(tick(seq=12, price=144.0), remembered, WALL, NOW_MS) == PRICE_JUMP
+    assert refusal_reason(tick(seq=12, price=80.0), remembered, WALL, NOW_MS) is None
+    # One millisecond short of a window after the anchor, an accepted tick leaves it ...
+    just_before = NOW_MS - 1000 + WINDOW_MS - 1
+    remember(tick(seq=12, timestamp_ms=just_before, price=119.0), remembered, 64, WINDOW_MS)
+    assert remembered.anchors[PAIR] == PriceAnchor(100.0, NOW_MS - 1000)
+    # ... a window after it, the accepted tick becomes the anchor.
+    at_window = NOW_MS - 1000 + WINDOW_MS
+    remember(tick(seq=13, timestamp_ms=at_window, price=120.0), remembered, 64, WINDOW_MS)
+    assert remembered.anchors[PAIR] == PriceAnchor(120.0, at_window)
+    later = tick(seq=14, timestamp_ms=at_window, price=144.0)
+    assert refusal_reason(later, remembered, REPLAY, NOW_MS) is None
+    higher = tick(seq=14, timestamp_ms=at_window, price=144.00000000000003)
+    assert refusal_reason(higher, remembered, REPLAY, NOW_MS) == PRICE_JUMP
+    # The first tick of a pair has nothing to jump from, and becomes its anchor.
     assert refusal_reason(tick(price=1e12), MarketMemory(), WALL, NOW_MS) is None
+    fresh = MarketMemory()
+    remember(tick(price=1e12), fresh, keep=64, window_ms=WINDOW_MS)
+    assert fresh.anchors == {PAIR: PriceAnchor(1e12, NOW_MS)}
+
+
+def walk(start: float, factor: float, steps: int, *, step_ms: int = 0) -> list[Tick]:
+    """A price walk: `steps` ticks after the first, each `factor` times the one before,
+    `step_ms` apart (0: all with one timestamp)."""
+    return [
+        tick(seq=1 + n, timestamp_ms=NOW_MS + n * step_ms, price=start * factor**n)
+        for n in range(steps + 1)
+    ]
+
+
+def taken(ticks: list[Tick], config: EnclaveConfig = REPLAY) -> list[Tick]:
+    """The ticks accepted in turn."""
+    remembered, accepted = MarketMemory(), []
+    for item in ticks:
+        if refusal_reason(item, remembered, config, NOW_MS) is None:
+            remember(item, remembered, keep=64, window_ms=WINDOW_MS)
+            accepted.append(item)
+    return accepted
+
+
+def test_a_burst_of_ticks_with_one_timestamp_cannot_walk_the_price() -> None:
+    # 100 ticks stamped alike, each 15 % above the one before: the first sets the anchor,
+    # the second is 15 % from it, and every later one is more than 20 % from it.
+    burst = walk(2000.0, 1.15, 99)
+    assert [item.seq for item in taken(burst)] == [1, 2]
+    for config in (REPLAY, WALL):
+        remembered = MarketMemory()
+        refused = []
+        for item in burst:
+            reason = refusal_reason(item, remembered, config, NOW_MS)
+            if reason is None:
+                remember(item, remembered, keep=64, window_ms=WINDOW_MS)
+            else:
+                refused.append((item.seq, reason))
+        assert refused == [(seq, PRICE_JUMP) for seq in range(3, 101)]
+
+
+@pytest.mark.parametrize(("start", "end", "steps"), [(2000.0, 19193.0, 14), (2000.0, 0.0085, 61)])
+def test_the_walks_of_issue_11_no_longer_leave_the_limit_of_the_anchor(
+    start: float, end: float, steps: int
+) -> None:
+    # Once 14 steps of under 20 % took ETH from 2,000 to 19,193 USD, and 61 took it to
+    # 0.0085, every tick with one timestamp and every one accepted.
+    factor = (end / start) ** (1 / steps)
+    assert abs(factor - 1) < 0.2
+    ticks = walk(start, factor, steps)
+    assert ticks[-1].price == pytest.approx(end, rel=1e-9)
+    accepted = taken(ticks)
+    assert all(0.8 * start <= item.price <= 1.2 * start for item in accepted)
+    assert len(accepted) < len(ticks)
+
+
+def test_hourly_candles_compare_with_the_candle_an_hour_before() -> None:
+    # With the window an hour long, each hourly candle is judged against the one before it,
+    # as the move check did before it had an anchor: 15 % an hour is accepted throughout.
+    hourly = walk(2000.0, 1.15, 20, step_ms=WINDOW_MS)
+    assert taken(hourly) == hourly
+    remembered = MarketMemory()
+    for item in hourly[:-1]:
+        remember(item, remembered, keep=64, window_ms=WINDOW_MS)
+    assert remembered.anchors[PAIR] == PriceAnchor(hourly[-2].price, hourly[-2].timestamp_ms)
+    # A candle 25 % up on the last is refused, and the one after it compares with the
+    # same anchor an hour further on.
+    jump = tick(seq=100, timestamp_ms=hourly[-1].timestamp_ms, price=hourly[-2].price * 1.25)
+    assert refusal_reason(jump, remembered, REPLAY, NOW_MS) == PRICE_JUMP
+
+
+def test_ticks_within_one_window_stay_within_the_limit_of_its_anchor() -> None:
+    # A tick a second, each 1 % up, for just under an hour: only those within 20 % of the
+    # first are accepted; an hour on, an accepted tick becomes the anchor, and the walk
+    # may go on from there.
+    seconds = walk(2000.0, 1.01, 3599, step_ms=1000)
+    accepted = taken(seconds)
+    assert accepted == seconds[:19]  # 2000 * 1.01**18 = 2392.3
+    hour = NOW_MS + WINDOW_MS
+    later = [
+        tick(seq=5000, timestamp_ms=hour, price=2395.0),
+        tick(seq=5001, timestamp_ms=hour, price=2395.0 * 1.2),
+        tick(seq=5002, timestamp_ms=hour + 1, price=2395.0 * 1.21),
+    ]
+    assert taken([*seconds, *later]) == [*seconds[:19], *later[:2]]
 
 
 def test_the_price_move_limit_follows_the_config() -> None:
@@ -221,13 +330,16 @@ def test_the_price_move_limit_follows_the_config() -> None:
     assert refusal_reason(tick(price=205.00000000000003), remembered, config, NOW_MS) == PRICE_JUMP
 
 
-def test_remember_keeps_the_last_closes() -> None:
-    remembered = MarketMemory()
+def test_remember_keeps_the_last_closes_and_moves_the_anchor_a_window_on() -> None:
+    remembered, every_2_ms = MarketMemory(), MarketMemory()
     for seq in range(1, 8):
-        remember(tick(seq=seq, timestamp_ms=seq, price=float(seq)), remembered, keep=3)
+        accepted = tick(seq=seq, timestamp_ms=seq, price=float(seq))
+        remember(accepted, remembered, keep=3, window_ms=WINDOW_MS)
+        remember(accepted, every_2_ms, keep=3, window_ms=2)
     assert remembered.last_seq == 7
     assert remembered.last_timestamp_ms == 7
-    assert remembered.last_price == {PAIR: 7.0}
+    assert remembered.anchors == {PAIR: PriceAnchor(1.0, 1)}
+    assert every_2_ms.anchors == {PAIR: PriceAnchor(7.0, 7)}  # at 1, 3, 5 and 7
     assert remembered.closes == {PAIR: [5.0, 6.0, 7.0]}
 
 
@@ -330,12 +442,19 @@ def test_no_tick_makes_the_checks_raise_and_accepted_ticks_are_sane(
     config = WALL if wall else REPLAY
     remembered = MarketMemory()
     accepted: list[Tick] = []
+    anchor: Tick | None = None  # kept here by the rule's own words
     for item in batch:
         reason = refusal_reason(item, remembered, config, now_ms)
         assert reason is None or reason in REASONS
         if reason is None:
+            # Within 20 % of the anchor it was judged against (the first has none).
+            if anchor is not None:
+                assert abs(item.price - anchor.price) <= anchor.price * 0.2 * (1 + 1e-12)
+            if anchor is None or item.timestamp_ms - anchor.timestamp_ms >= WINDOW_MS:
+                anchor = item
             accepted.append(item)
-            remember(item, remembered, keep=8)
+            remember(item, remembered, keep=8, window_ms=WINDOW_MS)
+            assert remembered.anchors[PAIR] == PriceAnchor(anchor.price, anchor.timestamp_ms)
             features(remembered.closes[PAIR], 2, 4)
     for item in accepted:
         assert item.pair == PAIR
@@ -346,7 +465,5 @@ def test_no_tick_makes_the_checks_raise_and_accepted_ticks_are_sane(
     stamps = [item.timestamp_ms for item in accepted]
     assert stamps == sorted(stamps)
     assert all(t >= 0 for t in stamps)
-    for before, after in itertools.pairwise(accepted):
-        assert abs(after.price - before.price) <= before.price * 0.2 * (1 + 1e-12)
     if wall:
         assert all(now_ms - MAX_AGE_MS <= t <= now_ms + MAX_SKEW_MS for t in stamps)

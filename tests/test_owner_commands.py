@@ -31,13 +31,16 @@ from tests.enclave_harness import (
     CHAIN_ID,
     ROUTER,
     USDT,
+    VAULT,
     WETH,
     EnclaveWorld,
     balances,
     serialized,
     ticks,
+    twaps,
 )
 from tests.test_enclave_process import RISE_AND_FALL, receipt_of
+from wire.records import receipt_record
 
 OWNER = SigningKey(bytes(range(32)))
 BOX = PrivateKey(bytes(range(32, 64)))
@@ -243,7 +246,9 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
         # A market that trades when not paused (see test_enclave_process): buys, then sells.
         response = stub.Ingest(
             pb.IngestRequest(
-                tick_batches=serialized(ticks(RISE_AND_FALL)), balances=balances(weth=5)
+                tick_batches=serialized(ticks(RISE_AND_FALL)),
+                twap_prices=twaps(),
+                balances=balances(weth=5),
             )
         )
         assert response.accepted == len(RISE_AND_FALL) and not response.refused
@@ -300,24 +305,31 @@ def test_pause_refuses_every_trade_until_resume_on_a_real_enclave(tmp_path: Path
 
         falling = ticks([86.0], first_seq=len(RISE_AND_FALL) + 1)
         response = stub.Ingest(
-            pb.IngestRequest(tick_batches=serialized(falling), balances=balances(weth=5))
+            pb.IngestRequest(
+                tick_batches=serialized(falling), twap_prices=twaps(), balances=balances(weth=5)
+            )
         )
         released = _release_after(stub, response)
         all_receipts += released.receipts
-        assert [r.verdict for r in released.receipts] == ["signed", "signed"]  # approve, swap
-        assert json.loads(released.receipts[-1].decision_json)["action"] == "sell"
-        assert [tx.nonce for tx in released.transactions] == [0, 1]
-        for tx in released.transactions:
-            assert Account.recover_transaction(tx.raw_transaction) == identity.address
+        assert [r.verdict for r in released.receipts] == ["signed"]  # no approval: the vault
+        [signed] = released.receipts
+        assert json.loads(signed.decision_json)["action"] == "sell"
+        [tx] = released.transactions
+        assert (tx.nonce, tx.receipt_seq) == (0, signed.seq)
+        assert Account.recover_transaction(tx.raw_transaction) == identity.address
         # EIP-1559 fields: chain_id, nonce, priority fee, max fee, gas, to, value, data, ...
-        approve_tx, swap_tx = (rlp.decode(t.raw_transaction[1:]) for t in released.transactions)
-        assert to_checksum_address(approve_tx[5]) == WETH
-        assert to_checksum_address(swap_tx[5]) == ROUTER
+        swap_tx = rlp.decode(tx.raw_transaction[1:])
+        assert to_checksum_address(swap_tx[5]) == VAULT
         assert int.from_bytes(swap_tx[0], "big") == CHAIN_ID
         call = decode_call(swap_tx[7])
-        assert call is not None and call.path == (WETH, USDT)
-        assert call.recipient == identity.address
-        assert stub.GetStatus(pb.GetStatusRequest()).next_nonce == 2
+        assert call is not None and (call.router, call.token_in, call.token_out) == (
+            ROUTER,
+            WETH,
+            USDT,
+        )
+        assert call.receipt_seq == signed.seq
+        assert call.receipt_digest == receipt_record(signed).receipt_hash
+        assert stub.GetStatus(pb.GetStatusRequest()).next_nonce == 1
 
         # The old pause cannot come back after the resume either.
         with pytest.raises(grpc.RpcError) as late:

@@ -22,7 +22,7 @@ except Exception as exc:
 import devnet.dex  # noqa: E402
 from devnet.accounts import DEPLOYER  # noqa: E402
 from devnet.anvil import Anvil  # noqa: E402
-from devnet.enclave_config import enclave_config_toml  # noqa: E402
+from devnet.enclave_config import VAULT_NOT_DEPLOYED, enclave_config_toml  # noqa: E402
 from devnet.market import deploy_market, fund  # noqa: E402
 from devnet.market_mover import MarketMover  # noqa: E402
 from host.config import load_host_config  # noqa: E402
@@ -43,9 +43,10 @@ def test_run_trades_on_the_pools_own_price_and_broadcasts(tmp_path: Path) -> Non
         w3 = anvil.web3()
         dex = deploy_market(w3, 2000, 30000)
         enclave = tmp_path / "enclave.toml"
+        # No vault deployed for this test yet: the integration wires in devnet.vault's.
         enclave_config_toml(
-            dex, SigningKey.generate().verify_key.encode().hex(), clock="wall",
-            decision_interval_seconds=0, min_seconds_between_trades=0,
+            dex, SigningKey.generate().verify_key.encode().hex(), vault=VAULT_NOT_DEPLOYED,
+            clock="wall", decision_interval_seconds=0, min_seconds_between_trades=0,
             short_window=2, long_window=4, path=enclave,
         )  # fmt: skip
         host_toml = tmp_path / "tee-agent.toml"

@@ -49,16 +49,25 @@ def two_pair_config(**overrides: object) -> EnclaveConfig:
     return parse_config(text)
 
 
+# Price anchors move every few ticks (every 2 s of market time; on the replay clock, every
+# tick of a minute-apart run), so runs taken together cross many anchor moves.
 CONFIGS = {
-    "replay": two_pair_config(decision_interval_seconds=7200),
-    "wall": two_pair_config(clock="wall", decision_interval_seconds=60),
+    "replay": two_pair_config(decision_interval_seconds=7200, price_move_window_seconds=2),
+    "wall": two_pair_config(
+        clock="wall", decision_interval_seconds=60, price_move_window_seconds=2
+    ),
 }
 STATE = EnclaveState.fresh()
+# The vault's TWAPs as a host reports them: near the prices the ticks start at, so that
+# decisions are signed as well as refused.
+TWAPS = {"ETH/USDT": 100.0, "BTC/USDT": 30_000.0}
 
 
 def engine(config: EnclaveConfig) -> DecisionEngine:
     signer = AccountSigner.from_bytes(STATE.account_secret)
-    return DecisionEngine(config, RulePolicy(config.policy.rule), signer, b"\x01" * 32)
+    work = DecisionEngine(config, RulePolicy(config.policy.rule), signer, b"\x01" * 32)
+    work.report_twaps(TWAPS)
+    return work
 
 
 def fresh_state() -> EnclaveState:
@@ -188,9 +197,12 @@ def test_a_long_calm_run_is_taken_together_and_decides_on_schedule(
     assert refused == expected_refused == []
     assert accepted == 5_000 == state.ticks_accepted
     # A decision at the first tick, then every 7,200 s of market time (120 ticks): the last
-    # at seq 4,921; 42 decisions, and two approvals before the first swaps.
+    # at seq 4,921; 42 decisions, one receipt each, and some of them signed swaps.
     assert state.last_decision == expected_state.last_decision == START_MS + 4_921 * 60_000
-    assert state.receipt_seq == expected_state.receipt_seq == 42 + 2
+    assert state.receipt_seq == expected_state.receipt_seq == 42
+    assert state.pending_transactions == expected_state.pending_transactions != []
+    # Every tick came a window after the one before: each became the anchor in turn.
+    assert state.market.anchors["ETH/USDT"] == (ticks[-1].price, ticks[-1].timestamp_ms)
     assert state.market.closes["ETH/USDT"] == expected_state.market.closes["ETH/USDT"]
     assert len(state.market.closes["ETH/USDT"]) == 64
     same_state(state, expected_state)
@@ -199,18 +211,20 @@ def test_a_long_calm_run_is_taken_together_and_decides_on_schedule(
 def test_a_move_at_the_limit_is_settled_exactly_not_by_floats() -> None:
     config = CONFIGS["replay"]
     memory_state = fresh_state()
-    # 20 % exactly (accepted) and a hair above it (refused): too close for the float test.
+    # From the anchor, 20 % exactly (accepted) and a hair above it (refused): too close for
+    # the float test. The ticks come within the window, so the first stays the anchor.
     ticks = [
         Tick(1, START_MS, "ETH/USDT", 100.0, 1.0),
         Tick(2, START_MS + 1, "ETH/USDT", 120.0, 1.0),
-        Tick(3, START_MS + 2, "ETH/USDT", 120.0 * 1.2000000001, 1.0),
+        Tick(3, START_MS + 2, "ETH/USDT", 100.0 * 1.2000000001, 1.0),
     ]
     [columns] = TickColumns.runs(ticks)
     assert clean_prefix(columns, 0, 3, memory_state.market, config, NOW_MS) == 1
     state, refused, accepted = as_columns(config, [ticks])
     assert accepted == 2
     assert refused == [(3, "price_jump")]
-    assert state.market.last_price["ETH/USDT"] == 120.0
+    assert state.market.closes["ETH/USDT"][-1] == 120.0
+    assert state.market.anchors["ETH/USDT"] == (100.0, START_MS)
     # Floats round this fall to exactly 20 % (which would be accepted); the exact move is
     # above 20 %, so it must be refused on both paths.
     last, price = 956034.2718892933, 764827.4175114346
@@ -227,7 +241,32 @@ def test_a_move_at_the_limit_is_settled_exactly_not_by_floats() -> None:
     state, refused, accepted = as_columns(config, [ticks])
     assert refused == expected_refused == [(2, "price_jump")]
     assert accepted == 2
-    assert state.market.last_price["ETH/USDT"] == last
+    assert state.market.closes["ETH/USDT"][-1] == last
+    same_state(state, expected_state)
+
+
+@pytest.mark.parametrize("clock", sorted(CONFIGS))
+def test_a_burst_with_one_timestamp_cannot_walk_the_price_on_either_path(clock: str) -> None:
+    # 100 ticks stamped alike, each 15 % above the one before: the first sets the anchor,
+    # the second is within 20 % of it, every later one beyond.
+    config = CONFIGS[clock]
+    stamp = NOW_MS - 1_000
+    burst = [Tick(n, stamp, "ETH/USDT", 2000.0 * 1.15 ** (n - 1), 1.0) for n in range(1, 101)]
+    expected_state, expected_refused = one_by_one(config, burst)
+    state, refused, accepted = as_columns(config, [burst[:50], burst[50:]])
+    assert refused == expected_refused == [(seq, "price_jump") for seq in range(3, 101)]
+    assert accepted == 2
+    assert state.market.anchors["ETH/USDT"] == (2000.0, stamp)
+    same_state(state, expected_state)
+    # The same walk a window apart per tick moves the anchor each time, and is accepted.
+    window_ms = config.market.price_move_window_seconds * 1000
+    spread = [
+        Tick(tick.seq, NOW_MS - 100_000 + tick.seq * window_ms, tick.pair, tick.price, 1.0)
+        for tick in burst[:40]
+    ]
+    expected_state, expected_refused = one_by_one(config, spread)
+    state, refused, accepted = as_columns(config, [spread])
+    assert refused == expected_refused == []
     same_state(state, expected_state)
 
 
@@ -296,6 +335,7 @@ def long_hostile_ticks(config: EnclaveConfig, count: int = 3_000) -> list[Tick]:
     chance = random.Random(f"columns {clock}")
     # The walk follows the last accepted price, so one refused jump does not refuse the rest.
     memory = MarketMemory()
+    window_ms = config.market.price_move_window_seconds * 1000
     # On the wall clock the whole list must fit the age limit, so ticks come 30 ms apart.
     step = 30 if clock == "wall" else 1_000
     seq, stamp, price, hostile_left = 0, NOW_MS - 100_000, 100.0, 0
@@ -308,7 +348,8 @@ def long_hostile_ticks(config: EnclaveConfig, count: int = 3_000) -> list[Tick]:
             hostile_left = chance.randint(20, 300)
         hostile_left = max(0, hostile_left - 1)
         if chance.random() < (0.8 if hostile_left else 0.03):
-            last = memory.last_price.get("ETH/USDT", price)
+            anchor = memory.anchors.get("ETH/USDT")
+            last = price if anchor is None else anchor.price
             hostile = [
                 Tick(seq, stamp, "ETH/USDT", math.nan, 1.0),
                 Tick(seq, stamp, "ETH/USDT", price, -1.0),
@@ -318,7 +359,7 @@ def long_hostile_ticks(config: EnclaveConfig, count: int = 3_000) -> list[Tick]:
                 Tick(seq, stamp, "ETH/USDT", price * 1.5, 1.0),
                 Tick(seq, stamp, "ETH/USDT", price * 1.2, 1.0),
                 Tick(seq, stamp, "ETH/USDT", price * 0.8, 1.0),
-                # Within a hair of the limit from the last accepted price: settled exactly.
+                # Within a hair of the limit from the anchor: settled exactly.
                 Tick(seq, stamp, "ETH/USDT", last * 1.2, 1.0),
                 Tick(seq, stamp, "ETH/USDT", last * 0.8, 1.0),
                 Tick(seq, stamp, "ETH/USDT", math.nextafter(last * 1.2, math.inf), 1.0),
@@ -333,8 +374,8 @@ def long_hostile_ticks(config: EnclaveConfig, count: int = 3_000) -> list[Tick]:
                 ]
             tick = chance.choice(hostile)
         if refusal_reason(tick, memory, config, NOW_MS) is None:
-            remember(tick, memory, keep=1)
-        price = memory.last_price.get("ETH/USDT", price)
+            remember(tick, memory, keep=1, window_ms=window_ms)
+        price = memory.closes.get("ETH/USDT", [price])[-1]
         ticks.append(tick)
     return ticks
 
@@ -354,8 +395,13 @@ def test_a_long_batch_with_hostile_ticks_ends_where_one_by_one_ends(
             ("_MAX_ALONE", 4),
         ]:
             monkeypatch.setattr(enclave.decisions, name, value)
-    # Decisions every 33 or so ticks, so they fall inside runs taken together.
-    config = two_pair_config(clock=clock, decision_interval_seconds=1 if clock == "wall" else 33)
+    # Decisions every 33 or so ticks, so they fall inside runs taken together; the anchor
+    # moves every 34 ticks on the wall clock (30 ms apart), every 7 on the replay clock.
+    config = two_pair_config(
+        clock=clock,
+        decision_interval_seconds=1 if clock == "wall" else 33,
+        price_move_window_seconds=1 if clock == "wall" else 7,
+    )
     ticks = long_hostile_ticks(config)
     expected_state, expected_refused = one_by_one(config, ticks)
     state, refused, accepted = as_columns(config, [ticks[:1_000], ticks[1_000:]])

@@ -10,7 +10,7 @@ import pytest
 from tee_agent_rpc import enclave_pb2 as epb
 from tee_agent_rpc import messages_pb2 as pb
 
-from host.enclave_client import IngestInput, ingest_request
+from host.enclave_client import FeeHint, IngestInput, ingest_request
 from host.tick_stream import MAX_JOINED_TICKS, JoinedBatches
 from wire.ticks import InvalidBatch, check_tick_batch
 
@@ -58,6 +58,22 @@ def test_batches_that_arrived_meanwhile_are_joined_and_read_back_unchanged() -> 
     assert list(request.tick_batches) == [b.SerializeToString() for b in sent]
     assert [b.pair for b in batches_of(request)] == ["ETH/USDT", "BTC/USDT", "ETH/USDT"]
     assert not request.HasField("fees") and not request.balances
+
+
+def test_fees_balances_and_twaps_go_with_the_batches() -> None:
+    work = IngestInput(
+        tick_batches=(batch(1, 2).SerializeToString(),),
+        ticks=2,
+        fees=FeeHint(7, 3),
+        balances={"WETH": 10**18},
+        twaps={"ETH/USDT": 2000.5, "BTC/USDT": 30_000.25},
+    )
+    request, count = as_request(work)
+    assert count == 2
+    assert (request.fees.max_fee_per_gas_wei, request.fees.max_priority_fee_per_gas_wei) == (7, 3)
+    assert dict(request.balances) == {"WETH": str(10**18)}
+    assert dict(request.twap_prices) == {"ETH/USDT": 2000.5, "BTC/USDT": 30_000.25}
+    assert not as_request(IngestInput(tick_batches=(), ticks=0))[0].twap_prices
 
 
 def test_a_call_never_carries_more_than_the_joining_limit() -> None:

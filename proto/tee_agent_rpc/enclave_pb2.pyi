@@ -46,7 +46,7 @@ class FeeHint(_message.Message):
     def __init__(self, max_fee_per_gas_wei: _Optional[int] = ..., max_priority_fee_per_gas_wei: _Optional[int] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("tick_batches", "fees", "balances", "release_through")
+    __slots__ = ("tick_batches", "fees", "balances", "release_through", "twap_prices")
     class BalancesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,15 +54,24 @@ class IngestRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TwapPricesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     TICK_BATCHES_FIELD_NUMBER: _ClassVar[int]
     FEES_FIELD_NUMBER: _ClassVar[int]
     BALANCES_FIELD_NUMBER: _ClassVar[int]
     RELEASE_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    TWAP_PRICES_FIELD_NUMBER: _ClassVar[int]
     tick_batches: _containers.RepeatedScalarFieldContainer[bytes]
     fees: FeeHint
     balances: _containers.ScalarMap[str, str]
     release_through: int
-    def __init__(self, tick_batches: _Optional[_Iterable[bytes]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ..., release_through: _Optional[int] = ...) -> None: ...
+    twap_prices: _containers.ScalarMap[str, float]
+    def __init__(self, tick_batches: _Optional[_Iterable[bytes]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ..., release_through: _Optional[int] = ..., twap_prices: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
     __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions", "decision_seconds", "released")
