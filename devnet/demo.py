@@ -16,47 +16,25 @@ Run it from the repository root (it reads data/ and the npm tools of tools/chain
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nacl.signing import SigningKey
-from web3 import Web3
-
 from attestation.checks import CheckName
 from attestation.receipt_chain import verify_receipts
-from attestation.trust import certificates_from_bytes, default_trust_anchors
-from devnet.accounts import DEPLOYER
-from devnet.anvil import Anvil
-from devnet.dex import TOKEN_DECIMALS, Dex, pool_price, set_next_block_time
-from devnet.enclave_config import VAULT_NOT_DEPLOYED, enclave_config_toml
-from devnet.market import deploy_market, fund
-from devnet.market_mover import MarketMover
+from devnet.demo_run import Session, demo_session
+from devnet.dex import pool_price
+from devnet.hostile import KINDS, run_attack
 from host.chain.audit import AuditCheck, audit_agent
-from host.chain.broadcaster import Broadcaster
-from host.chain.fees import agent_balances, fee_hint
-from host.config import load_host_config
-from host.enclave_client import FeeHint, IngestInput
-from host.market.feed import ticks_input
-from host.market.replay import Candle, read_candles
-from host.run import RunningHost, start_host
-from wire.ticks import Tick
 
-REPO = Path(__file__).resolve().parent.parent
-CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
-BTC_CANDLES = REPO / "data" / "market" / "btc-usdt-binance-1h-2022-2023.csv"
 log = logging.getLogger("tee_agent.demo")
 
 
@@ -87,25 +65,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", type=Path, help="keep the run's files in this directory")
     parser.add_argument(
+        "--hostile-host",
+        choices=KINDS,
+        help="after the run, attack the vault as a lying host "
+        "(price-walk) or a thief holding the agent's key (leaked-key), and report what held",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on the last line"
     )
     return parser.parse_args(argv)  # fmt: skip
-
-
-@dataclass
-class Session:
-    """A finished replay, still running: what the summary and the tests look at."""
-
-    w3: Web3
-    dex: Dex
-    host: RunningHost
-    address: str
-    tokens: dict[str, tuple[str, int]]
-    start_balances: dict[str, int]
-    start_price: Decimal
-    anvil: Anvil
-    broadcaster: Broadcaster
-    workdir: Path
 
 
 def run_demo(args: argparse.Namespace) -> DemoResult:
@@ -117,127 +85,19 @@ def run_demo(args: argparse.Namespace) -> DemoResult:
     """
     started = time.monotonic()
     with demo_session(args) as session:
+        attack = None if args.hostile_host is None else run_attack(args.hostile_host, session)
         summary, ok = _summarize(args, session, started)
-    return DemoResult(summary, ok)
-
-
-@contextmanager
-def demo_session(args: argparse.Namespace, **guardrails: Any) -> Iterator[Session]:
-    """Run the replay and yield the session; everything stops when the block ends.
-
-    `guardrails` override the enclave config's limits (e.g. max_notional_per_trade_usd).
-
-    Raises:
-        SystemExit: no candles at the rows asked for.
-        devnet.anvil.AnvilError, devnet.transactions.ChainError: the local chain failed.
-    """
-    rows = list(read_candles(CANDLES, "ETH/USD"))
-    candles = rows[args.start_row : args.start_row + args.hours]
-    if len(candles) < 2:
-        raise SystemExit(
-            f"error: no candles at rows {args.start_row}..{args.start_row + args.hours}"
+    if attack is not None:
+        summary["attack"] = attack
+        # Under attack the audit's job is to flag what the attacker did (a trade signed off
+        # the record fails it); the run succeeds when the vault held.
+        ok = (
+            summary["receipts_verified"]
+            and summary["attestation_verified"]
+            and attack["value_lost_usd"] == 0
+            and attack["max_notional_24h_usd"] <= attack["cap_per_day_usd"]
         )
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="tee-agent-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    with _Stack() as stack:
-        yield _run(args, candles, workdir, stack, guardrails)
-
-
-class _Stack:
-    """Stops what the demo started, in reverse order, whatever happens."""
-
-    def __init__(self) -> None:
-        self.stops: list[Callable[[], object]] = []
-
-    def __enter__(self) -> _Stack:
-        return self
-
-    def push(self, stop: Callable[[], object]) -> None:
-        self.stops.append(stop)
-
-    def __exit__(self, *_: object) -> None:
-        for stop in reversed(self.stops):
-            try:
-                stop()
-            except Exception:
-                log.debug("cleanup step failed", exc_info=True)
-
-
-def _run(
-    args: argparse.Namespace,
-    candles: list[Candle],
-    workdir: Path,
-    stack: _Stack,
-    guardrails: dict[str, Any],
-) -> Session:
-    first = candles[0]
-    btc = list(read_candles(BTC_CANDLES, "BTC/USD"))[args.start_row]
-    say(
-        f"starting a local chain (anvil) at {datetime.fromtimestamp(first.timestamp_ms / 1000, UTC):%Y-%m-%d %H:%M} market time"
-    )
-    anvil = Anvil.start(genesis_timestamp=first.timestamp_ms // 1000 - 3600)
-    stack.push(anvil.stop)
-    w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 60}))
-    dex = deploy_market(w3, Decimal(repr(first.price)), Decimal(repr(btc.price)))
-    say(
-        f"deployed WETH, USD, WBTC, the Uniswap V2 factory and router; ETH/USD pool at {first.price:.2f}"
-    )
-
-    owner = SigningKey.generate()
-    enclave_config = workdir / "enclave.toml"
-    # Short moving averages (4 and 12 hours) so that a three-day demo trades after half a day.
-    # No vault yet: the demo trades through a deployed GuardedVault once devnet deploys one
-    # for it (devnet.vault); until then every decision to trade is refused twap_unavailable.
-    enclave_config_toml(
-        dex, owner.verify_key.encode().hex(), vault=VAULT_NOT_DEPLOYED, policy=args.policy,
-        path=enclave_config, short_window=4, long_window=12, **guardrails,
-    )  # fmt: skip
-    host_config = workdir / "tee-agent.toml"
-    host_config.write_text(_host_toml(workdir, enclave_config, args.model))
-    say(f"starting the host and the simulated enclave ({args.policy} policy)")
-    host = start_host(load_host_config(host_config), listen="127.0.0.1:0")
-    stack.push(host.stop)
-    agent = host.agent
-    identity = agent.supervisor.identity
-    if identity is None:
-        raise SystemExit("error: the enclave opened without an identity")
-    address = identity.address
-    fund(w3, dex, DEPLOYER, address, eth=10, weth=2, usd=10_000)
-    tokens = {s: (a, TOKEN_DECIMALS[s]) for s, a in dex.tokens.items()}
-    start_balances = agent_balances(w3, tokens, address)
-    start_price = pool_price(w3, dex, "ETH/USD")
-    say(f"agent {address} funded with 2 WETH and 10,000 USD")
-
-    broadcaster = Broadcaster(anvil.url, host.storage, poll_seconds=0.1)
-    stack.push(broadcaster.close)
-    mover = MarketMover(w3, dex)
-    say(f"replaying {len(candles)} hourly candles of real ETH/USDT")
-    for index, candle in enumerate(candles):
-        set_next_block_time(w3, candle.timestamp_ms // 1000)
-        price = mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
-        fees = fee_hint(w3)
-        held = agent_balances(w3, tokens, address)
-        agent.ingest(ingest_input(index + 1, candle, price, fees, held))
-        pending = [
-            tx.tx_hash for tx in host.storage.transactions() if tx.status in ("signed", "pending")
-        ]
-        if pending:
-            broadcaster.wait_mined(pending, timeout=60)
-        if (index + 1) % 12 == 0:
-            say(f"  {index + 1}/{len(candles)} candles, ETH {price:.2f} USD")
-
-    return Session(
-        w3, dex, host, address, tokens, start_balances, start_price, anvil, broadcaster, workdir
-    )
-
-
-def ingest_input(
-    seq: int, candle: Candle, price: Decimal, fees: tuple[int, int], balances: dict[str, int]
-) -> IngestInput:
-    """What the enclave gets for one candle: one ETH/USD tick at the pool's `price` at the
-    candle's time, the fee hint (max fee, priority fee) and the agent's balances."""
-    tick = Tick(seq, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
-    return dataclasses.replace(ticks_input([tick]), fees=FeeHint(*fees), balances=balances)
+    return DemoResult(summary, ok)
 
 
 def _summarize(
@@ -246,38 +106,27 @@ def _summarize(
     w3, dex, host, address = session.w3, session.dex, session.host, session.address
     tokens, start_balances = session.tokens, session.start_balances
     storage = host.storage
-    records = storage.receipts(1, 1_000_000)
-    receipts = [r.receipt for r in records]
+    receipts = [r.receipt for r in storage.receipts(1, 1_000_000)]
     attestation = host.agent.attest(os.urandom(32))
     identity = attestation.identity
     chain = verify_receipts(receipts, address=address, chain_id=identity.chain_id,
                             config_hash=identity.config_hash)  # fmt: skip
-    decisions = {
-        r.receipt.seq: json.loads(r.decision_json) if r.decision_json else {} for r in records
-    }
-    mined_swaps, actions = 0, Counter[str]()
-    for tx in storage.transactions():  # every one a vault swap: the agent signs nothing else
-        if tx.status == "mined":
-            mined_swaps += 1
-            actions[decisions.get(tx.receipt_seq, {}).get("action", "?")] += 1
+    trades = [t for t in session.vault.vault.trades() if t.agent == address]
+    buys = sum(1 for t in trades if t.token_in == dex.usd)
     refusals = Counter(
         r.verdict.removeprefix("refused:") for r in receipts if r.verdict.startswith("refused:")
     )
     holds = sum(1 for r in receipts if r.verdict == "hold")
-
-    sim_root = session.workdir / "agent" / "sim" / "root.pem"
-    anchors = default_trust_anchors().with_extra_roots(
-        certificates_from_bytes(sim_root.read_bytes(), source="sim root")
-    )
-    audit = audit_agent(attestation, receipts, w3, anchors=anchors, at=datetime.now(UTC),
-                        expected_head_hash=storage.head()[1])  # fmt: skip
+    audit = audit_agent(attestation, receipts, w3, anchors=session.anchors,
+                        at=datetime.now(UTC), expected_head_hash=storage.head()[1],
+                        vault=session.vault.vault.address)  # fmt: skip
     attestation_ok = all(
         c.passed
         for c in audit.checks
         if c.name in (AuditCheck.ATTESTATION, CheckName.REPORT_DATA_BINDING)
     )
 
-    end_balances = agent_balances(w3, tokens, address)
+    end_balances = session.vault_balances()
     price = pool_price(w3, dex, "ETH/USD")
     weth_decimals, usd_decimals = tokens["WETH"][1], tokens["USD"][1]
 
@@ -290,9 +139,9 @@ def _summarize(
         "policy": args.policy,
         "candles": args.hours,
         "agent": address,
-        "trades": mined_swaps,
-        "buys": actions["buy"],
-        "sells": actions["sell"],
+        "trades": len(trades),
+        "buys": buys,
+        "sells": len(trades) - buys,
         "holds": holds,
         "refusals": dict(refusals),
         "position": {
@@ -304,6 +153,7 @@ def _summarize(
         "price_start": float(session.start_price),
         "price_end": float(price),
         "pnl_usd": float(pnl.quantize(Decimal("0.01"))),
+        "vault": vault_summary(session),
         "receipts": len(receipts),
         "receipts_verified": chain.valid,
         "attestation_verified": attestation_ok,
@@ -314,27 +164,26 @@ def _summarize(
     return summary, ok
 
 
-def _host_toml(workdir: Path, enclave_config: Path, model: Path | None) -> str:
-    return f"""
-[host]
-listen = "127.0.0.1:50051"
-data_dir = "{workdir / "agent"}"
-auth_token = "demo-{os.urandom(8).hex()}"
-metrics_listen = ""
+def vault_summary(session: Session) -> dict[str, Any]:
+    """The vault's address, the agent's caps and notional of the last 24 hours (whole USD),
+    and how many of the agent's transactions the vault reverted."""
+    state = session.vault.vault.state(session.address)
+    record = state.agent
+    if record is None:  # state() was asked for the agent: it always reads its record
+        raise AssertionError("the vault read no agent record")
+    decimals = session.tokens["USD"][1]
 
-[enclave]
-config = "{enclave_config}"
-{f'model = "{model}"' if model else ""}
-ready_timeout_seconds = 120
+    def usd(units: int) -> float:
+        return float(Decimal(units).scaleb(-decimals))
 
-[market]
-source = "none"
-"""
-
-
-def say(message: str) -> None:
-    """A progress line, on stderr (stdout carries only the summary)."""
-    print(message, file=sys.stderr, flush=True)
+    reverted = sum(1 for tx in session.host.storage.transactions() if tx.status == "reverted")
+    return {
+        "address": state.address,
+        "cap_per_trade_usd": usd(record.cap_per_trade),
+        "cap_per_day_usd": usd(record.cap_per_day),
+        "notional_24h_usd": usd(record.notional_24h),
+        "reverted": reverted,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

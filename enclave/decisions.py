@@ -13,12 +13,12 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from attestation.receipt import receipt_hash
 from enclave.config import EnclaveConfig, Pair
 from enclave.guardrails import (
-    DAY_SECONDS,
+    SPEND_WINDOW_SECONDS,
     GuardrailContext,
     ProposedTransaction,
     SpendEntry,
@@ -231,7 +231,7 @@ class DecisionEngine:
         call = vault_swap(self.config, plan, max_fee, deadline, seq, state.head_hash)
         self._sign(state, call, VAULT_SWAP_GAS, priority, seq)
         state.last_trade = timestamp
-        state.spent = [e for e in state.spent if timestamp - e.timestamp < DAY_SECONDS]
+        state.spent = [e for e in state.spent if timestamp - e.timestamp < SPEND_WINDOW_SECONDS]
         state.spent.append(SpendEntry(timestamp=timestamp, notional_usd=verdict.notional_usd))
 
     def _view(
@@ -241,6 +241,12 @@ class DecisionEngine:
         base, quote = self.config.tokens[pair.base], self.config.tokens[pair.quote]
         now = tick.timestamp_ms // 1000
         rails = self.config.guardrails
+        # The vault values a sale at its TWAP; when that is above the tick's price, the caps
+        # allow that much less notional at the tick's price, and the policy sizes with that.
+        twap = self.twap_prices.get(pair.symbol)
+        price = Decimal(repr(tick.price))
+        scale = min(Decimal(1), price / Decimal(repr(twap))) if twap else Decimal(1)
+        left = max(Decimal(0), rails.max_notional_per_day_usd - notional_spent(state.spent, now))
         return MarketView(
             pair=pair.symbol,
             base=pair.base,
@@ -251,10 +257,8 @@ class DecisionEngine:
             ),
             base_balance=Decimal(balances.get(pair.base, 0)).scaleb(-base.decimals),
             quote_balance=Decimal(balances.get(pair.quote, 0)).scaleb(-quote.decimals),
-            notional_left_today_usd=max(
-                Decimal(0), rails.max_notional_per_day_usd - notional_spent(state.spent, now)
-            ),
-            max_notional_per_trade_usd=rails.max_notional_per_trade_usd,
+            notional_left_today_usd=_scaled(left, scale),
+            max_notional_per_trade_usd=_scaled(rails.max_notional_per_trade_usd, scale),
         )
 
     def _ask_policy(self, view: MarketView) -> Decision:
@@ -339,3 +343,11 @@ class DecisionEngine:
 
 def _canonical(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _scaled(amount: Decimal, scale: Decimal) -> Decimal:
+    """`amount` times `scale` (at most 1), rounded down to the cent when scaled: a cap stated
+    to the policy never rounds up."""
+    if scale >= 1:
+        return amount
+    return (amount * scale).quantize(Decimal("0.01"), rounding=ROUND_DOWN)

@@ -22,6 +22,11 @@ from enclave.config import EnclaveConfig, Pair
 from enclave.transactions import decode_call
 
 DAY_SECONDS = 86_400
+# A trade keeps counting this long past its 24 hours: the vault counts it from the block
+# that mined it, which comes after the tick that decided it, so the enclave must not expect
+# room the vault has not freed yet (it would sign a trade the vault reverts).
+CHAIN_LAG_SECONDS = 900
+SPEND_WINDOW_SECONDS = DAY_SECONDS + CHAIN_LAG_SECONDS
 GWEI = 10**9
 
 # Why a guardrail refuses: the reason of a "refused:<reason>" receipt, in the order judged.
@@ -84,9 +89,9 @@ class GuardrailContext:
 
 
 def notional_spent(spent: list[SpendEntry], now: int) -> Decimal:
-    """Notional of swaps signed in the 24 hours up to `now`."""
+    """Notional of swaps signed in the 24 hours (and `CHAIN_LAG_SECONDS`) up to `now`."""
     return sum(
-        (entry.notional_usd for entry in spent if now - entry.timestamp < DAY_SECONDS),
+        (entry.notional_usd for entry in spent if now - entry.timestamp < SPEND_WINDOW_SECONDS),
         Decimal(0),
     )
 
@@ -152,7 +157,8 @@ def _judge(
         )
     selling = call.token_in == base.address
     amount_in = Decimal(call.amount_in).scaleb(-(base.decimals if selling else quote.decimals))
-    notional = amount_in * context.price if selling else amount_in
+    # The vault values a sale at its TWAP: the caps must hold at that and at the tick's price.
+    notional = amount_in * max(context.price, twap) if selling else amount_in
     if notional > rails.max_notional_per_trade_usd:
         return _refuse(
             MAX_NOTIONAL_PER_TRADE,
@@ -180,6 +186,15 @@ def _judge(
             MAX_SLIPPAGE,
             f"minimum out {minimum} is below {floor:.8f}, the quote at the accepted price "
             f"{context.price} less {rails.max_slippage_bps} bps",
+        )
+    # The vault's own bound, so that a trade it would revert (MinOutBelowTwap) is not signed.
+    twap_out = amount_in * twap if selling else amount_in / twap
+    twap_floor = twap_out * (1 - Decimal(limit) / 10_000)
+    if minimum < twap_floor:
+        return _refuse(
+            TWAP_DEVIATION,
+            f"minimum out {minimum} is below {twap_floor:.8f}, the output at the reported "
+            f"TWAP {twap} less {limit} bps (the vault would revert it)",
         )
     if (
         context.last_trade is not None

@@ -124,6 +124,7 @@ def start_host(
         chain = connect_chain(
             config.chain.rpc_url, config.chain.poll_seconds, enclave, address, storage, metrics
         )
+        agent.vault_watch = chain.vault_watch
     log.info("serving", extra={"port": port, "address": address})
     return RunningHost(agent, server, port, storage, enclave, stop_metrics, health_stop, chain)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from eth_abi import decode
+from eth_utils import function_signature_to_4byte_selector
 
 devnet_anvil = pytest.importorskip("devnet.anvil")
 try:
@@ -25,8 +26,10 @@ from devnet.dex import balances  # noqa: E402
 from host.cli import main  # noqa: E402
 from host.run import RunningHost  # noqa: E402
 
-SWAP = bytes.fromhex("38ed1739")
-TRANSFER_TOPIC = bytes.fromhex("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
+# The vault's swap(address,address,address,uint256,uint256,uint256,uint64,bytes32).
+VAULT_SWAP = function_signature_to_4byte_selector(
+    "swap(address,address,address,uint256,uint256,uint256,uint64,bytes32)"
+)
 
 
 def args(tmp: Path, hours: int = 36) -> argparse.Namespace:
@@ -41,49 +44,45 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         yield running
 
 
-def _transfers(receipt: object, token: str) -> list[tuple[str, str, int]]:
-    moves = []
-    for log in receipt["logs"]:  # type: ignore[index]
-        if log["address"].lower() == token.lower() and bytes(log["topics"][0]) == TRANSFER_TOPIC:
-            sender = "0x" + bytes(log["topics"][1])[-20:].hex()
-            to = "0x" + bytes(log["topics"][2])[-20:].hex()
-            moves.append((sender, to, int.from_bytes(bytes(log["data"]), "big")))
-    return moves
-
-
-def test_buys_and_sells_go_through_the_router_and_balances_move_as_decided(
+def test_buys_and_sells_go_through_the_vault_and_its_balances_move_as_decided(
     session: Session,
 ) -> None:
-    w3, storage, agent = session.w3, session.host.storage, session.address.lower()
-    decisions = {r.receipt.seq: r for r in storage.receipts(1, 10_000)}
+    w3, storage, vault = session.w3, session.host.storage, session.vault.vault
+    records = {r.receipt.seq: r for r in storage.receipts(1, 10_000)}
+    trades = {t.receipt_seq: t for t in vault.trades() if t.agent == session.address}
     actions = []
     for tx in storage.transactions():
         onchain = w3.eth.get_transaction(tx.tx_hash)
         data = bytes(onchain["input"])
-        if data[:4] != SWAP:
+        assert data[:4] == VAULT_SWAP and onchain["to"] == vault.address
+        router, token_in, token_out, amount_in, min_out, _, seq, digest = decode(
+            ["address", "address", "address", "uint256", "uint256", "uint256", "uint64",
+             "bytes32"], data[4:],
+        )  # fmt: skip
+        # The transaction carries its receipt: the seq and the EIP-712 digest.
+        record = records[tx.receipt_seq]
+        assert seq == tx.receipt_seq and record.receipt.verdict == "signed"
+        assert digest == record.receipt_hash
+        assert router.lower() == session.dex.router.lower()
+        if tx.status != "mined":
             continue
-        assert tx.status == "mined", tx.detail
-        amount_in, min_out, path, recipient, _ = decode(
-            ["uint256", "uint256", "address[]", "address", "uint256"], data[4:]
-        )
-        decision = json.loads(decisions[tx.receipt_seq].decision_json)
-        assert recipient.lower() == agent
-        receipt = w3.eth.get_transaction_receipt(tx.tx_hash)
-        paid = _transfers(receipt, path[0])
-        got = _transfers(receipt, path[-1])
-        assert (agent, session.dex.pairs["ETH/USD"].lower(), amount_in) in paid
-        assert len(got) == 1 and got[0][1] == agent and got[0][2] >= min_out
-        weth = session.dex.tokens["WETH"]
-        assert (path[-1].lower() == weth.lower()) == (decision["action"] == "buy")
-        if decision["action"] == "sell":
-            assert (
-                amount_in == int(float(decision["amount"]) * 10**18)
-                or abs(amount_in - int(float(decision["amount"]) * 10**18)) <= 10**12
-            )
+        trade = trades[seq]
+        assert trade.receipt_digest == digest and trade.amount_in == amount_in
+        assert trade.amount_out >= min_out
+        decision = json.loads(record.decision_json)
+        buying = token_in.lower() == session.dex.usd.lower()
+        assert {token_in.lower(), token_out.lower()} == {session.dex.usd.lower(),
+                                                         session.dex.weth.lower()}  # fmt: skip
+        assert buying == (decision["action"] == "buy")
+        if not buying:
+            assert abs(amount_in - int(float(decision["amount"]) * 10**18)) <= 10**12
         actions.append(decision["action"])
     assert "buy" in actions and "sell" in actions
-    end = balances(w3, session.dex, session.address)
+    end = session.vault_balances()
     assert end["WETH"] != session.start_balances["WETH"]
+    # The agent's own address holds only gas money: the funds stayed in the vault.
+    held = balances(w3, session.dex, session.address)
+    assert held["WETH"] == held["USD"] == 0
 
 
 def test_every_transaction_has_a_receipt_and_verify_agent_passes(
@@ -92,7 +91,7 @@ def test_every_transaction_has_a_receipt_and_verify_agent_passes(
     root = session.workdir / "agent" / "sim" / "root.pem"
     host: RunningHost = session.host
     code = main(["verify", "agent", "--rpc", session.anvil.url, "--host", f"127.0.0.1:{host.port}",
-                 "--trust-root", str(root), "--json"])  # fmt: skip
+                 "--trust-root", str(root), "--vault", session.vault.vault.address, "--json"])  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, report["error"]
     names = {check["name"]: check["passed"] for check in report["checks"]}
@@ -119,7 +118,8 @@ def _verify_files(
 ) -> tuple[int, dict[str, bool]]:
     root = session.workdir / "agent" / "sim" / "root.pem"
     code = main(["verify", "agent", "--rpc", session.anvil.url, "--receipts", str(receipts),
-                 "--attestation", str(attestation), "--trust-root", str(root), "--json"])  # fmt: skip
+                 "--attestation", str(attestation), "--trust-root", str(root),
+                 "--vault", session.vault.vault.address, "--json"])  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     return code, {check["name"]: check["passed"] for check in report["checks"]}
 
@@ -168,7 +168,8 @@ def test_verify_agent_fails_on_a_transaction_the_enclave_never_signed(
     w3.eth.wait_for_transaction_receipt(tx_hash)
     root = session.workdir / "agent" / "sim" / "root.pem"
     code = main(["verify", "agent", "--rpc", session.anvil.url,
-                 "--host", f"127.0.0.1:{session.host.port}", "--trust-root", str(root), "--json"])  # fmt: skip
+                 "--host", f"127.0.0.1:{session.host.port}", "--trust-root", str(root),
+                 "--vault", session.vault.vault.address, "--json"])  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 1
     failed = {check["name"] for check in report["checks"] if not check["passed"]}

@@ -28,6 +28,7 @@ from enclave.guardrails import (
     MAX_SLIPPAGE,
     MIN_SECONDS_BETWEEN_TRADES,
     PAUSED,
+    SPEND_WINDOW_SECONDS,
     TWAP_DEVIATION,
     TWAP_UNAVAILABLE,
     GuardrailContext,
@@ -83,9 +84,11 @@ ROUTER_SWAP_SELECTOR = function_signature_to_4byte_selector(
 APPROVE_SELECTOR = function_signature_to_4byte_selector("approve(address,uint256)")
 
 
-def exact_floor_units(amount_in: int, path: tuple[str, ...], price: Decimal) -> int:
+def exact_floor_units(
+    amount_in: int, path: tuple[str, ...], price: Decimal, slippage_bps: int = SLIPPAGE
+) -> int:
     """The smallest min_out (token units) at or above the quote less the slippage limit."""
-    keep = 1 - Fraction(SLIPPAGE, 10_000)
+    keep = 1 - Fraction(slippage_bps, 10_000)
     if path[0] == WETH:  # selling WETH for USDT
         expected = Fraction(amount_in, WEI) * Fraction(price)
         return math.ceil(expected * keep * USDT_UNIT)
@@ -316,7 +319,9 @@ def test_a_price_at_the_twap_bound_is_allowed_a_hair_beyond_it_is_refused() -> N
     # 300 bps of a TWAP of 2000 is 60: 1940 and 2060 are at the bound.
     small = WEI // 4  # 0.25 WETH, within the per-trade limit at either price
     for price in (Decimal(1940), Decimal(2060), Decimal("1940.000001"), Decimal("2059.999999")):
-        tx = swap(small, price=price)
+        # No slippage: the minimum out is the quote at the price, so only the price bound
+        # (and not the vault's bound on the minimum out, below) decides.
+        tx = swap(small, exact_floor_units(small, SELL, price, 0), price=price)
         allowed(judge(tx, context(price=price, twap=2000.0), CONFIG))
     for price in (Decimal("1939.999999"), Decimal("2060.000001")):
         refused(
@@ -338,7 +343,8 @@ def test_the_twap_bound_is_exact_for_any_twap_and_limit() -> None:
         (high + Decimal("1e-20"), False),
         (low - Decimal("1e-20"), False),
     ):
-        tx = swap(BUY_AT_LIMIT, path=BUY, price=price)
+        min_out = exact_floor_units(BUY_AT_LIMIT, BUY, price, 0)
+        tx = swap(BUY_AT_LIMIT, min_out, path=BUY, price=price)
         verdict = judge(tx, context(price=price, twap=twap), config)
         assert verdict.allowed == ok, (price, verdict)
         assert ok or verdict.reason == TWAP_DEVIATION
@@ -467,23 +473,30 @@ def test_the_daily_limit_is_a_rolling_24_hours() -> None:
     def spent_at(age: int) -> list[SpendEntry]:
         return [SpendEntry(timestamp=NOW - age, notional_usd=Decimal(4500))]
 
-    # 86_399 s old: still inside the window, 4500 + 600 > 5000.
+    # 24 hours and 15 minutes less a second old: still counted (the vault counts a trade
+    # from the block that mined it, after the tick), 4500 + 600 > 5000.
     refused(
-        judge(swap(600 * USDT_UNIT, path=BUY), context(spent=spent_at(DAY_SECONDS - 1)), CONFIG),
+        judge(
+            swap(600 * USDT_UNIT, path=BUY),
+            context(spent=spent_at(SPEND_WINDOW_SECONDS - 1)),
+            CONFIG,
+        ),
         MAX_NOTIONAL_PER_DAY,
         "4500.00 USD in the last 24 h plus 600.00 USD exceeds 5000 USD",
     )
-    # 86_400 s old: out of the window.
-    verdict = judge(swap(600 * USDT_UNIT, path=BUY), context(spent=spent_at(DAY_SECONDS)), CONFIG)
+    # 24 hours and 15 minutes old: out of the window.
+    verdict = judge(
+        swap(600 * USDT_UNIT, path=BUY), context(spent=spent_at(SPEND_WINDOW_SECONDS)), CONFIG
+    )
     allowed(verdict)
     assert verdict.notional_usd == Decimal(600)
-    assert DAY_SECONDS == 86_400
+    assert (DAY_SECONDS, SPEND_WINDOW_SECONDS) == (86_400, 86_400 + 900)
 
 
 def test_notional_spent_counts_only_the_last_24_hours() -> None:
     entries = [
-        SpendEntry(timestamp=NOW - 86_400, notional_usd=Decimal(1)),
-        SpendEntry(timestamp=NOW - 86_399, notional_usd=Decimal(10)),
+        SpendEntry(timestamp=NOW - 87_300, notional_usd=Decimal(1)),
+        SpendEntry(timestamp=NOW - 87_299, notional_usd=Decimal(10)),
         SpendEntry(timestamp=NOW - 1, notional_usd=Decimal(100)),
         SpendEntry(timestamp=NOW, notional_usd=Decimal(1000)),
         SpendEntry(timestamp=NOW - 200_000, notional_usd=Decimal(10_000)),
@@ -670,3 +683,29 @@ def test_any_allowed_raw_swap_is_within_the_limits(
         amount_in, path, price
     )
     assert was_allowed == within
+
+
+def test_a_minimum_out_the_vault_would_revert_is_refused_at_its_exact_bound() -> None:
+    # The vault reverts MinOutBelowTwap under the TWAP-implied output less 300 bps; the
+    # enclave refuses the same, so it never signs what the vault would revert. 0.25 WETH at
+    # a TWAP of 2000 is 500 USDT; less 3% it is 485 USDT. At the tick's price of 1950 the
+    # slippage limit (1%) asks only 482.625, so the TWAP's bound decides.
+    small, price = WEI // 4, Decimal(1950)
+    floor = 485 * USDT_UNIT
+    allowed(judge(swap(small, floor, price=price), context(price=price, twap=2000.0), CONFIG))
+    refused(
+        judge(swap(small, floor - 1, price=price), context(price=price, twap=2000.0), CONFIG),
+        TWAP_DEVIATION,
+        "minimum out 484.999999 is below 485.00000000, the output at the reported TWAP "
+        "2000.0 less 300 bps (the vault would revert it)",
+    )
+
+
+def test_a_sale_is_valued_at_the_higher_of_the_price_and_the_twap() -> None:
+    # The vault values a sale at its TWAP: 0.5 WETH is 1000 USDT at 2000, 1010 at 2020,
+    # over the 1000 per-trade limit although the tick's price says 1000 exactly.
+    half = WEI // 2
+    tx = swap(half, exact_floor_units(half, SELL, Decimal(2000), 0), price=Decimal(2000))
+    allowed(judge(tx, context(price=Decimal(2000), twap=2000.0), CONFIG))
+    verdict = judge(tx, context(price=Decimal(2000), twap=2020.0), CONFIG)
+    assert verdict.reason == MAX_NOTIONAL_PER_TRADE, verdict

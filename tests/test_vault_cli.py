@@ -3,10 +3,6 @@ real simulated enclave behind a real host for `vault register`.
 
 Every command runs in-process through `host.cli.main`; the tests read its exit code, its
 JSON, and the chain itself (balances, agentOf, paused()).
-
-The enclave config's [vault] table arrives with the enclave's vault change: until
-`enclave.config.EnclaveConfig` has it, the tests that need a config naming the vault skip,
-and `agent_config` builds the configs with `devnet.enclave_config` as it is.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from devnet.anvil import Anvil  # noqa: E402
 from devnet.dex import Dex  # noqa: E402
 from devnet.enclave_config import enclave_config_toml  # noqa: E402
 from devnet.market import deploy_market, fund  # noqa: E402
-from enclave.config import EnclaveConfig, load_config  # noqa: E402
+from enclave.config import load_config  # noqa: E402
 from enclave.platform.sim_pki import create_sim_pki  # noqa: E402
 from host.chain.vault import Vault  # noqa: E402
 from host.chain.vault_owner import TwapSettings, VaultOwner, deploy_vault  # noqa: E402
@@ -44,11 +40,6 @@ from host.cli.vault_chain import balance_of  # noqa: E402
 from tests.enclave_harness import EnclaveWorld  # noqa: E402
 from tests.host_harness import HostUnderTest, running_host  # noqa: E402
 
-HAS_VAULT_TABLE = "vault" in EnclaveConfig.model_fields
-needs_vault_table = pytest.mark.skipif(
-    not HAS_VAULT_TABLE,
-    reason="needs the enclave config's [vault] table (the enclave's vault change)",
-)
 STRANGER = DEV_ACCOUNTS[3]
 OTHER = DEV_ACCOUNTS[5]
 UNITS = 10**18  # every devnet token has 18 decimals
@@ -401,12 +392,9 @@ class Agent:
 
 
 def agent_config(dex: Dex, owner_public_hex: str, vault: str, path: Path, **limits: Any) -> Path:
-    """The enclave config of this deployment, written by `devnet.enclave_config`; it names
-    `vault` once the enclave config has a [vault] table (and `enclave_config_toml` its
-    `vault` argument)."""
-    if HAS_VAULT_TABLE:
-        limits["vault"] = vault
-    enclave_config_toml(dex, owner_public_hex, path=path, **limits)
+    """The enclave config of this deployment, naming `vault`, written by
+    `devnet.enclave_config`."""
+    enclave_config_toml(dex, owner_public_hex, path=path, vault=vault, **limits)
     return path
 
 
@@ -440,7 +428,6 @@ def attested(agent: Agent, tmp: Path, capsys: pytest.CaptureFixture[str]) -> Pat
     return path
 
 
-@needs_vault_table
 def test_register_verifies_the_agent_then_registers_it_with_its_config(
     chain: Chain, owner_key: Path, agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -536,7 +523,6 @@ def test_register_refuses_a_config_the_agent_does_not_run(
     assert sent_by(chain, DEPLOYER.address) == before
 
 
-@needs_vault_table
 def test_register_refuses_a_config_that_names_another_vault(
     chain: Chain, owner_key: Path, agent: Agent, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -549,7 +535,6 @@ def test_register_refuses_a_config_that_names_another_vault(
     assert sent_by(chain, DEPLOYER.address) == before
 
 
-@needs_vault_table
 def test_register_refuses_a_key_that_does_not_own_the_vault(
     chain: Chain, agent: Agent, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

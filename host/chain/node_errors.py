@@ -8,9 +8,14 @@ a node loses the RPC URL's path, query and credentials, which often hold an API 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from eth_abi import decode as abi_decode
+from eth_utils import function_signature_to_4byte_selector
+
+from host.chain.vault_artifact import ArtifactError, load_artifact
 
 # Solidity's revert payloads: Error(string) and Panic(uint256) (selectors are the first four
 # bytes of keccak256 of the signature).
@@ -80,6 +85,12 @@ def decode_revert(payload: bytes) -> str:
     except Exception:  # eth_abi raises several types for malformed data; all mean the same
         return f"undecodable revert data 0x{payload[:36].hex()}"
     if len(payload) >= 4:
+        try:
+            known = custom_error("0x" + payload.hex(), load_artifact().abi)
+        except ArtifactError:
+            known = "revert data"
+        if not known.startswith("revert data"):
+            return known  # one of the GuardedVault's errors, by name
         return f"custom error 0x{selector.hex()} (data 0x{body[:64].hex()})"
     return f"revert data 0x{payload.hex()}"
 
@@ -126,3 +137,25 @@ def redact_error(exc: BaseException, rpc_url: str | None = None) -> str:
         for piece in sorted((p for p in pieces if p and len(p) > 1), key=len, reverse=True):
             text = text.replace(piece, "[redacted]")
     return text
+
+
+def custom_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str:
+    """A Solidity custom error's revert data as `Name(arg, ...)`, by the contract's ABI; the
+    raw hex when no error of the ABI has its selector or its arguments do not decode."""
+    raw = bytes.fromhex(data.removeprefix("0x"))
+    for entry in abi:
+        if entry.get("type") != "error":
+            continue
+        types = [str(item["type"]) for item in entry.get("inputs", [])]
+        signature = f"{entry['name']}({','.join(types)})"
+        if raw[:4] != function_signature_to_4byte_selector(signature):
+            continue
+        try:
+            values = abi_decode(types, raw[4:])
+        except Exception:
+            break
+        shown = ", ".join(
+            "0x" + value.hex() if isinstance(value, bytes) else str(value) for value in values
+        )
+        return f"{entry['name']}({shown})"
+    return f"revert data {data}"

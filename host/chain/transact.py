@@ -12,15 +12,14 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, cast
 
-from eth_abi import decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from host.chain.fees import fee_hint
+from host.chain.node_errors import custom_error
 
 # How long to wait for a transaction to be mined: anvil mines each one at once.
 _RECEIPT_TIMEOUT = 60.0
@@ -52,28 +51,6 @@ def _reason(exc: Exception, abi: Sequence[Mapping[str, Any]] = ()) -> str:
     if isinstance(exc, ContractLogicError) and exc.message:
         return exc.message
     return str(exc) or type(exc).__name__
-
-
-def custom_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str:
-    """A Solidity custom error's revert data as `Name(arg, ...)`, by the contract's ABI; the
-    raw hex when no error of the ABI has its selector or its arguments do not decode."""
-    raw = bytes.fromhex(data.removeprefix("0x"))
-    for entry in abi:
-        if entry.get("type") != "error":
-            continue
-        types = [str(item["type"]) for item in entry.get("inputs", [])]
-        signature = f"{entry['name']}({','.join(types)})"
-        if raw[:4] != function_signature_to_4byte_selector(signature):
-            continue
-        try:
-            values = decode(types, raw[4:])
-        except Exception:
-            break
-        shown = ", ".join(
-            "0x" + value.hex() if isinstance(value, bytes) else str(value) for value in values
-        )
-        return f"{entry['name']}({shown})"
-    return f"revert data {data}"
 
 
 def send_transaction(

@@ -10,11 +10,8 @@ The owner's own transactions are built by `host.chain.vault_owner`.
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from pathlib import Path
 from typing import Any, Final
 
 from eth_utils import to_checksum_address
@@ -22,9 +19,10 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3RPCError
 
-from host.chain.transact import ChainError, custom_error
+from host.chain.node_errors import custom_error
+from host.chain.transact import ChainError
+from host.chain.vault_artifact import ArtifactError, VaultArtifact, load_artifact, same_code
 
-ARTIFACT: Final = Path(__file__).with_name("GuardedVault.json")
 # UQ112x112: the vault's TWAP is a ratio of smallest units scaled by 2**112.
 _Q112: Final = Decimal(2**112)
 _PRICE: Final = Context(prec=60)
@@ -35,42 +33,16 @@ class VaultError(ChainError):
     the contract's own error), or the artifact is missing."""
 
 
-@dataclass(frozen=True)
-class VaultArtifact:
-    """What contracts/build.js wrote: the ABI, the creation and runtime code, the compiler."""
-
-    abi: list[dict[str, Any]]
-    bytecode: bytes
-    deployed_bytecode: bytes
-    compiler: str
-    # (offset, length) of each immutable in the runtime code, written at deployment.
-    immutables: tuple[tuple[int, int], ...]
-
-
-@functools.cache
-def load_artifact(path: Path = ARTIFACT) -> VaultArtifact:
+def artifact() -> VaultArtifact:
     """The committed GuardedVault artifact.
 
     Raises:
-        VaultError: the file is missing or is not an artifact contracts/build.js writes.
+        VaultError: it is missing or malformed (the message says how to rebuild it).
     """
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return VaultArtifact(
-            abi=list(raw["abi"]),
-            bytecode=bytes.fromhex(str(raw["bytecode"]).removeprefix("0x")),
-            deployed_bytecode=bytes.fromhex(str(raw["deployedBytecode"]).removeprefix("0x")),
-            compiler=str(raw["compiler"]["version"]),
-            immutables=tuple(
-                (int(place["start"]), int(place["length"]))
-                for places in raw["immutableReferences"].values()
-                for place in places
-            ),
-        )
-    except FileNotFoundError:
-        raise VaultError(f"missing {path}: rebuild it with `node contracts/build.js`") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VaultError(f"{path} is not a GuardedVault artifact: {exc}") from None
+        return load_artifact()
+    except ArtifactError as exc:
+        raise VaultError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -129,14 +101,14 @@ class Vault:
     def __init__(self, w3: Web3, address: str) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=load_artifact().abi)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact().abi)
 
     def check_deployed(self) -> None:
         """Raises VaultError unless the code at the address is the committed vault's."""
         code = bytes(self.w3.eth.get_code(self.address))
         if not code:
             raise VaultError(f"no contract at {self.address}")
-        if not same_code(code, load_artifact()):
+        if not same_code(code, artifact()):
             raise VaultError(
                 f"the code at {self.address} is not the committed GuardedVault's (a different "
                 "build or another contract)"
@@ -231,17 +203,5 @@ class Vault:
 
     def _explain(self, exc: ContractLogicError) -> str:
         if isinstance(exc.data, str):
-            return custom_error(exc.data, load_artifact().abi)
+            return custom_error(exc.data, artifact().abi)
         return exc.message or str(exc)
-
-
-def same_code(deployed: bytes, artifact: VaultArtifact) -> bool:
-    """Whether `deployed` runtime code is the artifact's, but for the immutables the
-    constructor wrote into it (the quote token)."""
-    expected = bytearray(artifact.deployed_bytecode)
-    if len(deployed) != len(expected):
-        return False
-    masked = bytearray(deployed)
-    for start, length in artifact.immutables:
-        masked[start : start + length] = expected[start : start + length]
-    return bytes(masked) == bytes(expected)

@@ -17,7 +17,7 @@ from web3.types import TxReceipt
 from attestation.binding import AgentAttestation
 from attestation.report import VerificationReport
 from host.chain.transact import ChainError, send_transaction
-from host.chain.vault import Vault, VaultError, load_artifact
+from host.chain.vault import Vault, VaultError, artifact
 
 # The standard ERC-20 approve, for the owner's deposit.
 _APPROVE_ABI = [
@@ -52,8 +52,8 @@ def deploy_vault(
         ChainError: the deployment reverted (a setting out of range) or was refused.
         VaultError: the artifact is missing, or the code deployed is not the artifact's.
     """
-    artifact = load_artifact()
-    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    built = artifact()
+    factory = w3.eth.contract(abi=built.abi, bytecode=built.bytecode)
     receipt = send_transaction(
         w3,
         owner,

@@ -25,7 +25,7 @@ from web3.types import BlockIdentifier, TxReceipt
 from host.chain.fees import ChainReadError
 from host.chain.node_errors import redact_error, redacted_url
 from host.chain.transact import ChainError
-from host.chain.vault import Vault, VaultError, load_artifact
+from host.chain.vault import Vault, VaultError, artifact
 from host.cli.connection import ClientError, report_failure
 from host.cli.outcome import EXIT_CHECK_FAILED, UsageError
 
@@ -190,7 +190,7 @@ def vault_events(vault: Vault, receipt: TxReceipt) -> list[dict[str, object]]:
     (addresses checksummed, bytes as 0x-hex)."""
     by_topic = {
         event_abi_to_log_topic(cast(ABIEvent, entry)): str(entry["name"])
-        for entry in load_artifact().abi
+        for entry in artifact().abi
         if entry.get("type") == "event"
     }
     found: list[dict[str, object]] = []

@@ -27,7 +27,6 @@ import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -198,19 +197,13 @@ def _check_config(
         f"0x{given.hex()}: not the config the agent runs",
     ):
         return False
-    named = to_checksum_address(_vault_of(config).address)
+    named = to_checksum_address(config.vault.address)
     return checks.add(
         RegisterCheck.VAULT_ADDRESS,
         named == vault,
         f"the config's [vault] is {named}"
         + ("" if named == vault else f", not --vault {vault}: the agent trades elsewhere"),
     )
-
-
-def _vault_of(config: EnclaveConfig) -> Any:
-    # The measured config's [vault] table (enclave.config.VaultConfig) arrives with the
-    # enclave's vault change; until then mypy cannot see the attribute.
-    return config.vault  # type: ignore[attr-defined]
 
 
 def _check_quote_token(
@@ -254,7 +247,7 @@ def _check_quote_token(
 
 
 def _check_twap(checks: CheckList, config: EnclaveConfig, state: VaultState) -> None:
-    settings = _vault_of(config)
+    settings = config.vault
     configured = (
         settings.twap_window_seconds,
         settings.twap_max_age_seconds,
