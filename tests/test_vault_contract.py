@@ -242,6 +242,41 @@ def test_the_daily_window_rolls_at_exactly_24_hours(world: VaultWorld) -> None:
     buy_at(first + DAY + 1)  # ... and a second later it has expired too
 
 
+def test_a_day_after_the_newest_spend_the_whole_daily_cap_is_free(world: VaultWorld) -> None:
+    dex, agent = world.dex, AGENT.address
+    at = world.now() + 10
+    for _ in range(5):  # the daily cap in five buys, all in one second
+        buy = world.swap_call(dex.usd, dex.weth, CAP_PER_TRADE, 0, world.next_seq(agent))
+        world.send_at(at, AGENT, _with_floor(world, buy))
+    world.send_at(at + DAY - 3600, STRANGER, world.fn.observe(dex.weth))
+    set_next_block_time(world.w3, at + DAY - 1)
+    assert world.notional_used(agent, "pending") == CAP_PER_DAY
+    buy = world.swap_call(dex.usd, dex.weth, CAP_PER_TRADE, 0, world.next_seq(agent))
+    with reverts("DailyCapExceeded"):
+        world.send_at(at + DAY - 1, AGENT, _with_floor(world, buy))
+    for _ in range(5):  # a day later every one of them has expired at once
+        buy = world.swap_call(dex.usd, dex.weth, CAP_PER_TRADE, 0, world.next_seq(agent))
+        world.send_at(at + DAY, AGENT, _with_floor(world, buy))
+    assert world.notional_used(agent) == CAP_PER_DAY
+
+
+def _with_floor(world: VaultWorld, call: Any) -> Any:
+    """`call` (a vault swap) with its minimum output 1% under the router's quote."""
+    router, token_in, token_out, amount, _, deadline, seq, digest = call.args
+    min_out = world.spot_out(token_in, token_out, amount) * 99 // 100
+    return world.fn.swap(router, token_in, token_out, amount, min_out, deadline, seq, digest)
+
+
+def test_an_agent_trades_at_most_64_times_a_day(world: VaultWorld) -> None:
+    world.send(DEPLOYER, world.fn.setCaps(AGENT.address, CAP_PER_TRADE, 10**6 * UNIT))
+    assert world.fn.MAX_TRADES_PER_DAY().call() == 64
+    for _ in range(64):
+        world.buy(AGENT, UNIT)
+    with reverts("TooManyTrades"):
+        world.buy(AGENT, UNIT)
+    assert world.notional_used(AGENT.address) == 64 * UNIT
+
+
 # -- the TWAP bound -------------------------------------------------------------------------
 
 
@@ -366,3 +401,21 @@ def test_receipt_sequence_numbers_must_rise_and_trades_carry_them(world: VaultWo
     assert [t.tx_hash for t in trades] == [first["transactionHash"], second["transactionHash"]]
     assert {t.agent for t in trades} == {AGENT.address}
     assert world.last_seq(AGENT.address) == 9
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def test_twap_settings_are_bounded_and_read_back(world: VaultWorld) -> None:
+    for window, max_age, deviation in ((0, 10, 300), (11, 10, 300), (1, 2**32, 300),
+                                       (1, 10, 0), (1, 10, BPS)):  # fmt: skip
+        with reverts("InvalidArgument"):
+            world.send(DEPLOYER, world.fn.setTwap(window, max_age, deviation))
+    world.send(DEPLOYER, world.fn.setTwap(2**32 - 1, 2**32 - 1, BPS - 1))
+    state = world.vault.state()
+    assert (state.twap_window, state.twap_max_age, state.max_deviation_bps) == (
+        2**32 - 1,
+        2**32 - 1,
+        BPS - 1,
+    )
+    assert not state.paused

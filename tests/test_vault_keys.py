@@ -208,3 +208,17 @@ def test_rotation_registers_the_new_agent_revokes_the_old_and_moves_no_funds(
     world.buy(SECOND_AGENT, 500 * UNIT, seq=1)
     assert world.vault.trades()[-1].agent == SECOND_AGENT.address
     assert world.notional_used(SECOND_AGENT.address) == 500 * UNIT
+
+
+def test_a_revoked_agent_registered_again_keeps_its_receipt_number_and_spends(
+    world: VaultWorld,
+) -> None:
+    world.buy(AGENT, CAP_PER_TRADE, seq=7)
+    world.owner.revoke(AGENT.address)
+    register(world.owner, AGENT)
+    with reverts("ReceiptSeqNotIncreasing") as raised:  # its old receipts cannot trade again
+        world.buy(AGENT, CAP_PER_TRADE, seq=7)
+    assert "ReceiptSeqNotIncreasing(7, 7)" in str(raised.value)
+    assert world.notional_used(AGENT.address) == CAP_PER_TRADE
+    world.buy(AGENT, CAP_PER_TRADE, seq=8)
+    assert world.notional_used(AGENT.address) == 2 * CAP_PER_TRADE

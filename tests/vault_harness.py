@@ -163,7 +163,7 @@ class VaultWorld:
         digest: bytes = b"\x5e" * 32,
         router: str | None = None,
     ) -> ContractFunction:
-        return self.fn.swap(
+        call: ContractFunction = self.fn.swap(
             to_checksum_address(router or self.dex.router),
             to_checksum_address(token_in),
             to_checksum_address(token_out),
@@ -173,6 +173,7 @@ class VaultWorld:
             seq,
             digest,
         )
+        return call
 
     def swap(
         self,
@@ -207,7 +208,9 @@ class VaultWorld:
         artifact = load_artifact(name)
         factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = send_transaction(self.w3, DEPLOYER, factory.constructor(*args), what=name)
-        return to_checksum_address(receipt["contractAddress"])
+        address = receipt["contractAddress"]
+        assert address is not None
+        return to_checksum_address(address)
 
     def send_at(self, timestamp: int, account: LocalAccount, call: ContractFunction) -> TxReceipt:
         """Mine `call` from `account` in a block at exactly `timestamp`.
