@@ -29,22 +29,27 @@ from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-import host.chain.vault as vault_module
 from devnet.accounts import DEPLOYER
 from devnet.anvil import NODE_MODULES, Anvil, AnvilNotFound, find_anvil
 from devnet.vault import DEMO_TWAP
 from host.chain.transact import send_transaction
-from host.chain.vault import ARTIFACT, Vault, VaultError, load_artifact, same_code
+from host.chain.vault import Vault, VaultError, load_artifact, same_code
 from host.chain.vault_owner import deploy_vault
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACT = ROOT / "host" / "chain" / "GuardedVault.json"
 BUILD = ROOT / "contracts" / "build.js"
 SOURCE = ROOT / "contracts" / "GuardedVault.sol"
 SOLC_PIN = json.loads((ROOT / "tools/chain/package.json").read_text())["dependencies"]["solc"]
 # The constructor does not call the quote token: any address makes a deployable vault.
 QUOTE_TOKEN = to_checksum_address("0x" + "5a" * 20)
-# Creation code returning a one-byte runtime (STOP): CODECOPY 1 byte from offset 12, RETURN it.
-ONE_BYTE_CONTRACT = HexStr("0x6001600c60003960016000f3" + "00")
+
+
+def creation_code(runtime: bytes) -> HexStr:
+    """Creation code that deploys `runtime` as it is: PUSH2 size, DUP1, PUSH1 12, PUSH1 0,
+    CODECOPY (the 12 bytes of this loader are skipped), PUSH1 0, RETURN."""
+    loader = bytes.fromhex(f"61{len(runtime):04x}80600c6000396000f3")
+    return HexStr("0x" + (loader + runtime).hex())
 
 
 def _compiler_missing() -> str | None:
@@ -138,28 +143,27 @@ def test_the_deployed_code_is_the_artifact_but_for_the_immutables(w3: Web3) -> N
 
 
 @needs_anvil
-def test_deploy_vault_refuses_code_that_is_not_the_artifacts(
-    w3: Web3, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_code_one_byte_off_the_artifacts_is_refused(w3: Web3) -> None:
     artifact = load_artifact()
-    good, _ = deploy_vault(w3, DEPLOYER, QUOTE_TOKEN, DEMO_TWAP)
+    good, _ = deploy_vault(w3, DEPLOYER, QUOTE_TOKEN, DEMO_TWAP)  # checked, and accepted
     code = bytes(w3.eth.get_code(good.address))
     masked = {i for start, length in artifact.immutables for i in range(start, start + length)}
     flip = next(i for i in range(len(code) // 2, len(code)) if i not in masked)
-    tampered = bytearray(artifact.deployed_bytecode)
+    tampered = bytearray(code)
     tampered[flip] ^= 0x01
-    other = dataclasses.replace(artifact, deployed_bytecode=bytes(tampered))
-    assert not same_code(code, other)
+    assert not same_code(bytes(tampered), artifact)
     assert not same_code(code[:-1], artifact)
-    # The real creation code deployed, checked against a runtime one byte off: refused.
-    monkeypatch.setattr(vault_module, "load_artifact", lambda: other)
-    with pytest.raises(VaultError, match="is not the committed GuardedVault's"):
-        deploy_vault(w3, DEPLOYER, QUOTE_TOKEN, DEMO_TWAP)
-    monkeypatch.undo()
-    Vault(w3, good.address).check_deployed()
-    # A contract whose whole runtime code is one STOP, and an account with no code at all.
-    created = send_transaction(w3, DEPLOYER, {"data": ONE_BYTE_CONTRACT}, what="a contract")
-    with pytest.raises(VaultError, match="is not the committed GuardedVault's"):
-        Vault(w3, created["contractAddress"]).check_deployed()
+    flipped_artifact = bytearray(artifact.deployed_bytecode)
+    flipped_artifact[flip] ^= 0x01
+    assert not same_code(
+        code, dataclasses.replace(artifact, deployed_bytecode=bytes(flipped_artifact))
+    )
+    # That code deployed as it is (a vault one byte off), a one-byte contract, and no code.
+    for runtime in (bytes(tampered), b"\x00"):
+        receipt = send_transaction(w3, DEPLOYER, {"data": creation_code(runtime)}, what="code")
+        address = receipt["contractAddress"]
+        assert address is not None and bytes(w3.eth.get_code(address)) == runtime
+        with pytest.raises(VaultError, match="is not the committed GuardedVault's"):
+            Vault(w3, address).check_deployed()
     with pytest.raises(VaultError, match="no contract"):
         Vault(w3, DEPLOYER.address).check_deployed()
