@@ -4,12 +4,12 @@ Recompiling contracts/GuardedVault.sol with `node contracts/build.js --out FILE`
 solc-js and OpenZeppelin Contracts under tools/chain/node_modules) must give the committed
 host/chain/GuardedVault.json byte for byte, so an auditor can reproduce it; the SHA-256 of
 every source it records must be that of the file. On anvil, a deployed vault's code is the
-artifact's runtime code but for the immutables its constructor writes, and `deploy_vault`
-refuses a deployment whose code is not the artifact's.
+artifact's runtime code but for the immutables its constructor writes, and the code check
+that `deploy_vault` runs refuses code one byte off.
 
-Node.js is needed by the recompiling test only (the host, the demo and the other chain tests
-run on Python and the anvil binary); it is skipped, with the reason, without node or solc,
-and the chain tests without anvil: ./scripts/bootstrap installs both from
+Of the vault's tests only the recompiling one needs Node.js (the host, the demo and the other
+chain tests run on Python and the anvil binary); it is skipped, with the reason, without node
+or solc, and the chain tests without anvil: ./scripts/bootstrap installs both from
 tools/chain/package-lock.json.
 """
 
