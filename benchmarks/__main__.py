@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import attestation_throughput, host_throughput, llm_policy, signing
+from benchmarks import attestation_throughput, host_throughput, llm_policy, signing, vault_gas
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     signing.main()
     llm_policy.main()
     host_throughput.main()
+    vault_gas.main()
 
 
 if __name__ == "__main__":

@@ -57,25 +57,34 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
     /// @notice A registered agent: its caps, what its attestation proved, and its spending record.
     /// @param capPerTrade The largest notional of one trade, in the quote token's smallest units.
     /// @param capPerDay The largest notional of all its trades in any 24 hours, in the same units.
-    /// @param active Whether the agent may trade (false once revoked).
-    /// @param head Where the next trade is written in the ring of spends.
-    /// @param count How many spends in the ring may still lie within the last 24 hours.
-    /// @param lastReceiptSeq The receipt sequence number of its last trade.
-    /// @param spent The notional of the `count` spends of the ring, in quote units.
+    /// @param ledger Its registration and spending record, which every trade reads and writes.
     /// @param configHash SHA-256 of the agent's measured enclave config, as its quote binds it.
     /// @param measurement A digest of the quote's measurement registers.
     /// @param quoteHash SHA-256 of the quote the owner verified.
     struct Agent {
         uint128 capPerTrade;
         uint128 capPerDay;
+        Ledger ledger;
+        bytes32 configHash;
+        bytes32 measurement;
+        bytes32 quoteHash;
+    }
+
+    /// @notice What each trade of an agent reads and updates, in one storage slot (a trade writes
+    /// it back whole, with one store).
+    /// @param active Whether the agent may trade (false once revoked).
+    /// @param head Where the next trade is written in the ring of spends.
+    /// @param count How many spends in the ring may still lie within the last 24 hours.
+    /// @param lastReceiptSeq The receipt sequence number of its last trade.
+    /// @param spent The notional of the `count` spends of the ring, in quote units.
+    /// @param lastSpendAt When the newest spend of the ring was made (a unix time).
+    struct Ledger {
         bool active;
         uint8 head;
         uint8 count;
         uint64 lastReceiptSeq;
         uint128 spent;
-        bytes32 configHash;
-        bytes32 measurement;
-        bytes32 quoteHash;
+        uint40 lastSpendAt;
     }
 
     /// @notice An allowlisted base token's Uniswap V2 pool with the quote token.
@@ -93,10 +102,13 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
         uint256 newerCumulative;
     }
 
+    // The TWAP settings are stored in 32 bits each (136 years of seconds), so that with the pause
+    // flag they fill one storage slot (Ownable2Step's pending owner, Pausable's flag, these three):
+    // a trade reads one cold slot for all of them.
     /// @notice The shortest span, in seconds, the TWAP a trade is checked against may cover.
-    uint64 public twapWindow;
+    uint32 public twapWindow;
     /// @notice The longest span, in seconds, it may cover (older observations are stale).
-    uint64 public twapMaxAge;
+    uint32 public twapMaxAge;
     /// @notice How far, in basis points, a trade's minimum output may sit below the TWAP-implied output.
     uint16 public maxDeviationBps;
 
@@ -174,7 +186,7 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
     /// @param owner_ The owner: deposits, withdraws, pauses, sets limits, registers agents.
     /// @param quoteToken_ The token notional and caps are valued in.
     /// @param twapWindow_ The shortest TWAP span, in seconds.
-    /// @param twapMaxAge_ The longest TWAP span, in seconds (at least `twapWindow_`).
+    /// @param twapMaxAge_ The longest TWAP span, in seconds (at least `twapWindow_`, below 2**32).
     /// @param maxDeviationBps_ The largest shortfall of a minimum output below the TWAP, in basis points.
     constructor(address owner_, address quoteToken_, uint64 twapWindow_, uint64 twapMaxAge_, uint16 maxDeviationBps_)
         Ownable(owner_)
@@ -235,6 +247,7 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
     }
 
     /// @notice Set the TWAP span bounds and the largest deviation a trade's minimum output may have.
+    /// @dev `window` at least 1 and at most `maxAge`, which is below 2**32; `deviationBps` 1 to 9,999.
     function setTwap(uint64 window, uint64 maxAge, uint16 deviationBps) external onlyOwner {
         _setTwap(window, maxAge, deviationBps);
     }
@@ -260,7 +273,7 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
         Agent storage registered = _agents[agent];
         registered.capPerTrade = capPerTrade;
         registered.capPerDay = capPerDay;
-        registered.active = true;
+        registered.ledger.active = true;
         registered.configHash = configHash;
         registered.measurement = measurement;
         registered.quoteHash = quoteHash;
@@ -270,7 +283,7 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
     /// @notice Change a registered agent's caps.
     function setCaps(address agent, uint128 capPerTrade, uint128 capPerDay) external onlyOwner {
         Agent storage registered = _agents[agent];
-        if (!registered.active) revert NotAgent(agent);
+        if (!registered.ledger.active) revert NotAgent(agent);
         if (capPerTrade == 0 || capPerDay == 0) revert InvalidArgument("caps");
         registered.capPerTrade = capPerTrade;
         registered.capPerDay = capPerDay;
@@ -279,8 +292,8 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
 
     /// @notice Revoke `agent` at once: every later call of its reverts.
     function revokeAgent(address agent) external onlyOwner {
-        if (!_agents[agent].active) revert NotAgent(agent);
-        _agents[agent].active = false;
+        if (!_agents[agent].ledger.active) revert NotAgent(agent);
+        _agents[agent].ledger.active = false;
         emit AgentRevoked(agent);
     }
 
@@ -375,10 +388,10 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
     {
         Agent storage registered = _agents[agent];
         return (
-            registered.active,
+            registered.ledger.active,
             registered.capPerTrade,
             registered.capPerDay,
-            registered.lastReceiptSeq,
+            registered.ledger.lastReceiptSeq,
             registered.configHash,
             registered.measurement,
             registered.quoteHash
@@ -387,9 +400,9 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
 
     /// @notice The notional of `agent`'s trades within the 24 hours before now, in quote units.
     function notionalUsed(address agent) external view returns (uint256 used) {
-        Agent storage registered = _agents[agent];
-        uint256 count = registered.count;
-        uint256 index = (registered.head + MAX_TRADES_PER_DAY - count) % MAX_TRADES_PER_DAY;
+        Ledger storage ledger = _agents[agent].ledger;
+        uint256 count = ledger.count;
+        uint256 index = (ledger.head + MAX_TRADES_PER_DAY - count) % MAX_TRADES_PER_DAY;
         for (uint256 i = 0; i < count; ++i) {
             uint256 entry = _spends[agent][(index + i) % MAX_TRADES_PER_DAY];
             if (block.timestamp - (entry >> 192) < DAY) used += uint192(entry);
@@ -405,10 +418,10 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
 
     function _setTwap(uint64 window, uint64 maxAge, uint16 deviationBps) private {
         if (window == 0) revert InvalidArgument("twap window");
-        if (maxAge < window) revert InvalidArgument("twap max age");
+        if (maxAge < window || maxAge > type(uint32).max) revert InvalidArgument("twap max age");
         if (deviationBps == 0 || deviationBps >= BPS) revert InvalidArgument("max deviation");
-        twapWindow = window;
-        twapMaxAge = maxAge;
+        twapWindow = uint32(window);
+        twapMaxAge = uint32(maxAge);
         maxDeviationBps = deviationBps;
         emit TwapSet(window, maxAge, deviationBps);
     }
@@ -419,31 +432,44 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
         returns (uint256 notional)
     {
         Agent storage agent = _agents[msg.sender];
-        if (!agent.active) revert NotAgent(msg.sender);
+        Ledger memory ledger = agent.ledger;
+        if (!ledger.active) revert NotAgent(msg.sender);
         if (!routers[router]) revert RouterNotAllowed(router);
         if (amountIn == 0) revert InvalidArgument("amount");
         bool selling = tokenOut == quoteToken;
         address base = selling ? tokenIn : tokenOut;
         if ((!selling && tokenIn != quoteToken) || base == quoteToken) revert PathNotAllowed(tokenIn, tokenOut);
         if (!markets[base].allowed) revert PathNotAllowed(tokenIn, tokenOut);
-        if (receiptSeq <= agent.lastReceiptSeq) revert ReceiptSeqNotIncreasing(receiptSeq, agent.lastReceiptSeq);
+        if (receiptSeq <= ledger.lastReceiptSeq) revert ReceiptSeqNotIncreasing(receiptSeq, ledger.lastReceiptSeq);
         uint256 price = twap(base); // quote per base, UQ112x112
         notional = selling ? Math.mulDiv(amountIn, price, Q112) : amountIn;
-        if (notional > agent.capPerTrade) revert TradeCapExceeded(notional, agent.capPerTrade);
+        uint256 capPerTrade = agent.capPerTrade;
+        if (notional > capPerTrade) revert TradeCapExceeded(notional, capPerTrade);
         uint256 fairOut = selling ? notional : Math.mulDiv(amountIn, Q112, price);
         uint256 floor = Math.mulDiv(fairOut, BPS - maxDeviationBps, BPS);
         if (minOut < floor) revert MinOutBelowTwap(minOut, floor);
-        _spend(agent, msg.sender, notional);
-        agent.lastReceiptSeq = receiptSeq;
+        _spend(ledger, _spends[msg.sender], notional, agent.capPerDay);
+        ledger.lastReceiptSeq = receiptSeq;
+        agent.ledger = ledger;
     }
 
-    /// @dev Drop the spends older than 24 hours from the running sum, check the cap, record this one.
-    function _spend(Agent storage agent, address who, uint256 notional) private {
-        uint256 count = agent.count;
-        uint256 head = agent.head;
-        uint256 spent = agent.spent;
+    /// @dev Drop the spends older than 24 hours from the running sum, check the cap, record this
+    /// one in the ring and in `ledger` (which the caller writes back).
+    function _spend(
+        Ledger memory ledger,
+        uint256[MAX_TRADES_PER_DAY] storage ring,
+        uint256 notional,
+        uint256 capPerDay
+    ) private {
+        uint256 count = ledger.count;
+        uint256 head = ledger.head;
+        uint256 spent = ledger.spent;
+        if (block.timestamp - ledger.lastSpendAt >= DAY) {
+            // The newest spend is 24 hours old, so every spend is: none is read to learn it.
+            count = 0;
+            spent = 0;
+        }
         uint256 oldest = (head + MAX_TRADES_PER_DAY - count) % MAX_TRADES_PER_DAY;
-        uint256[MAX_TRADES_PER_DAY] storage ring = _spends[who];
         while (count > 0) {
             uint256 entry = ring[oldest];
             if (block.timestamp - (entry >> 192) < DAY) break;
@@ -451,12 +477,13 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
             oldest = (oldest + 1) % MAX_TRADES_PER_DAY;
             --count;
         }
-        if (spent + notional > agent.capPerDay) revert DailyCapExceeded(spent, notional, agent.capPerDay);
+        if (spent + notional > capPerDay) revert DailyCapExceeded(spent, notional, capPerDay);
         if (count == MAX_TRADES_PER_DAY) revert TooManyTrades();
         ring[head] = (block.timestamp << 192) | notional; // notional <= capPerTrade < 2**128
-        agent.head = uint8((head + 1) % MAX_TRADES_PER_DAY);
-        agent.count = uint8(count + 1);
-        agent.spent = uint128(spent + notional);
+        ledger.head = uint8((head + 1) % MAX_TRADES_PER_DAY);
+        ledger.count = uint8(count + 1);
+        ledger.spent = uint128(spent + notional);
+        ledger.lastSpendAt = uint40(block.timestamp);
     }
 
     /// @dev The router swap, with the approval it needs for exactly this trade and nothing after it.
