@@ -126,6 +126,7 @@ class VaultConfig(BaseModel):
     )
     twap_max_age_seconds: int = Field(
         default=7200,
+        lt=2**32,
         description="The longest span of pool history the vault's time-weighted average "
         "price covers, in seconds; at least twap_window_seconds.",
     )

@@ -33,7 +33,8 @@ from devnet.accounts import DEPLOYER
 from devnet.anvil import NODE_MODULES, Anvil, AnvilNotFound, find_anvil
 from devnet.vault import DEMO_TWAP
 from host.chain.transact import send_transaction
-from host.chain.vault import Vault, VaultError, load_artifact, same_code
+from host.chain.vault import Vault, VaultError
+from host.chain.vault_artifact import load_artifact, same_code
 from host.chain.vault_owner import deploy_vault
 
 ROOT = Path(__file__).resolve().parents[1]

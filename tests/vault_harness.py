@@ -32,7 +32,8 @@ from devnet.artifacts import load_artifact
 from devnet.dex import Dex, reserves
 from devnet.market import deploy_market, fund
 from devnet.vault import DEMO_TWAP, advance, deploy_guarded_vault
-from host.chain.transact import ChainError, custom_error, send_transaction
+from host.chain.node_errors import custom_error
+from host.chain.transact import ChainError, send_transaction
 from host.chain.vault import Vault
 from host.chain.vault_owner import VaultOwner
 

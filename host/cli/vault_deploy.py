@@ -45,10 +45,10 @@ def _markets(texts: list[str]) -> list[tuple[str, str]]:
 def _twap(args: argparse.Namespace) -> TwapSettings:
     # The constructor's own bounds (GuardedVault._setTwap), checked first so that a bad
     # setting is a usage error, not a reverted deployment.
-    if not 1 <= args.twap_window <= args.twap_max_age < 2**64:
+    if not 1 <= args.twap_window <= args.twap_max_age < 2**32:
         raise UsageError(
             f"--twap-window ({args.twap_window}) must be at least 1 and at most --twap-max-age "
-            f"({args.twap_max_age})"
+            f"({args.twap_max_age}), which must be below 2**32 seconds"
         )
     if not 1 <= args.max_deviation_bps < _BPS:
         raise UsageError(
