@@ -129,17 +129,20 @@ def _burn_nonces(session: Session, fork: RunningHost) -> int:
 
 
 def _replay_last_day(session: Session, fork: RunningHost, reasons: Counter[str]) -> tuple[int, int]:
-    """The last day's market again, on chain and to the fork; every transaction the fork
-    signs from the chain's nonce on is broadcast. Returns (broadcast, reverted)."""
+    """The last day's market again, on chain and to the fork; what the fork signs from the
+    chain's nonce on is broadcast at once. Returns (broadcast, reverted)."""
     w3 = session.w3
-    start = len(fork.storage.transactions())
+    sent = reverted = 0
+    broadcast = {tx.tx_hash for tx in fork.storage.transactions()}
     status = fork.agent.enclave_status()
     seq, when = status.last_tick_seq + 1, status.last_tick_timestamp_ms
     for candle in session.candles[-24:]:
-        set_next_block_time(w3, int(w3.eth.get_block("latest")["timestamp"]) + 3600)
+        chain_time = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+        set_next_block_time(w3, chain_time)
         price = session.mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
         observe_all(session.vault, session.dex)
-        when += 3_600_000
+        # On the chain's time (so that the router's deadlines hold), or after the fork's own.
+        when = max(when + 3_600_000, chain_time * 1000)
         work = dataclasses.replace(
             ticks_input([Tick(seq, when, "ETH/USD", float(price), candle.volume)]),
             fees=FeeHint(*fee_hint(w3)),
@@ -148,17 +151,19 @@ def _replay_last_day(session: Session, fork: RunningHost, reasons: Counter[str])
         )
         fork.agent.ingest(work)
         seq += 1
-    sent = reverted = 0
-    chain_nonce = w3.eth.get_transaction_count(to_checksum_address(session.address))
-    for tx in sorted(fork.storage.transactions()[start:], key=lambda tx: tx.nonce):
-        if tx.nonce < chain_nonce:
-            continue
-        tx_hash = w3.eth.send_raw_transaction(tx.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
-        sent += 1
-        if int(receipt["status"]) != 1:
-            reverted += 1
-            reasons[revert_name(w3, tx_hash)] += 1
+        chain_nonce = w3.eth.get_transaction_count(to_checksum_address(session.address))
+        for tx in sorted(fork.storage.transactions(), key=lambda tx: tx.nonce):
+            if tx.tx_hash in broadcast:
+                continue
+            broadcast.add(tx.tx_hash)
+            if tx.nonce < chain_nonce:
+                continue
+            tx_hash = w3.eth.send_raw_transaction(tx.raw_transaction)
+            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+            sent += 1
+            if int(receipt["status"]) != 1:
+                reverted += 1
+                reasons[revert_name(w3, tx_hash)] += 1
     return sent, reverted
 
 
