@@ -277,6 +277,34 @@ def test_pause_and_unpause(
     assert out["events"][0]["event"] == "Unpaused"
 
 
+def test_observe_records_once_per_window_with_any_funded_key(
+    chain: Chain, vault: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not the owner's key: anyone may record an observation (a keeper pays the gas).
+    keeper = key_file(tmp_path, DEV_PRIVATE_KEYS[5])
+    weth = chain.dex.weth
+    argv = ["vault", "observe", "--rpc", chain.rpc, "--key", str(keeper), "--vault", vault,
+            "--base", weth]  # fmt: skip
+    contract = Vault(chain.w3, vault).contract
+    code, out, _ = run_json(capsys, *argv)
+    assert code == 0 and out["observations"][0]["base"] == weth
+    newest = contract.functions.observations(weth).call()[1]
+    assert out["observations"][0]["recorded"] == (
+        newest == chain.w3.eth.get_block("latest")["timestamp"]
+    )
+    # Within a window of the newest: nothing recorded, and it says so.
+    code, out, _ = run_json(capsys, *argv)
+    assert code == 0 and out["observations"][0]["recorded"] is False
+    assert contract.functions.observations(weth).call()[1] == newest
+    chain.w3.provider.make_request("evm_increaseTime", [1800])  # type: ignore[arg-type]
+    assert main(argv) == 0
+    assert "observation recorded at" in capsys.readouterr().out
+    assert contract.functions.observations(weth).call()[1] > newest
+    # A token the vault does not trade: the contract's own error, exit 1.
+    code, out, _ = run_json(capsys, *argv[:-1], DEPLOYER.address)
+    assert code == 1 and "PathNotAllowed(" in out["error"]
+
+
 def test_revoke_stops_an_agent_and_a_second_revoke_names_the_contract_error(
     chain: Chain, owner_key: Path, vault: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

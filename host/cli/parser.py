@@ -60,7 +60,7 @@ _VAULT_DESCRIPTION = """\
 The owner's side of the GuardedVault, the contract that holds the funds and lets the
 attested agent key only swap, within caps and a TWAP bound the chain itself enforces.
 Transactions are signed with the owner's key (--key FILE: a secp256k1 private key as hex,
-mode 0600). Exit 0: done; 1: a check failed or the chain refused (the contract's error is
+mode 0600); `observe`, which anyone may call, with any funded key. Exit 0: done; 1: a check failed or the chain refused (the contract's error is
 named); 2: bad input, an unreachable node, or no vault at --vault.
 """
 _VAULT_REGISTER_DESCRIPTION = """\
@@ -230,7 +230,7 @@ def _add_clients(commands: Subparsers) -> None:
 
 
 def _add_vault(commands: Subparsers) -> None:
-    """`vault deploy|register|revoke|deposit|withdraw|pause|unpause|status`."""
+    """`vault deploy|register|revoke|deposit|withdraw|pause|unpause|observe|status`."""
     vault = commands.add_parser(
         "vault",
         help="deploy and run the GuardedVault that holds the agent's funds",
@@ -300,16 +300,26 @@ def _add_vault(commands: Subparsers) -> None:
     for parser in (revoke, deposit, withdraw, pause, unpause):
         parser.set_defaults(command_module="host.cli.vault_owner_calls")
 
+    observe = actions.add_parser(
+        "observe", help="record a price observation of each market (anyone may; for a keeper)"
+    )
+    observe.add_argument("--base", required=True, action="append", metavar="ADDR",
+                         help="the market's base token; may be repeated")  # fmt: skip
+    observe.set_defaults(command_module="host.cli.vault_observe")
+
     status = actions.add_parser("status", help="the vault's settings, balances and an agent")
     status.add_argument("--agent", metavar="ADDR", help="also this agent's caps and spending")
     status.set_defaults(command_module="host.cli.vault_status")
 
-    for parser in (deploy, register, revoke, deposit, withdraw, pause, unpause, status):
+    for parser in (deploy, register, revoke, deposit, withdraw, pause, unpause, observe, status):
         add = parser.add_argument
         add("--rpc", required=True, metavar="URL", help="JSON-RPC URL of the chain")
         if parser is not deploy:
             add("--vault", required=True, metavar="ADDR", help="the GuardedVault's address")
-        if parser is not status:
+        if parser is observe:
+            add("--key", required=True, type=Path, metavar="FILE",
+                help="a funded account's secp256k1 private key, hex (mode 0600): it pays the gas")  # fmt: skip
+        elif parser is not status:
             add("--key", required=True, type=Path, metavar="FILE",
                 help="the owner's secp256k1 private key, hex (mode 0600)")  # fmt: skip
         add("--json", action="store_true", help="print one JSON object")
