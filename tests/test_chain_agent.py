@@ -12,13 +12,9 @@ import pytest
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector
 
-devnet_anvil = pytest.importorskip("devnet.anvil")
-try:
-    devnet_anvil.find_anvil()
-except Exception as exc:
-    pytest.skip(
-        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
-    )
+from tests.needs_anvil import skip_without_anvil
+
+skip_without_anvil()
 
 from devnet.accounts import DEPLOYER  # noqa: E402
 from devnet.demo import Session, demo_session  # noqa: E402

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
-devnet_anvil = pytest.importorskip("devnet.anvil")
-try:
-    devnet_anvil.find_anvil()
-except Exception as exc:
-    pytest.skip(
-        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
-    )
+from tests.needs_anvil import skip_without_anvil
+
+skip_without_anvil()
 
 from devnet.demo_run import Session, demo_session  # noqa: E402
 from devnet.hostile import max_notional_24h, run_attack, value_lost  # noqa: E402

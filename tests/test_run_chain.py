@@ -9,16 +9,11 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from nacl.signing import SigningKey
 
-devnet_anvil = pytest.importorskip("devnet.anvil")
-try:
-    devnet_anvil.find_anvil()
-except Exception as exc:
-    pytest.skip(
-        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
-    )
+from tests.needs_anvil import skip_without_anvil
+
+skip_without_anvil()
 
 import devnet.dex  # noqa: E402
 from devnet.accounts import DEPLOYER  # noqa: E402

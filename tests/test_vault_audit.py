@@ -20,13 +20,9 @@ from eth_account.signers.local import LocalAccount
 from tee_agent_rpc import agent_pb2 as pb
 from web3 import Web3
 
-devnet_anvil = pytest.importorskip("devnet.anvil")
-try:
-    devnet_anvil.find_anvil()
-except Exception as exc:
-    pytest.skip(
-        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
-    )
+from tests.needs_anvil import skip_without_anvil
+
+skip_without_anvil()
 
 from attestation.binding import AgentAttestation, AgentIdentity, identity_report_data  # noqa: E402
 from attestation.receipt import ZERO_HASH, Receipt, receipt_hash, receipts_to_json  # noqa: E402

@@ -13,13 +13,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-devnet_anvil = pytest.importorskip("devnet.anvil")
-try:
-    devnet_anvil.find_anvil()
-except Exception as exc:
-    pytest.skip(
-        f"anvil is not installed ({exc}); ./scripts/bootstrap installs it", allow_module_level=True
-    )
+from tests.needs_anvil import skip_without_anvil
+
+skip_without_anvil()
 
 from eth_utils import keccak, to_checksum_address  # noqa: E402
 
