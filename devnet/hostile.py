@@ -215,13 +215,12 @@ def max_notional_24h(session: Session) -> int:
         if t.agent == session.address
     )
     best, window, start = 0, 0, 0
-    for end, (when, notional) in enumerate(trades):
+    for when, notional in trades:
         window += notional
         while when - trades[start][0] >= DAY:
             window -= trades[start][1]
             start += 1
         best = max(best, window)
-        del end
     return best
 
 
