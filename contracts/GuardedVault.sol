@@ -11,15 +11,21 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 /// @notice The parts of a Uniswap V2 pair the vault reads: its tokens, reserves and cumulative prices.
 interface IUniswapV2PairOracle {
+    /// @notice The pair's first token (the lower address).
     function token0() external view returns (address);
+    /// @notice The pair's second token.
     function token1() external view returns (address);
+    /// @notice The reserves and the time of the pair's last update (mod 2**32).
     function getReserves() external view returns (uint112 reserve0, uint112 reserve1, uint32 blockTimestampLast);
+    /// @notice Sum over time of token1 per token0, UQ112x112 seconds (wraps by design).
     function price0CumulativeLast() external view returns (uint256);
+    /// @notice Sum over time of token0 per token1, UQ112x112 seconds (wraps by design).
     function price1CumulativeLast() external view returns (uint256);
 }
 
 /// @notice The one router function the vault calls.
 interface IUniswapV2Router02Swap {
+    /// @notice Swap exactly `amountIn` along `path` for at least `amountOutMin`, paid to `to`.
     function swapExactTokensForTokens(
         uint256 amountIn,
         uint256 amountOutMin,
@@ -419,6 +425,7 @@ contract GuardedVault is Ownable2Step, Pausable, ReentrancyGuardTransient {
 
     // -- internals -----------------------------------------------------------------------
 
+    /// @dev Check and store the TWAP settings (each span below 2**32 seconds).
     function _setTwap(uint64 window, uint64 maxAge, uint16 deviationBps) private {
         if (window == 0) revert InvalidArgument("twap window");
         if (maxAge < window || maxAge > type(uint32).max) revert InvalidArgument("twap max age");
