@@ -34,10 +34,6 @@ from enclave.config import (
 from enclave.config_toml import config_toml
 from host.chain.transact import Amount
 
-# Stands in for the vault's address where a caller has no GuardedVault deployed (yet): no
-# contract lives at the zero address, so the enclave's calls to it can move no funds.
-VAULT_NOT_DEPLOYED = "0x0000000000000000000000000000000000000000"
-
 # The worked examples for the LLM policy come from here.
 LLM_EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "enclave-llm.toml"
 
