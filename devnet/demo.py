@@ -1,13 +1,17 @@
-"""The demo: the agent on the simulated enclave, trading real ETH/USDT history on a local chain.
+"""The demo: the agent on the simulated enclave, trading real ETH/USDT history on a local chain
+through the guarded vault.
 
-    python -m devnet.demo [--policy llm|rule] [--model PATH] [--hours N] [--start-row R] [--json]
+    python -m devnet.demo [--policy llm|rule] [--model PATH] [--hours N] [--start-row R]
+                          [--hostile-host price-walk|rollback|leaked-key] [--json]
 
 Starts anvil, deploys WETH, a USD stablecoin, a second token, the Uniswap V2 factory and
-router, adds liquidity at the first candle's price, starts the host with the simulated
-enclave, funds the agent's attested address, then for every hourly candle moves the pool
-to the candle's close (an independent market mover), feeds the pool's price to the agent,
-broadcasts what it signs and waits for it to be mined. At the end it verifies the
-attestation, the receipt chain and the chain's record, and prints a summary.
+router and the GuardedVault, adds liquidity at the first candle's price, starts the host
+with the simulated enclave, registers the agent's attested address on the vault and funds
+the vault (`devnet.demo_run`), then for every hourly candle moves the pool to the candle's
+close (an independent market mover), feeds the pool's price and the vault's TWAP to the
+agent, broadcasts what it signs and waits for it to be mined. With `--hostile-host` it then
+attacks the vault (`devnet.hostile`). At the end it verifies the attestation, the receipt
+chain and the chain's record (`verify agent --vault`), and prints a summary.
 
 Run it from the repository root (it reads data/ and the npm tools of tools/chain), or with
 `./scripts/demo`, which sets everything up first.

@@ -4,8 +4,8 @@ and the replay of hourly candles through them (`demo_session`).
 The vault holds the funds: the demo deploys it, registers the agent's attested address with
 the caps of its measured config after verifying its quote, deposits 2 WETH and 10,000 USD,
 and funds the agent's own address with ETH for gas only. For every candle the market mover
-moves the pool to the candle's close and records a price observation in the vault (anyone
-may), and the host sends the enclave the pool's price, the vault's TWAP and balances.
+moves the pool to the candle's close, the vault's owner account records a price observation
+(anyone may), and the host sends the enclave the pool's price, the vault's TWAP and balances.
 """
 
 from __future__ import annotations
