@@ -34,6 +34,7 @@ from typing import Any
 
 from attestation.checks import CheckName
 from attestation.receipt_chain import verify_receipts
+from attestation.receipt_texts import ReceiptTexts
 from devnet.demo_run import Session, demo_session
 from devnet.dex import pool_price
 from devnet.hostile import KINDS, run_attack
@@ -110,7 +111,8 @@ def _summarize(
     w3, dex, host, address = session.w3, session.dex, session.host, session.address
     tokens, start_balances = session.tokens, session.start_balances
     storage = host.storage
-    receipts = [r.receipt for r in storage.receipts(1, 1_000_000)]
+    records = storage.receipts(1, 1_000_000)
+    receipts = [r.receipt for r in records]
     attestation = host.agent.attest(os.urandom(32))
     identity = attestation.identity
     chain = verify_receipts(receipts, address=address, chain_id=identity.chain_id,
@@ -123,7 +125,9 @@ def _summarize(
     holds = sum(1 for r in receipts if r.verdict == "hold")
     audit = audit_agent(attestation, receipts, w3, anchors=session.anchors,
                         at=datetime.now(UTC), expected_head_hash=storage.head()[1],
-                        vault=session.vault.vault.address)  # fmt: skip
+                        vault=session.vault.vault.address,
+                        texts=[ReceiptTexts(decision_json=r.decision_json,
+                                            input_json=r.input_json) for r in records])  # fmt: skip
     attestation_ok = all(
         c.passed
         for c in audit.checks

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_abi import decode
@@ -16,11 +19,14 @@ from tests.needs_anvil import skip_without_anvil
 
 skip_without_anvil()
 
+from attestation.receipt_texts import ReceiptTexts  # noqa: E402
 from devnet.accounts import DEPLOYER  # noqa: E402
 from devnet.demo import Session, demo_session  # noqa: E402
 from devnet.dex import balances  # noqa: E402
+from host.chain.audit import AuditCheck, audit_agent  # noqa: E402
 from host.cli import main  # noqa: E402
 from host.run import RunningHost  # noqa: E402
+from wire.records import ReceiptRecord  # noqa: E402
 
 # The vault's swap(address,address,address,uint256,uint256,uint256,uint64,bytes32).
 VAULT_SWAP = function_signature_to_4byte_selector(
@@ -92,6 +98,7 @@ def test_every_transaction_has_a_receipt_and_verify_agent_passes(
     assert code == 0, report["error"]
     names = {check["name"]: check["passed"] for check in report["checks"]}
     assert names["transactions_have_receipts"] and names["receipts_on_chain"]
+    assert names["receipt_texts"]
     assert report["transactions_on_chain"] == len(host.storage.transactions()) > 0
 
 
@@ -109,14 +116,20 @@ def _exported(session: Session, tmp: Path, capsys: pytest.CaptureFixture[str]) -
     return receipts, attestation
 
 
-def _verify_files(
+def _verify_report(
     session: Session, receipts: Path, attestation: Path, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, dict[str, bool]]:
+) -> tuple[int, dict[str, Any]]:
     root = session.workdir / "agent" / "sim" / "root.pem"
     code = main(["verify", "agent", "--rpc", session.anvil.url, "--receipts", str(receipts),
                  "--attestation", str(attestation), "--trust-root", str(root),
                  "--vault", session.vault.vault.address, "--json"])  # fmt: skip
-    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _verify_files(
+    session: Session, receipts: Path, attestation: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, bool]]:
+    code, report = _verify_report(session, receipts, attestation, capsys)
     return code, {check["name"]: check["passed"] for check in report["checks"]}
 
 
@@ -138,6 +151,80 @@ def test_verify_agent_fails_on_an_edited_or_dropped_receipt(
     receipts.write_text(json.dumps(dropped))
     code, checks = _verify_files(session, receipts, attestation, capsys)
     assert code == 1 and not checks["receipt_chain"] and not checks["transactions_have_receipts"]
+
+
+def _edited_texts(records: list[ReceiptRecord]) -> tuple[int, str, int, str]:
+    """A hold decision rewritten as a buy, and the inputs of another receipt replaced:
+    (seq, decision text) and (seq, input text)."""
+    hold = next(r for r in records if r.receipt.verdict == "hold")
+    decision = json.loads(hold.decision_json)
+    assert decision["action"] == "hold"
+    decision.update(action="buy", amount="1")
+    other = next(r for r in records if r.receipt.seq != hold.receipt.seq and r.input_json)
+    inputs = json.loads(other.input_json)
+    inputs[next(iter(sorted(inputs)))] = "replaced"
+    return (
+        hold.receipt.seq, json.dumps(decision, sort_keys=True, separators=(",", ":")),
+        other.receipt.seq, json.dumps(inputs, sort_keys=True, separators=(",", ":")),
+    )  # fmt: skip
+
+
+def test_verify_agent_fails_on_an_edited_decision_or_replaced_inputs(
+    session: Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each text fails exactly receipt_texts, naming the receipt and the field; the receipt
+    itself, its chain and the chain's record are untouched."""
+    receipts, attestation = _exported(session, tmp_path, capsys)
+    code, checks = _verify_files(session, receipts, attestation, capsys)
+    assert code == 0 and checks["receipt_texts"]
+    items = json.loads(receipts.read_text())
+    records = session.host.storage.receipts(1, 1_000_000)
+    hold_seq, buy, input_seq, inputs = _edited_texts(records)
+    for seq, field, text in ((hold_seq, "decision_json", buy), (input_seq, "input_json", inputs)):
+        edited = [dict(item) for item in items]
+        edited[seq - 1][field] = text
+        receipts.write_text(json.dumps(edited))
+        code, report = _verify_report(session, receipts, attestation, capsys)
+        failed = {c["name"]: c["detail"] for c in report["checks"] if not c["passed"]}
+        assert code == 1 and set(failed) == {"receipt_texts"}, failed
+        assert f"seq {seq} {field} edited" in failed["receipt_texts"]
+
+    # A text left out of one item of a file that has them is withheld.
+    withheld = [dict(item) for item in items]
+    del withheld[hold_seq - 1]["decision_json"]
+    receipts.write_text(json.dumps(withheld))
+    code, report = _verify_report(session, receipts, attestation, capsys)
+    assert code == 1 and f"seq {hold_seq} decision_json withheld" in report["error"]
+
+
+def test_audit_agent_checks_every_receipt_text(session: Session) -> None:
+    """In process, as the demo audits: honest texts pass; an edited decision and replaced
+    inputs each fail exactly receipt_texts."""
+    storage = session.host.storage
+    records = storage.receipts(1, 1_000_000)
+    receipts = [r.receipt for r in records]
+    honest = [ReceiptTexts(decision_json=r.decision_json, input_json=r.input_json)
+              for r in records]  # fmt: skip
+
+    def audit(texts: list[ReceiptTexts]) -> dict[str, str]:
+        report = audit_agent(
+            session.host.agent.attest(os.urandom(32)), receipts, session.w3,
+            anchors=session.anchors, at=datetime.now(UTC), expected_head_hash=storage.head()[1],
+            vault=session.vault.vault.address, texts=texts,
+        )  # fmt: skip
+        assert AuditCheck.RECEIPT_TEXTS in {c.name for c in report.checks}
+        return {c.name: c.detail for c in report.checks if not c.passed}
+
+    assert audit(honest) == {}
+    hold_seq, buy, input_seq, inputs = _edited_texts(records)
+    for seq, field, text in ((hold_seq, "decision_json", buy), (input_seq, "input_json", inputs)):
+        texts = list(honest)
+        texts[seq - 1] = texts[seq - 1].model_copy(update={field: text})
+        failed = audit(texts)
+        assert (
+            set(failed) == {"receipt_texts"}
+            and f"seq {seq} {field} edited" in failed["receipt_texts"]
+        )
 
 
 def test_a_refused_decision_leaves_no_transaction_on_chain(tmp_path: Path) -> None:

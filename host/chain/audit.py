@@ -4,7 +4,8 @@ Given a quote with the identity it binds, the agent's receipts, and a node of th
 agent signs for, check that:
 1. the quote is genuine and binds the address, the X25519 key and the config hash (and, with
    a policy, that its measurements and TCB are acceptable);
-2. the receipts are signed by that address, in sequence, each linked to the one before;
+2. the receipts are signed by that address, in sequence, each linked to the one before,
+   and the decision and input texts served with them (when given) hash to what each signed;
 3. every receipt with a transaction hash names a transaction on chain, sent from that address;
 4. every transaction that address sent has a receipt (nothing was signed off the record).
 
@@ -17,6 +18,7 @@ owner withdrawals (`host.chain.vault_audit`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +32,7 @@ from attestation.checks import POLICY_CHECKS
 from attestation.policy import ValidationPolicy, validate
 from attestation.receipt import Receipt
 from attestation.receipt_chain import verify_receipts
+from attestation.receipt_texts import ReceiptTexts, check_receipt_texts
 from attestation.report import Check, CheckList
 from attestation.trust import TrustAnchors
 from attestation.verifier import verify_evidence
@@ -45,6 +48,9 @@ class AuditCheck(StrEnum):
     ATTESTATION = "attestation"
     ATTESTATION_POLICY = "attestation_policy"
     RECEIPT_CHAIN = "receipt_chain"
+    # Only when the receipts' texts are given (`verify agent` always has them but from a
+    # file of bare receipts).
+    RECEIPT_TEXTS = "receipt_texts"
     RECEIPTS_ON_CHAIN = "receipts_on_chain"
     TRANSACTIONS_HAVE_RECEIPTS = "transactions_have_receipts"
     NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION = "nonce_accounts_for_every_transaction"
@@ -92,13 +98,14 @@ def audit_agent(
     expected_head_hash: bytes | None = None,
     from_block: int = 0,
     vault: str | None = None,
+    texts: Sequence[ReceiptTexts] | None = None,
 ) -> AuditReport:
-    """Run every check (the vault's too, given its address); never raises for what the
-    evidence or the chain says.
+    """Run every check (the vault's too, given its address; the texts', given one per
+    receipt); never raises for what the evidence or the chain says.
 
     Raises:
         pydantic.ValidationError: the claimed address is not 0x and 40 hex digits.
-        ValueError: `vault` is not 0x and 40 hex digits.
+        ValueError: `vault` is not 0x and 40 hex digits, or `texts` not one per receipt.
     """
     checks = CheckList()
     claimed = evidence.identity
@@ -135,6 +142,8 @@ def audit_agent(
         if chain.valid
         else chain.error or "the receipt chain does not verify",
     )
+    if texts is not None:
+        checks.add(AuditCheck.RECEIPT_TEXTS, *check_receipt_texts(receipts, texts))
 
     # One block for every read, so that a block mined meanwhile cannot split the picture.
     to_block = w3.eth.block_number

@@ -6,7 +6,8 @@
 
 With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
 running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
-`tee-agent attest --out FILE`. With --vault, the agent trades through that guarded vault:
+`tee-agent attest --out FILE`. Each receipt's decision and input texts (from the agent, or
+in the file) must hash to what the receipt signed. With --vault, the agent trades through that guarded vault:
 its trades are linked to receipts by digest, and the vault itself is checked (its code, its
 active agents, its trades, what left it). Exit codes as `verify quote`: 0 everything holds,
 1 a check fails, 2 the input cannot be used. (The same text is its help: host.cli.parser.)
@@ -30,12 +31,16 @@ from attestation.errors import PolicyFormatError
 from attestation.jsontext import loads_bounded
 from attestation.policy import load_policy
 from attestation.receipt import Receipt
+from attestation.receipt_texts import ReceiptTexts
 from host.chain.audit import audit_agent
 from host.cli.arguments import parse_at, trust_anchors
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
+
+# The texts `tee-agent receipts --out` writes beside each receipt's fields.
+_TEXTS = ("decision_json", "input_json")
 
 
 class _Unusable(Exception):
@@ -63,14 +68,16 @@ def _audit(args: argparse.Namespace) -> int:
     if args.vault is not None and not Web3.is_address(args.vault):
         raise _Unusable(f"--vault must be an address, 0x and 40 hex digits: {args.vault!r}")
     head: bytes | None
+    texts: list[ReceiptTexts] | None
     if args.host:
-        evidence, receipts, head = _from_host(args.host)
+        evidence, receipts, texts, head = _from_host(args.host)
     else:
         if args.attestation is None:
             raise _Unusable(
                 "--receipts needs --attestation FILE (written by `tee-agent attest --out`)"
             )
-        evidence, receipts, head = _from_files(args.receipts, args.attestation)
+        evidence, receipts, texts = _from_files(args.receipts, args.attestation)
+        head = None
     w3 = Web3(Web3.HTTPProvider(args.rpc, request_kwargs={"timeout": 30}))
     try:
         chain_id = w3.eth.chain_id
@@ -82,7 +89,7 @@ def _audit(args: argparse.Namespace) -> int:
         )
     report = audit_agent(
         evidence, receipts, w3, anchors=anchors, at=at, policy=policy,
-        expected_head_hash=head, from_block=args.from_block, vault=args.vault,
+        expected_head_hash=head, from_block=args.from_block, vault=args.vault, texts=texts,
     )  # fmt: skip
     if args.json:
         print(json.dumps(report.as_dict()))
@@ -96,7 +103,11 @@ def _audit(args: argparse.Namespace) -> int:
     return EXIT_OK if report.valid else EXIT_CHECK_FAILED
 
 
-def _from_host(address: str) -> tuple[AgentAttestation, list[Receipt], bytes]:
+def _from_host(
+    address: str,
+) -> tuple[AgentAttestation, list[Receipt], list[ReceiptTexts], bytes]:
+    """The attestation over a fresh nonce, the receipts with their texts (empty where the
+    agent sent none), and the head hash, from a running agent."""
     nonce = os.urandom(32)
     try:
         with grpc.insecure_channel(address) as channel:
@@ -116,27 +127,37 @@ def _from_host(address: str) -> tuple[AgentAttestation, list[Receipt], bytes]:
         raise _Unusable(f"cannot reach the agent at {address}: {exc.details()}") from None
     try:
         identity = identity_from_message(answer.identity)
-        receipts = [receipt_record(event.receipt).receipt for event in events]
+        records = [receipt_record(event.receipt) for event in events]
     except MalformedMessage as exc:
         raise _Unusable(f"the agent at {address} sent a malformed {exc}") from None
-    return AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity), receipts, head
+    texts = [ReceiptTexts(decision_json=r.decision_json, input_json=r.input_json) for r in records]
+    evidence = AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity)
+    return evidence, [r.receipt for r in records], texts, head
 
 
 def _from_files(
     receipts_file: Path, attestation_file: Path
-) -> tuple[AgentAttestation, list[Receipt], None]:
+) -> tuple[AgentAttestation, list[Receipt], list[ReceiptTexts] | None]:
+    """The attestation, the receipts and their texts from files. A file of bare receipts
+    (no item has a text) has no texts to check: None; otherwise an item without one holds
+    it back, as an empty text."""
     try:
         raw = loads_bounded(receipts_file.read_text(encoding="utf-8"))
         items = raw if isinstance(raw, list) else [raw]
         receipts = [
             Receipt.from_json_dict({k: v for k, v in item.items()
-                                    if k not in ("decision_json", "input_json", "receipt_hash",
-                                                 "transaction")})
+                                    if k not in (*_TEXTS, "receipt_hash", "transaction")})
             for item in items
         ]  # fmt: skip
+        texts = None
+        if any(name in item for item in items for name in _TEXTS):
+            texts = [
+                ReceiptTexts.model_validate({name: item.get(name, "") for name in _TEXTS})
+                for item in items
+            ]
         attestation = AgentAttestation.from_file_dict(
             loads_bounded(attestation_file.read_text(encoding="utf-8"))
         )
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise _Unusable(f"cannot read the receipts or attestation file: {exc}") from None
-    return attestation, receipts, None
+    return attestation, receipts, texts
