@@ -24,6 +24,7 @@ from enclave.core import EnclaveCore, EnclaveError, Released, Sealed
 from enclave.market import MAX_NUMBER
 from enclave.vault_trades import FeeHint
 from wire.identity import attestation_message, identity_message
+from wire.numbers import MalformedNumber, parse_uint256_text
 from wire.records import receipt_message, transaction_message
 from wire.ticks import InvalidBatch, TickColumns, columns_from_message, decode_tick_batch
 
@@ -162,16 +163,21 @@ def _ticks(request: pb.IngestRequest) -> list[TickColumns]:
 
 
 def _balances(balances: Mapping[str, str]) -> dict[str, int]:
-    parsed = {}
-    for symbol, text in balances.items():
-        if not text.isdigit() or len(text) > 78:
-            raise EnclaveError(
-                "invalid_argument",
-                f"balance of {symbol[:16]!r} must be a non-negative integer in the token's "
-                f"smallest unit, found {text[:32]!r}",
+    """The reported balances, each an unsigned integer in the token's smallest unit (the
+    core checks that each names a configured token).
+
+    Raises:
+        EnclaveError("invalid_argument"): a balance that is not ASCII digits within uint256.
+    """
+    try:
+        return {
+            symbol: parse_uint256_text(
+                text, f"balances[{symbol[:16]!r}] (the token's smallest unit)"
             )
-        parsed[symbol] = int(text)
-    return parsed
+            for symbol, text in balances.items()
+        }
+    except MalformedNumber as exc:
+        raise EnclaveError("invalid_argument", str(exc)) from None
 
 
 def _twap_prices(prices: Mapping[str, float]) -> dict[str, float]:

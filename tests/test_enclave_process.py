@@ -379,6 +379,29 @@ def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:
         assert enclave.stub.GetStatus(pb.GetStatusRequest()).open
 
 
+# Not a balance: "²" passes str.isdigit() and fails int(); int() takes "١٢" (Arabic-Indic).
+NOT_BALANCES = ["²", "١٢", "", " 1", "1 ", "1\n", "+1", "-1", "1e3", "1_000", "0x10", "1" * 100]
+
+
+def test_a_balance_that_is_not_ascii_digits_is_invalid_argument_naming_the_field(
+    world: EnclaveWorld,
+) -> None:
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        for text in NOT_BALANCES:
+            with pytest.raises(grpc.RpcError) as refused:
+                enclave.stub.Ingest(pb.IngestRequest(balances={"WETH": text}))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, text
+            assert "balances['WETH']" in refused.value.details(), text
+        # Within the bound, the largest uint256 is a balance; one more is not.
+        top = str(2**256 - 1)
+        enclave.stub.Ingest(pb.IngestRequest(balances={"WETH": top}))
+        with pytest.raises(grpc.RpcError) as refused:
+            enclave.stub.Ingest(pb.IngestRequest(balances={"WETH": str(2**256)}))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert enclave.stub.GetStatus(pb.GetStatusRequest()).open
+
+
 def test_outputs_released_by_a_refused_ingest_stay_pending(
     world: EnclaveWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:

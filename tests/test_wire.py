@@ -20,6 +20,7 @@ from wire.identity import (
     identity_from_message,
     identity_message,
 )
+from wire.numbers import UINT256_MAX, MalformedNumber, parse_uint256_text
 from wire.records import (
     ReceiptRecord,
     TransactionRecord,
@@ -131,3 +132,19 @@ def test_ticks_go_out_as_one_batch_per_run_of_a_pair_and_come_back_as_columns() 
     assert back == ticks
     assert [c.pair for c in TickColumns.runs(ticks)] == [b.pair for b in batches]
     assert columns_from_message(messages.TickBatch(pair="ETH/USDT"), 1) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["²", "١٢", "", " 1", "1 ", "1\n", "+1", "-1", "1e3", "1.0", "1_000", "0x10", "1" * 100]
+)
+def test_a_number_that_is_not_ascii_digits_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(MalformedNumber, match=r"^balances\['WETH'\] must be"):
+        parse_uint256_text(text, "balances['WETH']")
+
+
+def test_ascii_digits_up_to_uint256_are_numbers() -> None:
+    assert parse_uint256_text("0", "x") == 0
+    assert parse_uint256_text("007", "x") == 7
+    assert parse_uint256_text(str(UINT256_MAX), "x") == UINT256_MAX
+    with pytest.raises(MalformedNumber, match="at most 2\\^256 - 1"):
+        parse_uint256_text(str(UINT256_MAX + 1), "x")
