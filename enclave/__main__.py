@@ -1,6 +1,7 @@
 """`python -m enclave`: serve the enclave, or manage the simulated platform.
 
     python -m enclave serve --socket DIR/enclave.sock --config FILE [--platform sim --sim-dir D]
+        [--lock FILE] [--host-pipe-fd N] [--die-with-parent PID]
     python -m enclave sim init [--dir D]
     python -m enclave sim quote --dir D --report-data HEX [--config FILE] [--out FILE]
     python -m enclave measure --config FILE
@@ -37,6 +38,15 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
     serve.add_argument("--sealing-key-file", type=Path, help="KMS-provisioned key (tdx)")
     serve.add_argument("--gramine-base", type=Path, help="Gramine /dev/attestation (sgx)")
     serve.add_argument("--model", type=Path, help="GGUF model for the LLM policy")
+    serve.add_argument(
+        "--lock", type=Path, help="hold this lock file while serving; refuse if it is held"
+    )
+    serve.add_argument(
+        "--host-pipe-fd", type=int, help="inherited pipe from the host: stop at its end of file"
+    )
+    serve.add_argument(
+        "--die-with-parent", type=int, metavar="PID", help="(Linux) stop when this parent exits"
+    )
 
     sim = commands.add_parser("sim", help="the simulated TEE platform").add_subparsers(
         dest="sim_command", required=True
@@ -92,8 +102,23 @@ def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from enclave.core import EnclaveCore
+    from enclave.exclusive_lock import LockBusy, hold_exclusive_lock
+    from enclave.host_watch import HostGone, die_with_parent, watch_host_pipe
     from enclave.server import PlatformChoice, ServeError, make_platform, make_policy, serve_forever
 
+    if args.host_pipe_fd is not None:
+        watch_host_pipe(args.host_pipe_fd)
+    try:
+        if args.die_with_parent is not None:
+            die_with_parent(args.die_with_parent)
+        # Before anything else, and before the socket of an enclave still serving is replaced.
+        lock = hold_exclusive_lock(args.lock, "an enclave") if args.lock else None
+    except LockBusy as exc:
+        print(f"error: another enclave runs on this state: {exc}", file=sys.stderr)
+        return 2
+    except HostGone as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     policy = make_policy(config, args.model)
     platform = make_platform(
@@ -108,6 +133,9 @@ def _serve(args: argparse.Namespace) -> int:
     except ServeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if lock is not None:
+            lock.release()
     return 0
 
 

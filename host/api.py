@@ -336,11 +336,15 @@ def start_api(
     """Start the public server; returns it, the bound port, and its health servicer.
 
     Raises:
-        ValueError: the listen address cannot be bound, or TLS files cannot be read.
+        ValueError: the listen address cannot be bound (another process serves it, say), or
+            TLS files cannot be read.
     """
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        # gRPC sets SO_REUSEPORT by default: a second agent would then bind the same port
+        # and clients would reach one or the other at random.
+        ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options
@@ -353,15 +357,23 @@ def start_api(
          reflection.SERVICE_NAME),
         server,
     )  # fmt: skip
+    credentials = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
         )
-        port = server.add_secure_port(settings.listen, credentials)
-    else:
-        port = server.add_insecure_port(settings.listen)
+    try:
+        if credentials is not None:
+            port = server.add_secure_port(settings.listen, credentials)
+        else:
+            port = server.add_insecure_port(settings.listen)
+    except RuntimeError:  # grpcio's "Failed to bind to address"
+        port = 0
     if port == 0:
-        raise ValueError(f"cannot listen on {settings.listen}")
+        raise ValueError(
+            f"cannot listen on {settings.listen}: the address is in use (another agent?) "
+            "or not one of this machine's"
+        )
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 
 from enclave.config import EnclaveConfig, load_config
+from enclave.exclusive_lock import HeldLock, hold_exclusive_lock
 from host.agent import Agent
 from host.api import SERVICE_NAME, ApiSettings, start_api
 from host.chain.link import ChainLink, connect_chain
@@ -35,6 +37,9 @@ from host.supervisor import EnclaveLaunch, EnclaveSupervisor
 
 log = logging.getLogger("tee_agent.host")
 
+# In the data directory: held by the running host, so one host (and so one enclave) per agent.
+HOST_LOCK = "host.lock"
+
 
 @dataclass
 class RunningHost:
@@ -46,6 +51,8 @@ class RunningHost:
     enclave: EnclaveConfig
     stop_metrics: Callable[[], None] | None
     health_stop: threading.Event
+    # The data directory's lock, held until every other piece has stopped.
+    data_lock: HeldLock
     chain: ChainLink | None = None
 
     def stop(self) -> None:
@@ -57,6 +64,7 @@ class RunningHost:
         if self.stop_metrics is not None:
             self.stop_metrics()
         self.storage.close()
+        self.data_lock.release()
 
 
 def ensure_sim_platform(sim_dir: Path) -> None:
@@ -73,17 +81,65 @@ def ensure_sim_platform(sim_dir: Path) -> None:
 def start_host(
     config: HostConfig, *, listen: str | None = None, metrics: HostMetrics | None = None
 ) -> RunningHost:
-    """Start storage, enclave, API and metrics; returns the running pieces.
+    """Lock the data directory, then start storage, enclave, API and metrics.
+
+    A start that fails stops whatever it had started (the enclave above all) and releases
+    the lock before raising.
 
     Raises:
-        EnclaveUnavailable, StorageError, ConfigError, ValueError: with a message saying
-            what to fix.
+        LockBusy: another host holds the data directory (the message names it).
+        EnclaveUnavailable, StorageError, ConfigError, MetricsError, ValueError: with a
+            message saying what to fix.
     """
     enclave = load_config(config.enclave.config)
     data_dir = config.host.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    storage = open_storage(config.storage.url or str(data_dir / "agent.db"))
+    with ExitStack() as started:
+        data_lock = hold_exclusive_lock(data_dir / HOST_LOCK, "the host")
+        started.callback(data_lock.release)
+        storage = open_storage(config.storage.url or str(data_dir / "agent.db"))
+        started.callback(storage.close)
+        agent, metrics = _start_agent(config, storage, metrics)
+        started.callback(agent.stop)
+        token = config.write_token() or secrets.token_urlsafe(32)
+        server, port, health_servicer = start_api(
+            agent,
+            ApiSettings(
+                listen=listen or config.host.listen,
+                auth_token=token,
+                max_message_bytes=config.host.max_message_bytes,
+                tls_cert=config.host.tls_cert,
+                tls_key=config.host.tls_key,
+            ),
+            observe=metrics.rpc,
+        )
+        started.callback(lambda: server.stop(grace=None).wait())
+        health_stop = _watch_health(agent, health_servicer)
+        started.callback(health_stop.set)
+        stop_metrics = None
+        if config.host.metrics_listen:
+            stop_metrics = metrics.serve(config.host.metrics_listen)
+            started.callback(stop_metrics)
+        address = _address(agent)
+        chain = None
+        if config.chain.rpc_url:
+            chain = connect_chain(
+                config.chain.rpc_url, config.chain.poll_seconds, enclave, address, storage, metrics
+            )
+            agent.vault_watch = chain.vault_watch
+        started.pop_all()  # started: from here on RunningHost.stop stops it all
+    log.info("serving", extra={"port": port, "address": address})
+    return RunningHost(
+        agent, server, port, storage, enclave, stop_metrics, health_stop, data_lock, chain
+    )
+
+
+def _start_agent(
+    config: HostConfig, storage: Storage, metrics: HostMetrics | None
+) -> tuple[Agent, HostMetrics]:
+    """Start the enclave under its supervisor; on failure it is stopped before raising."""
+    data_dir = config.host.data_dir
     sim_dir = config.enclave.sim_dir or data_dir / "sim"
     if config.enclave.platform == "sim":
         ensure_sim_platform(sim_dir)
@@ -103,30 +159,12 @@ def start_host(
         lambda sealed, on_open: EnclaveSupervisor(launch, sealed, on_open),
         observer=MetricsObserver(metrics),
     )
-    agent.start()
-    token = config.write_token() or secrets.token_urlsafe(32)
-    server, port, health_servicer = start_api(
-        agent,
-        ApiSettings(
-            listen=listen or config.host.listen,
-            auth_token=token,
-            max_message_bytes=config.host.max_message_bytes,
-            tls_cert=config.host.tls_cert,
-            tls_key=config.host.tls_key,
-        ),
-        observe=metrics.rpc,
-    )
-    health_stop = _watch_health(agent, health_servicer)
-    stop_metrics = metrics.serve(config.host.metrics_listen) if config.host.metrics_listen else None
-    address = _address(agent)
-    chain = None
-    if config.chain.rpc_url:
-        chain = connect_chain(
-            config.chain.rpc_url, config.chain.poll_seconds, enclave, address, storage, metrics
-        )
-        agent.vault_watch = chain.vault_watch
-    log.info("serving", extra={"port": port, "address": address})
-    return RunningHost(agent, server, port, storage, enclave, stop_metrics, health_stop, chain)
+    try:
+        agent.start()
+    except BaseException:
+        agent.stop()  # an enclave that did not become ready may still run
+        raise
+    return agent, metrics
 
 
 def _address(agent: Agent) -> str:

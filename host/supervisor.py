@@ -44,12 +44,18 @@ class EnclaveLaunch:
     backoff_max: float = 10.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def lock(self) -> Path:
+        """The file the enclave locks while it runs: one enclave on this state at a time."""
+        return self.run_dir / "enclave.lock"
+
     def command(self, socket: Path) -> list[str]:
         command = [
             sys.executable, "-m", "enclave", "serve",
             "--socket", str(socket),
             "--config", str(self.config),
             "--platform", self.platform,
+            "--lock", str(self.lock),
         ]  # fmt: skip
         if self.sim_dir is not None:
             command += ["--sim-dir", str(self.sim_dir)]
@@ -73,6 +79,8 @@ class EnclaveSupervisor:
         self._sealed_state = sealed_state
         self._on_open = on_open
         self._process: subprocess.Popen[bytes] | None = None
+        # The write end of the pipe the enclave watches: closing it (or dying) stops it.
+        self._host_pipe: int | None = None
         self._channel: grpc.Channel | None = None
         self._client: EnclaveClient | None = None
         self.state = "starting"
@@ -166,6 +174,7 @@ class EnclaveSupervisor:
                 except subprocess.TimeoutExpired:
                     self._process.kill()
                     self._process.wait(timeout=10)
+            self._close_host_pipe()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -174,14 +183,25 @@ class EnclaveSupervisor:
         socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         socket_dir.chmod(0o700)
         self._launch.run_dir.mkdir(parents=True, exist_ok=True)
-        with self._log_file.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                self._launch.command(self.socket),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self._close_host_pipe()
+        watched, self._host_pipe = os.pipe()
+        command = [*self._launch.command(self.socket), "--host-pipe-fd", str(watched)]
+        # PR_SET_PDEATHSIG fires when the starting *thread* exits: only the main thread
+        # lives as long as the host. Restarts from other threads rely on the pipe alone.
+        if threading.current_thread() is threading.main_thread():
+            command += ["--die-with-parent", str(os.getpid())]
+        try:
+            with self._log_file.open("ab") as log_file:
+                self._process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log_file,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    pass_fds=(watched,),
+                )
+        finally:
+            os.close(watched)
         if self._channel is not None:
             self._channel.close()
         self._channel = grpc.insecure_channel(
@@ -240,6 +260,12 @@ class EnclaveSupervisor:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=10)
+        self._close_host_pipe()
+
+    def _close_host_pipe(self) -> None:
+        if self._host_pipe is not None:
+            os.close(self._host_pipe)
+            self._host_pipe = None
 
     def _last_log_line(self) -> str:
         try:
