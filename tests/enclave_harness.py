@@ -69,6 +69,9 @@ def config_toml(
         if key in ("twap_window_seconds", "twap_max_age_seconds"):
             vault[key] = value
             continue
+        if key in ("max_seq_gap", "max_timestamp_gap_seconds"):  # else the defaults
+            market[key] = value
+            continue
         for table in (vault, rails, market, rule):
             if key in table:
                 table[key] = value
