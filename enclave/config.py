@@ -187,6 +187,23 @@ class MarketConfig(BaseModel):
         ge=0,
         description="The policy decides at most once per this many seconds of market time.",
     )
+    max_seq_gap: int = Field(
+        default=1_000_000_000_000,
+        ge=1,
+        le=2**64 - 1,
+        description="A tick whose seq is more than this above the last accepted one is "
+        "refused (seq_gap), so no single tick can push the sequence to its end. The default "
+        "covers the on-chain feed (1,000,000 per block) across a million blocks.",
+    )
+    max_timestamp_gap_seconds: int = Field(
+        default=604_800,
+        ge=1,
+        le=31_536_000_000,
+        description="A tick more than this many seconds after the last accepted one is "
+        "refused (time_gap), so no single tick can push market time far ahead (clock "
+        '"replay" only: on "wall" the enclave\'s clock bounds it, and a gap would refuse '
+        "every tick after a longer downtime).",
+    )
 
 
 class GuardrailConfig(BaseModel):

@@ -3,8 +3,10 @@
 Every tick is a sequence number, a timestamp, an allowlisted pair symbol and two finite
 numbers; nothing else from the host exists here. A tick is refused, with a machine-readable
 reason, when a number is out of range (a timestamp before 1970 included), its sequence does
-not advance, its time goes backwards or is stale, or its price moves more than the
-configured percentage from its pair's anchor.
+not advance or leaps more than the configured gap, its time goes backwards, is stale or
+(on the replay clock) leaps more than the configured gap, or its price moves more than the
+configured percentage from its pair's anchor. The gaps keep one tick (seq 2^64-1, a
+timestamp in the year 3000) from refusing every later one.
 
 The anchor bounds the price per unit of market time, not per tick: it is the first accepted
 tick of the pair, then the first accepted tick at least `price_move_window_seconds` after
@@ -30,7 +32,9 @@ from wire.ticks import (
     FUTURE_TICK,
     INVALID_NUMBER,
     PRICE_JUMP,
+    SEQ_GAP,
     STALE_TICK,
+    TIME_GAP,
     TIMESTAMP_BACKWARDS,
     UNKNOWN_PAIR,
     Tick,
@@ -75,8 +79,15 @@ def refusal_reason(
     if tick.seq <= memory.last_seq:
         return DUPLICATE_SEQ
     market = config.market
-    if memory.last_timestamp_ms is not None and tick.timestamp_ms < memory.last_timestamp_ms:
-        return TIMESTAMP_BACKWARDS
+    # seq 0 is never accepted, so a last_seq of 0 means no tick yet: the first is unbounded.
+    if memory.last_seq and tick.seq - memory.last_seq > market.max_seq_gap:
+        return SEQ_GAP
+    if memory.last_timestamp_ms is not None:
+        if tick.timestamp_ms < memory.last_timestamp_ms:
+            return TIMESTAMP_BACKWARDS
+        gap_ms = market.max_timestamp_gap_seconds * 1000
+        if market.clock == "replay" and tick.timestamp_ms - memory.last_timestamp_ms > gap_ms:
+            return TIME_GAP
     if market.clock == "wall":
         if tick.timestamp_ms > now_ms + market.max_future_skew_seconds * 1000:
             return FUTURE_TICK

@@ -49,12 +49,22 @@ def clean_prefix(
     ok = np.isfinite(price) & (price > 0) & (price <= MAX_NUMBER)
     ok &= np.isfinite(volume) & (volume >= 0) & (volume <= MAX_NUMBER)
     ok &= stamps >= 0
+    market = config.market
     ok[0] &= bool(seq[0] > memory.last_seq)
     ok[1:] &= seq[1:] > seq[:-1]
+    # Each tick of a clean run follows the one before it, accepted too, within the gaps.
+    # (Where seq does not advance the difference wraps around; that tick fails already.)
+    if memory.last_seq:  # 0: no tick yet, the first is unbounded
+        ok[0] &= int(seq[0]) - memory.last_seq <= market.max_seq_gap
+    ok[1:] &= seq[1:] - seq[:-1] <= np.uint64(market.max_seq_gap)
     if memory.last_timestamp_ms is not None:
         ok[0] &= bool(stamps[0] >= memory.last_timestamp_ms)
     ok[1:] &= stamps[1:] >= stamps[:-1]
-    market = config.market
+    if market.clock == "replay":
+        gap_ms = market.max_timestamp_gap_seconds * 1000
+        if memory.last_timestamp_ms is not None:
+            ok[0] &= int(stamps[0]) - memory.last_timestamp_ms <= gap_ms
+        ok[1:] &= stamps[1:] - stamps[:-1] <= gap_ms
     if market.clock == "wall":
         ok &= stamps <= now_ms + market.max_future_skew_seconds * 1000
         ok &= stamps >= now_ms - market.max_tick_age_seconds * 1000

@@ -21,6 +21,10 @@ from tee_agent_rpc import messages_pb2 as messages
 from enclave.platform.sim_pki import create_sim_pki
 
 CHAIN_ID = 31337
+# The enclave is ready when its socket answers (after the config, the sealed-state platform
+# and any model are loaded). This is only a guard against a hang: a loaded 2-core machine
+# takes about 30 s to load SmolLM2, and no test may depend on the machine being idle.
+READY_TIMEOUT_SECONDS = 300
 ROUTER = "0x7a250d5630B4cF539739dF2C5dAcb4c659F2488D"
 VAULT = "0xA1A1a1a1A1A1A1A1A1a1a1a1a1a1A1A1a1A1a1a1"
 WETH = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
@@ -68,6 +72,9 @@ def config_toml(
     for key, value in overrides.items():
         if key in ("twap_window_seconds", "twap_max_age_seconds"):
             vault[key] = value
+            continue
+        if key in ("max_seq_gap", "max_timestamp_gap_seconds"):  # else the defaults
+            market[key] = value
             continue
         for table in (vault, rails, market, rule):
             if key in table:
@@ -184,7 +191,7 @@ class EnclaveProcess:
             stderr=log_file,
         )  # fmt: skip
         channel = grpc.insecure_channel(f"unix:{socket}")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"enclave exited with {process.returncode}: {log.read_text()}")
@@ -196,7 +203,9 @@ class EnclaveProcess:
                 ready.cancel()  # else its polling thread outlives the channel
                 if time.monotonic() > deadline:
                     process.kill()
-                    raise RuntimeError("enclave did not become ready in 30 s") from None
+                    raise RuntimeError(
+                        f"enclave did not become ready in {READY_TIMEOUT_SECONDS} s"
+                    ) from None
         return cls(process, socket, channel, pb_grpc.EnclaveStub(channel), log)
 
     def kill_hard(self) -> None:

@@ -33,7 +33,7 @@ metrics_listen = ""
 [enclave]
 config = "{world.config_path}"
 sim_dir = "{world.sim_dir}"
-ready_timeout_seconds = 60
+ready_timeout_seconds = 300  # a guard against a hang: the host waits for readiness
 restart_backoff_initial_seconds = 0.1
 restart_backoff_max_seconds = 1
 

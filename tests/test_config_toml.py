@@ -101,8 +101,10 @@ PINNED_BEFORE_THE_VAULT = {
     "devnet-run-chain": "c6cf3bbd0a67abfd7191e2e5f0707e6aea681d2ad3098fbfbfde56e8883d2e40",
     "devnet-exact-decimals": "15d3245690fed1224719ea112fe7ceb26d917f30b3f4af74592140bde6f18249",
 }
-# And the hashes of the whole configs, pinned when those keys arrived (vault at VAULT).
-PINNED_HASHES = {
+# The hashes of the whole configs when those keys arrived (vault at VAULT), before the
+# schema gained market.max_seq_gap and market.max_timestamp_gap_seconds: what is written
+# now, without those, still hashes to them.
+PINNED_BEFORE_THE_GAPS = {
     "init": "37a991ea189af2d3040dd978bb9e27c27d77498abc9133d7b64784b7def9acf9",
     "devnet-rule": "769cd8248e4d8becba820b8aab262bb1a53aa4a0b7ba52d572d8161f14509c38",
     "devnet-llm": "148bafbe9621e07ea7a3d1923dbe80138451670c695b6a8eef2da1dea07ab803",
@@ -110,6 +112,16 @@ PINNED_HASHES = {
     "devnet-demo-llm": "06cc51471a798256ec58005a9f5cae3599dabbe5567e65fdc287fca93cf6e349",
     "devnet-run-chain": "2a344a42ce07ae169cb6c90a31916791fbf4eeff1ece03eec4fb08f9340e15a3",
     "devnet-exact-decimals": "e2e53ede3cebb91e6dfbf57bb0fa28aa3d709174cb71a2d525ddd0ae6d1439e3",
+}
+# And the hashes of the whole configs, pinned when the gaps arrived.
+PINNED_HASHES = {
+    "init": "6dba8bd148489bcbdd7e3351039c2e81e6dc8d8506a534f5f0168490fa2afd4b",
+    "devnet-rule": "ec2c83d721e57223e341bd29f223300544217e15daa7b5a09f05eb3aeb42fba3",
+    "devnet-llm": "968069e6d9182f6896a38be4a9c5fc3d206e9bb8e9a88583d24de13ab008901e",
+    "devnet-demo-rule": "8d972c254bb26f3bc2e77ead754496b03a144d8578c719a04bacce44e4d5928f",
+    "devnet-demo-llm": "a0694cff6ae597f57039894d9ee9caae8cab941e2e7b2c613b788f1514f8963e",
+    "devnet-run-chain": "2e4faa63a4c5cefb9d9f576f0d87787fe1eca8c334c61fba423f8df3af92347a",
+    "devnet-exact-decimals": "e228b19e91a59d25d8ce747e40c78f96291d3d8363ce28523b7e8a15592a7eb4",
 }
 
 
@@ -151,9 +163,23 @@ def test_init_and_devnet_write_what_they_wrote_before(name: str) -> None:
 def test_only_the_vault_and_the_price_move_window_are_new(name: str) -> None:
     values = parse_config(written(name), source=name).model_dump(mode="json")
     del values["vault"]
-    del values["market"]["price_move_window_seconds"]
+    for key in ("price_move_window_seconds", "max_seq_gap", "max_timestamp_gap_seconds"):
+        del values["market"][key]
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_VAULT[name]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_GAPS))
+def test_only_the_gaps_are_new_since_the_vault(name: str) -> None:
+    values = parse_config(written(name), source=name).model_dump(mode="json")
+    assert (values["market"]["max_seq_gap"], values["market"]["max_timestamp_gap_seconds"]) == (
+        10**12,
+        604_800,
+    )
+    del values["market"]["max_seq_gap"]
+    del values["market"]["max_timestamp_gap_seconds"]
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_GAPS[name]
 
 
 @pytest.mark.parametrize("name", ["init", "devnet-rule", "devnet-exact-decimals"])

@@ -25,6 +25,8 @@ from enclave.measurement import expected_sim_measurement
 from enclave.transactions import VAULT_SWAP_GAS
 from tests.enclave_harness import (
     CHAIN_ID,
+    HOUR_MS,
+    START_MS,
     VAULT,
     EnclaveWorld,
     balances,
@@ -324,6 +326,48 @@ def test_replayed_ticks_are_refused_as_duplicates_without_receipts(world: Enclav
         (seq, "duplicate_seq") for seq in batch.seq
     ]
     assert not released.receipts
+
+
+def test_one_poisoned_tick_is_refused_and_honest_ticks_go_on_after_a_restart(
+    world: EnclaveWorld,
+) -> None:
+    # seq 2^64-1 once made every later tick a duplicate_seq, and a timestamp in the year
+    # 3000 (replay clock) every later one timestamp_backwards, across restarts, for good.
+    def one(seq: int, timestamp_ms: int) -> messages.TickBatch:
+        return messages.TickBatch(
+            pair="ETH/USDT", seq=[seq], timestamp_ms=[timestamp_ms], price=[100.0], volume=[1.0]
+        )
+
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest())
+        first, _ = ingest_and_release(enclave.stub, ticks(RISE_AND_FALL[:4], first_seq=7))
+        assert first.accepted == 4  # seq 7 to 10, an hour apart
+        hour_after = START_MS + 11 * HOUR_MS
+        poisoned, _ = ingest_and_release(
+            enclave.stub, messages.TickBatch(
+                pair="ETH/USDT",
+                seq=[2**64 - 1, 11, 12],
+                timestamp_ms=[hour_after, 32_503_680_000_000, hour_after],
+                price=[100.0] * 3,
+                volume=[1.0] * 3,
+            ),
+        )  # fmt: skip
+        assert [(t.seq, t.reason) for t in poisoned.refused] == [
+            (2**64 - 1, "seq_gap"),
+            (11, "time_gap"),
+        ]
+        assert poisoned.accepted == 1
+        stored = poisoned.sealed_state
+        enclave.kill_hard()
+    with world.enclave() as enclave:
+        enclave.stub.Open(pb.OpenRequest(sealed_state=stored))
+        assert enclave.stub.GetStatus(pb.GetStatusRequest()).last_tick_seq == 12
+        again, _ = ingest_and_release(enclave.stub, one(2**64 - 1, hour_after + HOUR_MS))
+        assert [(t.seq, t.reason) for t in again.refused] == [(2**64 - 1, "seq_gap")]
+        honest, _ = ingest_and_release(enclave.stub, one(13, hour_after + HOUR_MS))
+        assert honest.accepted == 1 and not honest.refused
+        status = enclave.stub.GetStatus(pb.GetStatusRequest())
+    assert status.last_tick_seq == 13
 
 
 def test_bad_requests_get_invalid_argument(world: EnclaveWorld) -> None:

@@ -28,7 +28,7 @@ from attestation.trust import certificates_from_bytes, default_trust_anchors
 from attestation.verifier import verify_evidence
 from host.enclave_client import IngestInput
 from host.storage.base import StorageError
-from tests.enclave_harness import CHAIN_ID, EnclaveWorld, ticks
+from tests.enclave_harness import CHAIN_ID, READY_TIMEOUT_SECONDS, EnclaveWorld, ticks
 from tests.host_harness import AUTH, running_host, tick_batches
 from tests.test_enclave_process import RISE_AND_FALL
 from wire.records import ReceiptRecord, receipt_record
@@ -111,7 +111,7 @@ def test_kill_9_of_the_enclave_mid_stream_loses_and_double_counts_nothing(
                     # The host reads ahead of the enclave: kill the restarted one, not the
                     # one killed before (the batch after a kill makes the host notice it).
                     supervisor = host.agent.supervisor
-                    deadline = time.monotonic() + 60
+                    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
                     while supervisor.pid in killed or supervisor.state != "running":
                         assert time.monotonic() < deadline, "the enclave never came back"
                         time.sleep(0.05)

@@ -26,7 +26,10 @@ from wire.ticks import (
     FUTURE_TICK,
     INVALID_NUMBER,
     PRICE_JUMP,
+    SEQ_GAP,
     STALE_TICK,
+    TICK_REFUSALS,
+    TIME_GAP,
     TIMESTAMP_BACKWARDS,
     UNKNOWN_PAIR,
     Tick,
@@ -49,6 +52,8 @@ REASONS = {
     STALE_TICK,
     FUTURE_TICK,
     PRICE_JUMP,
+    SEQ_GAP,
+    TIME_GAP,
 }
 
 
@@ -128,6 +133,41 @@ def test_a_sequence_number_that_does_not_advance_is_a_duplicate() -> None:
     assert refusal_reason(tick(seq=3), remembered, WALL, NOW_MS) == DUPLICATE_SEQ
     assert refusal_reason(tick(seq=0), MarketMemory(), WALL, NOW_MS) == DUPLICATE_SEQ
     assert refusal_reason(tick(seq=-1), MarketMemory(), WALL, NOW_MS) == DUPLICATE_SEQ
+
+
+def test_the_reasons_listed_here_are_the_wire_s() -> None:
+    assert REASONS == TICK_REFUSALS
+
+
+def test_one_tick_cannot_push_the_sequence_to_its_end() -> None:
+    # seq 2^64-1 after seq 10 would make every later tick a duplicate, for good.
+    remembered = memory()
+    gap = REPLAY.market.max_seq_gap
+    for config in (WALL, REPLAY):
+        assert refusal_reason(tick(seq=2**64 - 1), remembered, config, NOW_MS) == SEQ_GAP
+        assert refusal_reason(tick(seq=10 + gap + 1), remembered, config, NOW_MS) == SEQ_GAP
+        assert refusal_reason(tick(seq=10 + gap), remembered, config, NOW_MS) is None
+        assert refusal_reason(tick(seq=11), remembered, config, NOW_MS) is None
+        # The first tick ever has nothing to be a gap from.
+        assert refusal_reason(tick(seq=2**64 - 1), MarketMemory(), config, NOW_MS) is None
+
+
+def test_one_replayed_tick_cannot_push_market_time_far_ahead() -> None:
+    remembered = memory()
+    last = NOW_MS - 1000
+    gap_ms = REPLAY.market.max_timestamp_gap_seconds * 1000
+    assert gap_ms == 7 * 24 * 3_600_000, "a week by default: hourly candles pass"
+    year_3000 = 32_503_680_000_000
+    assert refusal_reason(tick(timestamp_ms=year_3000), remembered, REPLAY, NOW_MS) == TIME_GAP
+    assert refusal_reason(tick(timestamp_ms=last + gap_ms + 1), remembered, REPLAY, 0) == TIME_GAP
+    assert refusal_reason(tick(timestamp_ms=last + gap_ms), remembered, REPLAY, 0) is None
+    assert refusal_reason(tick(timestamp_ms=last + WINDOW_MS), remembered, REPLAY, 0) is None
+    assert refusal_reason(tick(timestamp_ms=year_3000), MarketMemory(), REPLAY, 0) is None
+    # On the wall clock the enclave's own clock bounds the future, and a gap would refuse
+    # every tick after a downtime longer than it: a fresh tick a month later is accepted.
+    month_later = last + 30 * 24 * 3_600_000
+    assert refusal_reason(tick(timestamp_ms=year_3000), remembered, WALL, NOW_MS) == FUTURE_TICK
+    assert refusal_reason(tick(timestamp_ms=month_later), remembered, WALL, month_later) is None
 
 
 def test_time_must_not_go_backwards_but_may_stand_still() -> None:

@@ -29,7 +29,7 @@ from host.metrics import HostMetrics  # noqa: E402
 from host.run import start_host  # noqa: E402
 
 
-def settle(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def settle(condition, timeout: float = 300.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

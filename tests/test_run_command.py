@@ -27,7 +27,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for(predicate, timeout: float = 90.0):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 300.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -57,6 +57,17 @@ CONFIGS = {
         clock="wall", decision_interval_seconds=60, price_move_window_seconds=2
     ),
 }
+# Gaps small enough for the lists below to cross: seq may leap 3, replayed time 60 s.
+GAP_CONFIGS = {
+    f"{clock}-gaps": two_pair_config(
+        clock=clock,
+        decision_interval_seconds=60,
+        price_move_window_seconds=2,
+        max_seq_gap=3,
+        max_timestamp_gap_seconds=60,
+    )
+    for clock in ("replay", "wall")
+}
 STATE = EnclaveState.fresh()
 # The vault's TWAPs as a host reports them: near the prices the ticks start at, so that
 # decisions are signed as well as refused.
@@ -137,12 +148,17 @@ def tick_lists(draw: st.DrawFn) -> list[Tick]:
     for _ in range(count):
         if hostile():
             pair = draw(st.sampled_from(PAIRS))
-        seq = max(1, seq + (draw(st.sampled_from([2, 0, -1])) if hostile() else 1))
+        seq = max(1, seq + (draw(st.sampled_from([2, 0, -1, 4, 9])) if hostile() else 1))
         stamp += draw(
-            st.sampled_from([30_000, 0, -5_000, -1_000, 10_000_000])
+            st.sampled_from([30_000, 0, -5_000, -1_000, 10_000_000, 61_000])
             if hostile()
             else st.sampled_from([500, 500, 1_000, 0])
         )
+        # One tick that would poison the future (the end of seq, the year 3000), then on.
+        if hostile() and draw(st.booleans()):
+            far = draw(st.sampled_from([(2**64 - 1, stamp), (seq, 32_503_680_000_000)]))
+            ticks.append(Tick(*far, pair, price, 1.0))
+            continue
         move = draw(
             st.sampled_from([1.05, 1.2, 0.8, 1.3, 1.2000001])
             if hostile()
@@ -155,11 +171,11 @@ def tick_lists(draw: st.DrawFn) -> list[Tick]:
     return ticks
 
 
-@pytest.mark.parametrize("clock", sorted(CONFIGS))
+@pytest.mark.parametrize("clock", sorted(CONFIGS | GAP_CONFIGS))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ticks=tick_lists(), cut=st.integers(min_value=0, max_value=120))
 def test_columns_end_where_one_by_one_ends(clock: str, ticks: list[Tick], cut: int) -> None:
-    config = CONFIGS[clock]
+    config = (CONFIGS | GAP_CONFIGS)[clock]
     expected_state, expected_refused = one_by_one(config, ticks)
     state, refused, accepted = as_columns(config, [ticks[:cut], ticks[cut:]])
     assert refused == expected_refused
@@ -409,4 +425,31 @@ def test_a_long_batch_with_hostile_ticks_ends_where_one_by_one_ends(
     assert 100 < len(refused) < len(ticks) // 2
     assert accepted == len(ticks) - len(refused) == state.ticks_accepted
     assert state.receipt_seq > 100
+    same_state(state, expected_state)
+
+
+@pytest.mark.parametrize("clock", ["replay", "wall"])
+def test_a_leap_ends_a_clean_run_and_the_ticks_after_it_go_on(clock: str) -> None:
+    # A leap in seq (both clocks) or in replayed time is refused on both paths, within a
+    # run and at its start; the honest tick after it is accepted.
+    config = GAP_CONFIGS[f"{clock}-gaps"]
+    start = NOW_MS - 100_000
+    ticks = [
+        Tick(1, start, "ETH/USDT", 100.0, 1.0),
+        Tick(2, start + 1_000, "ETH/USDT", 100.0, 1.0),
+        Tick(2**64 - 1, start + 2_000, "ETH/USDT", 100.0, 1.0),
+        Tick(6, start + 2_000, "ETH/USDT", 100.0, 1.0),
+        Tick(5, start + 2_000, "ETH/USDT", 100.0, 1.0),
+        Tick(6, start + 63_000, "ETH/USDT", 100.0, 1.0),
+        Tick(7, start + 3_000, "ETH/USDT", 100.0, 1.0),
+    ]
+    [columns] = TickColumns.runs(ticks)
+    assert clean_prefix(columns, 0, 7, fresh_state().market, config, NOW_MS) == 2
+    expected_state, expected_refused = one_by_one(config, ticks)
+    state, refused, accepted = as_columns(config, [ticks[:1], ticks[1:]])
+    # On the wall clock a minute later is no leap, and the last tick then goes back.
+    last = [(6, "time_gap")] if clock == "replay" else [(7, "timestamp_backwards")]
+    assert refused == expected_refused == [(2**64 - 1, "seq_gap"), (6, "seq_gap"), *last]
+    assert accepted == 4 == state.ticks_accepted
+    assert state.market.last_seq == (7 if clock == "replay" else 6)
     same_state(state, expected_state)

@@ -29,9 +29,12 @@ TIMESTAMP_BACKWARDS = "timestamp_backwards"
 STALE_TICK = "stale_tick"
 FUTURE_TICK = "future_tick"
 PRICE_JUMP = "price_jump"
+# A seq or timestamp further than the configured gap from the last accepted tick's.
+SEQ_GAP = "seq_gap"
+TIME_GAP = "time_gap"
 TICK_REFUSALS = frozenset(
     {UNKNOWN_PAIR, INVALID_NUMBER, DUPLICATE_SEQ, TIMESTAMP_BACKWARDS, STALE_TICK, FUTURE_TICK,
-     PRICE_JUMP}
+     PRICE_JUMP, SEQ_GAP, TIME_GAP}
 )  # fmt: skip
 # A client's batch holds at most this many ticks (the host joins several into one call).
 MAX_TICKS_PER_BATCH = 10_000
