@@ -28,7 +28,8 @@ ALLOWED = {
 }
 # The measured config's schema and its writer: a contract between the operator's tools and
 # the enclave, like the .proto files. No other enclave module may reach the host.
-HOST_MAY_IMPORT = {"enclave.config", "enclave.config_toml"}
+# ... and the one exclusive-lock format both processes take and name their holder by.
+HOST_MAY_IMPORT = {"enclave.config", "enclave.config_toml", "enclave.exclusive_lock"}
 # psycopg is an optional extra: the PostgreSQL backend is imported only when a URL names it.
 IMPORTS_INSIDE_FUNCTIONS = {"host/storage/open.py": {"host.storage.postgres"}}
 
