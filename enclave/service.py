@@ -110,7 +110,7 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
             _twap_prices(request.twap_prices),
         )
         response = _ingested(sealed)
-        if released.receipts or released.transactions:
+        if released.receipts or released.transactions or released.more:
             response.released.CopyFrom(_released(released))
         return response
 
@@ -213,6 +213,7 @@ def _released(released: Released) -> pb.ReleaseResponse:
     return pb.ReleaseResponse(
         receipts=[receipt_message(record) for record in released.receipts],
         transactions=[transaction_message(record) for record in released.transactions],
+        more=released.more,
     )
 
 
