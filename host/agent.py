@@ -81,6 +81,8 @@ class Agent:
         # Why a person must look (`oversized`); health is NOT_SERVING while it is set, and
         # the next change that goes through clears it.
         self.alarm = ""
+        # When (time.time()) the enclave last accepted a tick; None: not since the start.
+        self.last_accepted_at: float | None = None
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -341,6 +343,8 @@ class Agent:
         return released.more
 
     def _count(self, answer: Ingested) -> None:
+        if answer.accepted:
+            self.last_accepted_at = time.time()
         if self._observer is not None:
             refused = [reason for _, reason in answer.refused]
             self._observer.ticks(answer.accepted, refused, answer.decision_seconds)

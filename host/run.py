@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from host.api import SERVICE_NAME, ApiSettings, start_api
 from host.chain.link import ChainLink, connect_chain
 from host.config import HostConfig
 from host.market.feed import follow_pool, replay_market
-from host.metrics import HostMetrics, MetricsObserver
+from host.metrics import HostMetrics, LiveFigures, MetricsObserver
+from host.outcomes import AgentError
 from host.storage.base import Storage
 from host.storage.open import open_storage
 from host.supervisor import EnclaveLaunch, EnclaveSupervisor
@@ -159,12 +161,28 @@ def _start_agent(
         lambda sealed, on_open: EnclaveSupervisor(launch, sealed, on_open),
         observer=MetricsObserver(metrics),
     )
+    metrics.watch(lambda: live_figures(agent))
     try:
         agent.start()
     except BaseException:
         agent.stop()  # an enclave that did not become ready may still run
         raise
     return agent, metrics
+
+
+def live_figures(agent: Agent) -> LiveFigures:
+    """What the operator's gauges show now (`HostMetrics.watch`): the enclave's figures are
+    unknown (None) while it restarts."""
+    since = agent.last_accepted_at or agent.started
+    pending = sum(len(agent.storage.transactions(status)) for status in ("signed", "pending"))
+    try:
+        status = agent.enclave_status()
+    except AgentError:
+        return LiveFigures(time.time() - since, pending, None, None, None)
+    return LiveFigures(
+        time.time() - since, pending, status.paused, status.notional_24h_usd,
+        status.notional_24h_left_usd,
+    )  # fmt: skip
 
 
 def _address(agent: Agent) -> str:

@@ -304,7 +304,7 @@ def test_a_call_failing_for_size_is_an_alarm_and_loses_no_owner_command(
         # Not half-applied: the enclave went back to the stored state, not paused.
         assert not status.paused and status.enclave_restarts == 1
         oversized = host.metrics.registry.get_sample_value(
-            "enclave_calls_oversized_total", {"call": "SubmitOwnerCommand"}
+            "tee_agent_enclave_calls_oversized_total", {"call": "SubmitOwnerCommand"}
         )
         assert oversized == 1
 
