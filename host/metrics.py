@@ -58,7 +58,7 @@ class HostMetrics:
         )
         self.transactions = Counter(
             "transactions_total",
-            "Transactions by status reached: signed, pending, mined, reverted, dropped.",
+            "Transactions by status reached: signed, pending, mined, reverted, dropped, replaced.",
             ["status"],
             registry=r,
         )
@@ -124,7 +124,8 @@ class HostMetrics:
         self.enclave_up.set(1 if up else 0)
 
     def transaction(self, status: str) -> None:
-        """Count a transaction reaching `status` (signed, pending, mined, reverted, dropped)."""
+        """Count a transaction reaching `status` (signed, pending, mined, reverted, dropped,
+        replaced)."""
         self.transactions.labels(status=status).inc()
 
     def rpc(self, method: str, seconds: float) -> None:
