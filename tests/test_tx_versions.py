@@ -25,6 +25,8 @@ from attestation.receipt import ZERO_HASH, receipt_hash  # noqa: E402
 from enclave.receipts import make_receipt  # noqa: E402
 from enclave.signer import Eip1559Transaction, SignedTransaction  # noqa: E402
 from host.chain.broadcaster import Broadcaster  # noqa: E402
+from host.chain.fees import account_view  # noqa: E402
+from host.enclave_client import IngestInput, ingest_request  # noqa: E402
 from host.metrics import HostMetrics  # noqa: E402
 from host.storage.sqlite import SqliteStorage  # noqa: E402
 from tests.test_broadcaster import AGENT, CHAIN_ID, GWEI, Anvil, recipient  # noqa: E402
@@ -206,3 +208,26 @@ def test_a_mined_transaction_the_chain_forgot_is_sent_again_and_mined_again(
     for tx_hash in hashes:
         assert w3.eth.get_transaction_receipt(HexBytes(tx_hash))["status"] == 1
     assert w3.eth.get_transaction_count(Web3.to_checksum_address(AGENT.address)) == 2
+
+
+def test_the_account_view_is_read_from_the_node_and_carried_by_the_request(
+    anvil: Anvil, manual: Web3
+) -> None:
+    for nonce in range(2):
+        rpc(manual, "eth_sendRawTransaction", ["0x" + transfer(nonce, 20, 1).raw_transaction.hex()])
+    waiting = account_view(manual, AGENT.address)
+    assert (waiting.mined_nonce, waiting.pending_nonce) == (0, 2)
+    rpc(manual, "evm_mine", [])
+    mined = account_view(manual, AGENT.address)
+    assert (mined.block_number, mined.mined_nonce, mined.pending_nonce) == (
+        waiting.block_number + 1,
+        2,
+        2,
+    )
+    request = ingest_request(IngestInput(tick_batches=(), ticks=0, account=mined), 0)
+    assert request.HasField("account")
+    assert (request.account.block_number, request.account.mined_nonce) == (
+        mined.block_number,
+        2,
+    )
+    assert not ingest_request(IngestInput(tick_batches=(), ticks=0), 0).HasField("account")
