@@ -100,10 +100,13 @@ class HostMetrics:
         a decision and a guardrail refusal. "refused:<market data reason>" is a tick
         refusal: not counted here, since `tick_results` counts it from the Ingest reply
         (which also lists duplicate ticks, which have no receipt); "owner:<command>"
-        receipts are not decisions.
+        receipts are not decisions. "replaced:<seq>" is a signature of a trade decided
+        before (signed again at a higher fee), not a decision.
         """
         if verdict == "signed":
             self.decisions.labels(action="signed").inc()
+            self.signatures.inc()
+        elif verdict.startswith("replaced:"):
             self.signatures.inc()
         elif verdict == "hold":
             self.decisions.labels(action="hold").inc()

@@ -56,6 +56,8 @@ def test_counters_after_the_hosts_calls(served: tuple[HostMetrics, int]) -> None
         "refused:paused",
         "refused:stale_tick",  # a tick refusal: counted by tick_results, not again here
         "owner:pause",
+        "replaced:1",  # a trade signed again at a higher fee: a signature, no decision
+        "stuck_at_fee_cap:1",  # neither
     ):
         metrics.receipt(verdict)
     metrics.restart()
@@ -78,7 +80,7 @@ def test_counters_after_the_hosts_calls(served: tuple[HostMetrics, int]) -> None
     assert samples["decisions_total", (("action", "hold"),)] == 1
     assert samples["decisions_total", (("action", "refused"),)] == 2
     assert ("decisions_total", (("action", "owner"),)) not in samples
-    assert samples["signatures_total", ()] == 2
+    assert samples["signatures_total", ()] == 3
     assert samples["guardrail_refusals_total", (("guardrail", "max_notional_per_trade"),)] == 1
     assert samples["guardrail_refusals_total", (("guardrail", "paused"),)] == 1
     assert ("guardrail_refusals_total", (("guardrail", "stale_tick"),)) not in samples
