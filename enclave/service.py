@@ -115,7 +115,7 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
             _account(request),
         )
         response = _ingested(sealed)
-        if released.receipts or released.transactions:
+        if released.receipts or released.transactions or released.more:
             response.released.CopyFrom(_released(released))
         return response
 
@@ -237,6 +237,7 @@ def _released(released: Released) -> pb.ReleaseResponse:
     return pb.ReleaseResponse(
         receipts=[receipt_message(record) for record in released.receipts],
         transactions=[transaction_message(record) for record in released.transactions],
+        more=released.more,
     )
 
 

@@ -164,6 +164,7 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
                 head_hash=head_hash,
                 transactions=len(agent.storage.transactions()),
                 address=supervisor.identity.address if supervisor.identity else "",
+                alarm=agent.alarm,
             )
             if agent.vault_watch is not None:
                 status.vault.CopyFrom(vault_status(agent.vault_watch.latest))

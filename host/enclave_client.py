@@ -255,4 +255,5 @@ def _released(released: pb.ReleaseResponse) -> Released:
     return Released(
         receipts=[receipt_record(item) for item in released.receipts],
         transactions=[transaction_record(item) for item in released.transactions],
+        more=released.more,
     )

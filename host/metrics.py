@@ -82,6 +82,12 @@ class HostMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.enclave_oversized = Counter(
+            "enclave_calls_oversized_total",
+            "Enclave calls that failed for size (RESOURCE_EXHAUSTED), by call: an alarm.",
+            ["call"],
+            registry=r,
+        )
         self.enclave_up = Gauge(
             "enclave_up", "1 while the enclave process is up and ready, else 0.", registry=r
         )
@@ -196,3 +202,6 @@ class MetricsObserver:
 
     def enclave_call(self, call: str, seconds: float) -> None:
         self.metrics.enclave_call_time(call, seconds)
+
+    def oversized(self, call: str) -> None:
+        self.metrics.enclave_oversized.labels(call=call).inc()

@@ -173,7 +173,8 @@ def _address(agent: Agent) -> str:
 
 
 def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Event:
-    """Health follows the enclave: NOT_SERVING while it restarts. Set the event to stop."""
+    """Health follows the enclave: NOT_SERVING while it restarts or while the agent has an
+    alarm (`Agent.oversized`). Set the event to stop."""
     stopping = threading.Event()
 
     def loop() -> None:
@@ -181,7 +182,7 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
             state = agent.supervisor.state
             status = (
                 health_pb2.HealthCheckResponse.SERVING
-                if state == "running"
+                if state == "running" and not agent.alarm
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
             for name in ("", SERVICE_NAME):

@@ -54,7 +54,7 @@ def test_counters_after_the_hosts_calls(served: tuple[HostMetrics, int]) -> None
         "hold",
         "refused:max_notional_per_trade",
         "refused:paused",
-        "refused:stale_tick",  # a tick refusal: counted by tick_results, not again here
+        "ticks_refused:3",  # refused ticks: counted by tick_results, not again here
         "owner:pause",
         "replaced:1",  # a trade signed again at a higher fee: a signature, no decision
         "stuck_at_fee_cap:1",  # neither

@@ -112,12 +112,14 @@ class ReleaseRequest(_message.Message):
     def __init__(self, state_version: _Optional[int] = ...) -> None: ...
 
 class ReleaseResponse(_message.Message):
-    __slots__ = ("receipts", "transactions")
+    __slots__ = ("receipts", "transactions", "more")
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     receipts: _containers.RepeatedCompositeFieldContainer[_messages_pb2.Receipt]
     transactions: _containers.RepeatedCompositeFieldContainer[_messages_pb2.Transaction]
-    def __init__(self, receipts: _Optional[_Iterable[_Union[_messages_pb2.Receipt, _Mapping]]] = ..., transactions: _Optional[_Iterable[_Union[_messages_pb2.Transaction, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, receipts: _Optional[_Iterable[_Union[_messages_pb2.Receipt, _Mapping]]] = ..., transactions: _Optional[_Iterable[_Union[_messages_pb2.Transaction, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class OwnerCommandRequest(_message.Message):
     __slots__ = ("ciphertext",)
