@@ -21,6 +21,7 @@ from attestation.binding import AgentAttestation, AgentIdentity, identity_report
 from attestation.receipt import Receipt, receipt_hash
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine
+from enclave.in_flight import AccountView
 from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Platform
 from enclave.policy import Policy
@@ -186,11 +187,13 @@ class EnclaveCore:
         balances: dict[str, int],
         release_through: int = 0,
         twap_prices: Mapping[str, float] | None = None,
+        account: AccountView | None = None,
     ) -> tuple[Sealed, Released]:
         """Release the outputs up to `release_through` (0: none), take the TWAPs the host
-        reports (pair symbol -> quote per base; the latest of each pair is kept), then
-        process the batches of ticks in order; returns the new sealed state and what was
-        refused, and the released outputs.
+        reports (pair symbol -> quote per base; the latest of each pair is kept), take the
+        chain's view of the account when reported (`enclave.in_flight`: nonces, and the
+        replacement of transactions stuck unmined), then process the batches of ticks in
+        order; returns the new sealed state and what was refused, and the released outputs.
 
         Raises:
             EnclaveError: not open, too many outputs waiting for release, a balance for a
@@ -219,7 +222,13 @@ class EnclaveCore:
         released = self.release(release_through) if release_through else Released([], [])
         engine.report_twaps(twap_prices)
         now_ms = int(self._clock() * 1000)
-        return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms)), released
+
+        def work() -> tuple[int, list[tuple[int, str]]]:
+            if account is not None:
+                engine.take_account_view(state, account, fees)
+            return engine.ingest(state, ticks, fees, balances, now_ms)
+
+        return self._change(work), released
 
     def owner_command(self, ciphertext: bytes) -> Sealed:
         """Apply an encrypted, owner-signed command (pause, resume).

@@ -25,6 +25,7 @@ from enclave.guardrails import (
     judge,
     notional_spent,
 )
+from enclave.in_flight import AccountView, apply_account_view, track
 from enclave.market import features, refusal_reason, remember
 from enclave.owner import OwnerCommand
 from enclave.policy import Decision, MarketView, Policy, hold
@@ -79,6 +80,19 @@ class DecisionEngine:
         """Take the TWAPs the host reports (pair symbol -> quote per base, already checked:
         configured pairs, finite and positive); a pair left out keeps its last one."""
         self.twap_prices.update(prices)
+
+    def take_account_view(
+        self, state: EnclaveState, view: AccountView, fees: FeeHint | None
+    ) -> int:
+        """Apply the chain's view of the account (`enclave.in_flight`; receipts at the market
+        time of the last tick). Returns how many transactions were replaced."""
+        timestamp = (state.market.last_timestamp_ms or 0) // 1000
+        return apply_account_view(
+            state, view, config=self.config, signer=self.signer, fees=fees,
+            write_receipt=lambda verdict, text, tx: self._receipt(
+                state, verdict, text, "", tx, timestamp
+            ),
+        )  # fmt: skip
 
     def notional_spent(self, state: EnclaveState, now: int) -> Decimal:
         return notional_spent(state.spent, now)
@@ -312,18 +326,18 @@ class DecisionEngine:
         receipt_seq: int,
     ) -> None:
         """Sign `proposed` at the next nonce, as the transaction of receipt `receipt_seq`."""
-        signed = self.signer.sign_transaction(
-            Eip1559Transaction(
-                chain_id=proposed.chain_id,
-                nonce=state.tx_nonce,
-                max_priority_fee_per_gas=priority,
-                max_fee_per_gas=proposed.max_fee_per_gas,
-                gas=gas,
-                to=bytes.fromhex(proposed.to[2:]),
-                value=proposed.value,
-                data=proposed.data,
-            )
+        tx = Eip1559Transaction(
+            chain_id=proposed.chain_id,
+            nonce=state.tx_nonce,
+            max_priority_fee_per_gas=priority,
+            max_fee_per_gas=proposed.max_fee_per_gas,
+            gas=gas,
+            to=bytes.fromhex(proposed.to[2:]),
+            value=proposed.value,
+            data=proposed.data,
         )
+        signed = self.signer.sign_transaction(tx)
+        track(state, tx, signed.hash, receipt_seq)
         pending = PendingTransaction(
             state_version=0,
             raw_transaction=signed.raw_transaction.hex(),

@@ -53,6 +53,30 @@ def output_bytes(output: PendingReceipt | PendingTransaction) -> int:
     return _TRANSACTION_BYTES + len(output.raw_transaction)
 
 
+class InFlightTransaction(BaseModel):
+    """A signed transaction not yet known to be mined (`enclave.in_flight`): its fields, so
+    that it can be signed again at a higher fee, and which receipts it belongs to."""
+
+    nonce: int
+    chain_id: int
+    to: str  # 0x and 40 hex digits
+    value: int
+    data: str  # hex, no 0x
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    tx_hash: str  # hex, no 0x: of the version signed last
+    # The receipt of the version signed last, and the receipt of the decision it carries out.
+    receipt_seq: int
+    original_receipt_seq: int
+    original_tx_hash: str
+    # The chain's block number (as last reported) when this version was signed; None when
+    # no block number had been reported yet (the first report then starts the wait).
+    signed_block: int | None = None
+    # A replacement the fee cap did not allow was reported once in a receipt.
+    stuck_reported: bool = False
+
+
 class EnclaveState(BaseModel):
     """The sealed state (a mutable model, private to the enclave)."""
 
@@ -76,6 +100,10 @@ class EnclaveState(BaseModel):
     ticks_refused: int = 0
     pending_receipts: list[PendingReceipt] = []
     pending_transactions: list[PendingTransaction] = []
+    # The highest block number the host has reported (never goes back), and the signed
+    # transactions not yet known to be mined, by nonce. Both absent from older sealed states.
+    chain_block: int = 0
+    in_flight: list[InFlightTransaction] = []
 
     @field_serializer("account_secret", "box_secret", "head_hash")
     def _hex(self, value: bytes) -> str:

@@ -117,7 +117,7 @@ class HostMetrics:
         )
         self.transactions = Counter(
             "transactions_total",
-            "Transactions by status reached: signed, pending, mined, reverted, dropped.",
+            "Transactions by status reached: signed, pending, mined, reverted, dropped, replaced.",
             ["status"],
             namespace=PREFIX,
             registry=r,
@@ -173,10 +173,13 @@ class HostMetrics:
         a decision and a guardrail refusal. "refused:<market data reason>" is a tick
         refusal: not counted here, since `tick_results` counts it from the Ingest reply
         (which also lists duplicate ticks, which have no receipt); "owner:<command>"
-        receipts are not decisions.
+        receipts are not decisions. "replaced:<seq>" is a signature of a trade decided
+        before (signed again at a higher fee), not a decision.
         """
         if verdict == "signed":
             self.decisions.labels(action="signed").inc()
+            self.signatures.inc()
+        elif verdict.startswith("replaced:"):
             self.signatures.inc()
         elif verdict == "hold":
             self.decisions.labels(action="hold").inc()
@@ -197,7 +200,8 @@ class HostMetrics:
         self.enclave_up.set(1 if up else 0)
 
     def transaction(self, status: str) -> None:
-        """Count a transaction reaching `status` (signed, pending, mined, reverted, dropped)."""
+        """Count a transaction reaching `status` (signed, pending, mined, reverted, dropped,
+        replaced)."""
         self.transactions.labels(status=status).inc()
 
     def rpc(self, method: str, seconds: float) -> None:

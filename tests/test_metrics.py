@@ -62,6 +62,8 @@ def test_counters_after_the_hosts_calls(served: tuple[HostMetrics, int]) -> None
         "refused:paused",
         "ticks_refused:3",  # refused ticks: counted by tick_results, not again here
         "owner:pause",
+        "replaced:1",  # a trade signed again at a higher fee: a signature, no decision
+        "stuck_at_fee_cap:1",  # neither
     ):
         metrics.receipt(verdict)
     metrics.restart()
@@ -84,7 +86,7 @@ def test_counters_after_the_hosts_calls(served: tuple[HostMetrics, int]) -> None
     assert samples["tee_agent_decisions_total", (("action", "hold"),)] == 1
     assert samples["tee_agent_decisions_total", (("action", "refused"),)] == 2
     assert ("tee_agent_decisions_total", (("action", "owner"),)) not in samples
-    assert samples["tee_agent_signatures_total", ()] == 2
+    assert samples["tee_agent_signatures_total", ()] == 3
     assert (
         samples["tee_agent_guardrail_refusals_total", (("guardrail", "max_notional_per_trade"),)]
         == 1
