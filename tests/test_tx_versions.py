@@ -159,7 +159,10 @@ def test_a_replacement_is_sent_mined_and_the_original_becomes_replaced(
     receipt = manual.eth.get_transaction_receipt(HexBytes(replacement.hash))
     assert receipt["status"] == 1
     assert manual.eth.get_transaction_count(Web3.to_checksum_address(AGENT.address)) == 1
-    assert metrics.registry.get_sample_value("tee_agent_transactions_total", {"status": "replaced"}) == 1
+    assert (
+        metrics.registry.get_sample_value("tee_agent_transactions_total", {"status": "replaced"})
+        == 1
+    )
 
 
 def test_a_replacement_that_arrives_after_its_original_was_mined_is_replaced_not_dropped(
