@@ -23,13 +23,14 @@ from typing import TypeVar
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from host.agent import Agent
+from host.health_service import add_health_service
 from host.outcomes import AgentError, BatchResult
 from host.tick_stream import JoinedBatches
 from host.vault_watch import VaultReading, whole_tokens
@@ -351,7 +352,7 @@ def start_api(
     )
     register_agent_service(AgentService(agent, settings.auth_token, observe), server)
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_health_service(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME),

@@ -1,0 +1,73 @@
+"""A bounded load test: 50 clients at once against a real host (sim enclave process, rule
+policy, SQLite, TCP), each making 200 mixed read calls and one market-data stream, while a
+prober checks health throughout. Health answers within a second the whole time, and every
+call gets OK or the documented error it was built to get."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from tee_agent_rpc import agent_pb2 as pb
+
+from tests.enclave_harness import EnclaveWorld
+from tests.host_harness import running_host
+from tests.load_harness import (
+    DOCUMENTED_ERRORS,
+    OK,
+    TICKS_PER_STREAM,
+    percentile,
+    prefeed,
+    run_load,
+)
+
+CLIENTS = 50
+CALLS = 200
+SEED = 12
+HEALTH_BOUND_SECONDS = 1.0
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> EnclaveWorld:
+    world = EnclaveWorld(tmp_path)
+    world.write_config(decision_interval_seconds=3600)
+    return world
+
+
+def test_50_clients_get_only_documented_answers_while_health_answers_within_a_second(
+    world: EnclaveWorld,
+) -> None:
+    with running_host(world) as host:
+        head = prefeed(host.stub)
+        assert head >= 5
+        result = run_load(
+            f"127.0.0.1:{host.running.port}", clients=CLIENTS, calls=CALLS, seed=SEED, head=head
+        )
+        status = host.stub.GetStatus(pb.GetStatusRequest())
+
+    codes = Counter(call.code for call in result.calls)
+    print(
+        f"\n{len(result.calls)} calls in {result.seconds:.1f} s ({result.calls_per_second:,.0f}/s); "
+        f"health over {len(result.health_seconds)} checks: p50 "
+        f"{percentile(result.health_seconds, 0.5) * 1000:.1f} ms, p99 "
+        f"{percentile(result.health_seconds, 0.99) * 1000:.1f} ms, max "
+        f"{max(result.health_seconds) * 1000:.1f} ms; codes {dict(codes)}"
+    )
+    assert len(result.calls) == CLIENTS * CALLS
+    assert set(codes) <= {OK, *DOCUMENTED_ERRORS}, codes
+    wrong = [call for call in result.calls if call.code != call.expected]
+    assert not wrong, wrong[:5]
+    # The plan includes refused requests: the documented errors were really exercised.
+    assert codes[grpc.StatusCode.INVALID_ARGUMENT] > 0 and codes[grpc.StatusCode.NOT_FOUND] > 0
+
+    assert len(result.streams) == CLIENTS
+    assert all(s.code == OK and s.received == s.sent == TICKS_PER_STREAM for s in result.streams)
+    assert sum(s.accepted + s.refused for s in result.streams) == CLIENTS * TICKS_PER_STREAM
+    assert status.ticks_accepted + status.ticks_refused >= CLIENTS * TICKS_PER_STREAM
+
+    assert len(result.health_seconds) >= 10
+    assert result.health_statuses == {health_pb2.HealthCheckResponse.SERVING}
+    assert max(result.health_seconds) < HEALTH_BOUND_SECONDS, sorted(result.health_seconds)[-5:]
