@@ -42,9 +42,7 @@ def decode_request(method: str, data: bytes) -> Message | Malformed:
         return Malformed(f"the request is not a valid {message.DESCRIPTOR.name}: {exc}")
 
 
-def _refusing_malformed(
-    handler: Callable[..., object], streaming: bool
-) -> Callable[[object, grpc.ServicerContext], object]:
+def _refusing_malformed(handler: Callable[..., object], streaming: bool) -> Callable[..., object]:
     def check(item: object, context: grpc.ServicerContext) -> object:
         if isinstance(item, Malformed):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, item.error)
@@ -57,6 +55,13 @@ def _refusing_malformed(
 
         return stream
     return lambda request, context: handler(check(request, context), context)
+
+
+def behaviour(service: EnclaveService, method: str) -> Callable[..., object]:
+    """What the server runs for `method`: the service's method, taking decoded requests
+    (`decode_request`) and refusing a Malformed one with INVALID_ARGUMENT."""
+    streaming = SERVICE.methods_by_name[method].client_streaming
+    return _refusing_malformed(getattr(service, method), streaming)
 
 
 def add_enclave_service(service: EnclaveService, server: grpc.Server) -> None:
@@ -72,7 +77,7 @@ def add_enclave_service(service: EnclaveService, server: grpc.Server) -> None:
         }[(method.client_streaming, method.server_streaming)]
         response = message_factory.GetMessageClass(method.output_type)
         handlers[method.name] = kind(
-            _refusing_malformed(getattr(service, method.name), method.client_streaming),
+            behaviour(service, method.name),
             request_deserializer=lambda data, name=method.name: decode_request(name, data),
             response_serializer=response.SerializeToString,
         )

@@ -16,7 +16,7 @@ from tee_agent_rpc import enclave_pb2 as pb
 
 from enclave.owner import make_owner_command
 from enclave.service import EnclaveService
-from enclave.service_handlers import Malformed, decode_request
+from enclave.service_handlers import behaviour, decode_request
 from fuzz.enclave_world import maker, traded_state
 from fuzz.harness import NEVER, AbortContext, Aborted, Finding, choose, join, split, with_choice
 from tests.enclave_harness import balances, serialized, ticks, twaps
@@ -61,18 +61,13 @@ def TestOneInput(data: bytes) -> None:
     context = AbortContext()
     _LAST.text = ""
     try:
+        handler = behaviour(service, method)
         if method == "IngestStream":
-            requests = [decode_request("Ingest", part) for part in split(payload, 4)]
-            for request in requests:
-                if isinstance(request, Malformed):
-                    return  # the server answers INVALID_ARGUMENT (enclave.service_handlers)
-            for _ in service.IngestStream(iter(requests), context):
+            requests = (decode_request(method, part) for part in split(payload, 4))
+            for _ in handler(requests, context):  # type: ignore[attr-defined]
                 pass
         else:
-            request = decode_request(method, payload)
-            if isinstance(request, Malformed):
-                return  # the server answers INVALID_ARGUMENT (enclave.service_handlers)
-            getattr(service, method)(request, context)
+            handler(decode_request(method, payload), context)
     except Aborted as aborted:
         if aborted.code in NEVER:
             raise Finding(f"{method} answered {aborted}\n{_LAST.text}") from None

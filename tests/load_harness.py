@@ -210,11 +210,20 @@ class HealthProber:
                 self._stop.wait(self._interval)
 
 
-def run_load(address: str, *, clients: int, calls: int, seed: int, head: int) -> LoadResult:
+def run_load(
+    address: str,
+    *,
+    clients: int,
+    calls: int,
+    seed: int,
+    head: int,
+    seqs: SeqBlocks | None = None,
+) -> LoadResult:
     """`clients` clients at once, each with its own channel making `calls` mixed read calls
-    and one market-data stream, while a prober times health; returns what each got."""
+    and one market-data stream (ticks from `seqs`, by default those after the prefed ones),
+    while a prober times health; returns what each got."""
     result = LoadResult()
-    seqs = SeqBlocks(PREFED_TICKS + 1)
+    seqs = seqs or SeqBlocks(PREFED_TICKS + 1)
     with HealthProber(address) as prober:
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=clients) as pool:

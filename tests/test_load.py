@@ -5,14 +5,17 @@ call gets OK or the documented error it was built to get."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
+from host.api import ApiSettings
 from tests.enclave_harness import EnclaveWorld
 from tests.host_harness import running_host
 from tests.load_harness import (
@@ -71,3 +74,42 @@ def test_50_clients_get_only_documented_answers_while_health_answers_within_a_se
     assert len(result.health_seconds) >= 10
     assert result.health_statuses == {health_pb2.HealthCheckResponse.SERVING}
     assert max(result.health_seconds) < HEALTH_BOUND_SECONDS, sorted(result.health_seconds)[-5:]
+
+
+def test_health_answers_while_watchers_hold_every_thread_of_the_shared_pool(
+    world: EnclaveWorld,
+) -> None:
+    """A WatchDecisions stream holds a thread of the server's pool for as long as it is open
+    (and needs no token). With the pool full the agent's RPCs wait; health still answers."""
+    with running_host(world) as host:
+        address = f"127.0.0.1:{host.running.port}"
+        channel = grpc.insecure_channel(address)
+        stub = pb_grpc.AgentStub(channel)
+        watchers = [
+            stub.WatchDecisions(pb.WatchDecisionsRequest(from_seq=0), timeout=300)
+            for _ in range(ApiSettings.max_workers)
+        ]
+        try:
+            deadline = time.monotonic() + 300  # a guard against a hang only
+            while not _waits(host.stub):  # until the watchers fill the pool
+                assert time.monotonic() < deadline, "the watchers never filled the pool"
+            health = health_pb2_grpc.HealthStub(host.channel)
+            started = time.perf_counter()
+            answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            assert time.perf_counter() - started < HEALTH_BOUND_SECONDS
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            channel.close()
+
+
+def _waits(stub: pb_grpc.AgentStub) -> bool:
+    """Whether GetStatus, a quick read, waits past half a second (for a free thread)."""
+    try:
+        stub.GetStatus(pb.GetStatusRequest(), timeout=0.5)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return True
+        raise
+    return False

@@ -44,7 +44,7 @@ def read_receipts_file(text: str) -> tuple[list[Receipt], list[ReceiptTexts] | N
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise EvidenceFileError(
-                f"receipts file item {index} is a {type(item).__name__}, expected an object"
+                f"receipts file item {index} is of type {type(item).__name__}, expected an object"
             )
         try:
             receipts.append(

@@ -1,0 +1,57 @@
+"""A short, bounded fuzz pass in the suite: each target's TestOneInput over its committed
+seed corpus and a few hundred seeded mutations of it, without atheris' instrumentation.
+An input that makes a target raise (an exception outside the parser's documented errors,
+or a status outside the documented set) fails here as it would be a finding of ./fuzz/run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+
+import pytest
+
+from fuzz import TARGETS
+from fuzz.harness import CORPUS
+from fuzz.mutate import inputs
+
+# Mutated inputs per target (beyond its seeds): the slow targets (a real host or enclave
+# core per input) get fewer; about 12,000 in all, a few seconds.
+MUTATIONS = {
+    "quotes": 3000,
+    "collateral": 1500,
+    "receipts_file": 3000,
+    "owner_commands": 2000,
+    "agent_rpcs": 500,
+    "enclave_requests": 2000,
+}
+SEED = 20261205
+
+
+def _corpus(target: str) -> list[bytes]:
+    return [path.read_bytes() for path in sorted((CORPUS / target).iterdir())]
+
+
+def test_every_target_has_a_committed_seed_corpus_and_a_mutation_budget() -> None:
+    assert set(MUTATIONS) == set(TARGETS)
+    for target in TARGETS:
+        assert _corpus(target), f"fuzz/corpus/{target}/ is empty: run python -m fuzz.seed"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_target_takes_its_seeds_and_their_mutations(target: str) -> None:
+    module = importlib.import_module(f"fuzz.{target}")
+    prepare: Callable[[], object] | None = getattr(module, "prepare", None)
+    if prepare is not None:
+        prepare()
+    run: Callable[[bytes], None] = module.TestOneInput
+    started = time.perf_counter()
+    count = 0
+    for data in inputs(_corpus(target), MUTATIONS[target], SEED):
+        try:
+            run(data)
+        except Exception as exc:
+            pytest.fail(f"{target} input {data[:64].hex()}... ({len(data)} bytes): {exc!r}")
+        count += 1
+    print(f"{target}: {count} inputs in {time.perf_counter() - started:.1f} s")
