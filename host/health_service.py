@@ -46,6 +46,4 @@ def add_health_service(servicer: health.HealthServicer, server: grpc.Server) -> 
             response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
         ),
     }
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
-    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
