@@ -6,7 +6,8 @@ The first byte picks the RPC and whether the bearer token goes along; for Stream
 the rest is cut into several TickBatch messages (`fuzz.harness.split`). Documented outcomes
 (docs/host.md, "Public API"): OK, INVALID_ARGUMENT (malformed request, bad batch, wrong-sized
 nonce), NOT_FOUND (no such receipt), UNAUTHENTICATED (a write RPC without the token),
-PERMISSION_DENIED (an owner command the enclave refuses). WatchDecisions stays open for
+PERMISSION_DENIED (an owner command the enclave refuses), RESOURCE_EXHAUSTED (a
+WatchDecisions beyond the bound of open ones, a watcher that fell behind). WatchDecisions stays open for
 live receipts, so it is read until a short deadline: DEADLINE_EXCEEDED is its normal end.
 Anything else (UNKNOWN, INTERNAL, UNAVAILABLE: the enclave fell over) is a finding.
 """
@@ -44,6 +45,7 @@ DOCUMENTED = frozenset(
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
 WATCH_SECONDS = 0.2

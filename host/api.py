@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -54,15 +55,24 @@ class ApiSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_workers: int = 16
+    # WatchDecisions streams open at once (each holds one of the max_workers threads).
+    max_watchers: int = 8
 
 
 class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, untyped
     def __init__(
-        self, agent: Agent, token: str, observe: Callable[[str, float], None] | None = None
+        self,
+        agent: Agent,
+        token: str,
+        observe: Callable[[str, float], None] | None = None,
+        max_watchers: int = 8,
     ) -> None:
         self._agent = agent
         self._token = token.encode()
         self._observe = observe
+        # Watchers hold a server thread each and need no token: unbounded, idle ones stall all.
+        self._max_watchers = max_watchers
+        self._watch_slots = threading.BoundedSemaphore(max_watchers)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -131,6 +141,12 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
         self, request: pb.WatchDecisionsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.DecisionEvent]:
         self._authorize("WatchDecisions", context)
+        if not self._watch_slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self._max_watchers} WatchDecisions streams are open, the most this host "
+                "serves at once; try again later",
+            )
         try:
             for record, transaction in self._agent.watch(
                 request.from_seq, stop=lambda: not context.is_active()
@@ -138,6 +154,8 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
                 yield decision_event(record, transaction)
         except AgentError as exc:
             context.abort(exc.code, str(exc))
+        finally:
+            self._watch_slots.release()
 
     def GetAttestation(
         self, request: pb.GetAttestationRequest, context: grpc.ServicerContext
@@ -350,7 +368,8 @@ def start_api(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options
     )
-    register_agent_service(AgentService(agent, settings.auth_token, observe), server)
+    servicer = AgentService(agent, settings.auth_token, observe, settings.max_watchers)
+    register_agent_service(servicer, server)
     health_servicer = health.HealthServicer()
     add_health_service(health_servicer, server)
     reflection.enable_server_reflection(

@@ -25,13 +25,15 @@ OK = grpc.StatusCode.OK
 # The errors the public API documents (docs/host.md, "Public API"): a malformed request, a
 # batch over the limit or a wrong-sized nonce INVALID_ARGUMENT; a missing receipt
 # NOT_FOUND; a write RPC without the token UNAUTHENTICATED; a refused owner command
-# PERMISSION_DENIED. A call may end with OK or one of these, nothing else.
+# PERMISSION_DENIED; a WatchDecisions beyond the bound of open ones, or one that fell
+# behind, RESOURCE_EXHAUSTED. A call may end with OK or one of these, nothing else.
 DOCUMENTED_ERRORS = frozenset(
     {
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.NOT_FOUND,
         grpc.StatusCode.UNAUTHENTICATED,
         grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
 TICKS_PER_STREAM = 5
