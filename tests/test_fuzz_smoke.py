@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from fuzz import TARGETS
+from fuzz import TARGETS, runner
 from fuzz.harness import CORPUS
 from fuzz.mutate import inputs
 
@@ -55,3 +55,28 @@ def test_target_takes_its_seeds_and_their_mutations(target: str) -> None:
             pytest.fail(f"{target} input {data[:64].hex()}... ({len(data)} bytes): {exc!r}")
         count += 1
     print(f"{target}: {count} inputs in {time.perf_counter() - started:.1f} s")
+
+
+def test_fuzz_run_refuses_bad_arguments_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["--minutes", "0"],
+        ["--minutes", "1", "--target", "nope"],
+        ["--minutes", "1", "--jobs", "0"],
+        ["--jobs", "2"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            runner.main(argv)
+        assert exited.value.code == 2
+        assert "error:" in capsys.readouterr().err
+
+
+def test_fuzz_run_fuzzes_a_target_with_atheris_and_reports_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = runner.main(["--minutes", "0.12", "--target", "owner_commands"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = next(line for line in out.splitlines() if line.startswith("owner_commands"))
+    executions = int(line.split()[1].replace(",", ""))
+    assert executions > 1000 and "no findings" in line, line
+    assert "coverage" in line and "total:" in out
