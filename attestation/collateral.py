@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from attestation.errors import CollateralFormatError
 from attestation.jsontext import loads_bounded
-from attestation.trust import strict_x509_parsing
+from attestation.trust import MALFORMED_X509, strict_x509_parsing
 from attestation.x509chain import load_certificate
 
 MAX_COLLATERAL_FILE_BYTES = 4 << 20
@@ -91,7 +91,7 @@ def _read_collateral_file(data: bytes, name: str) -> list[tuple[str, object]]:
     if b"-----BEGIN X509 CRL-----" in data:
         try:
             der = x509.load_pem_x509_crl(data).public_bytes(Encoding.DER)
-        except (ValueError, x509.InvalidVersion) as exc:
+        except MALFORMED_X509 as exc:
             raise CollateralFormatError(f"{name}: PEM CRL cannot be read: {exc}") from None
         return [("crl", _checked_crl(der, name))]
     if b"-----BEGIN CERTIFICATE-----" in data:
@@ -184,7 +184,7 @@ def _pem_certificates(text: str, name: str) -> list[bytes]:
         chain = [cert.public_bytes(Encoding.DER) for cert in certificates]
         for der in chain:
             load_certificate(der)
-    except (ValueError, x509.InvalidVersion) as exc:
+    except MALFORMED_X509 as exc:
         raise CollateralFormatError(f"{name}: certificate PEM cannot be read: {exc}") from None
     return chain
 
@@ -198,7 +198,7 @@ def _checked_crl(der: bytes, name: str) -> bytes:
             _ = crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid
             for revoked in crl:
                 _ = revoked.serial_number, revoked.revocation_date_utc
-    except (ValueError, UserWarning, x509.InvalidVersion) as exc:
+    except MALFORMED_X509 as exc:
         raise CollateralFormatError(f"{name}: not a well-formed DER CRL ({exc})") from None
     return der
 

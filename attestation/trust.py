@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
@@ -40,6 +41,18 @@ SIMULATED_ROOT_ORGANIZATION = "tee-agent simulated TEE (INSECURE, not a real TEE
 # The one deprecation warning cryptography gives for certificates whose serial number is not
 # positive (RFC 5280 section 4.1.2.2). It is silenced only around certificate loading.
 SERIAL_WARNING_PATTERN = "Parsed a serial number which wasn't positive"
+# What cryptography raises on a malformed certificate or CRL, parsed under
+# strict_x509_parsing: mostly ValueError, but a name attribute whose string type does not
+# fit its OID (a BIT STRING other than x500UniqueIdentifier) is a TypeError, a version other
+# than v1/v3 InvalidVersion (not a ValueError), an unknown algorithm UnsupportedAlgorithm.
+MALFORMED_X509 = (
+    ValueError,
+    TypeError,
+    UserWarning,
+    x509.DuplicateExtension,
+    x509.InvalidVersion,
+    UnsupportedAlgorithm,
+)
 
 
 @contextmanager
@@ -141,7 +154,7 @@ def certificates_from_bytes(data: bytes, *, source: str) -> list[bytes]:
                 certificates = x509.load_pem_x509_certificates(data)
             else:
                 certificates = [x509.load_der_x509_certificate(data)]
-    except (ValueError, x509.InvalidVersion) as exc:
+    except MALFORMED_X509 as exc:
         raise CertificateChainError(
             f"{source}: expected PEM or DER certificate(s), could not read them ({exc})"
         ) from None

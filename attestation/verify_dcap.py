@@ -34,7 +34,7 @@ from attestation.formats.dcap import (
     parse_dcap_quote,
 )
 from attestation.report import CheckList, TeeKind, VerificationReport
-from attestation.trust import TrustAnchors
+from attestation.trust import MALFORMED_X509, TrustAnchors
 from attestation.x509chain import (
     ChainAssessment,
     add_chain_checks,
@@ -202,7 +202,7 @@ def _pem_chain_der(pem: bytes) -> tuple[bytes, ...]:
         chain = tuple(cert.public_bytes(Encoding.DER) for cert in certificates)
         for der in chain:
             load_certificate(der)
-    except (ValueError, x509.InvalidVersion) as exc:
+    except MALFORMED_X509 as exc:
         raise QuoteFormatError(f"the PCK certificate chain cannot be read as PEM: {exc}") from None
     return chain
 

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtensionOID
 from attestation.checks import ChainCheckNames
 from attestation.report import Check, CheckList
 from attestation.timefmt import format_time as _iso
-from attestation.trust import is_simulated_root, strict_x509_parsing
+from attestation.trust import MALFORMED_X509, is_simulated_root, strict_x509_parsing
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,13 +82,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
             _ = certificate.not_valid_before_utc, certificate.not_valid_after_utc
             list(certificate.extensions)
             _ = certificate.signature_algorithm_oid, certificate.serial_number
-    except (
-        ValueError,
-        UserWarning,
-        x509.DuplicateExtension,
-        x509.InvalidVersion,  # not a ValueError: a version field other than v1 or v3
-        UnsupportedAlgorithm,
-    ) as exc:
+    except MALFORMED_X509 as exc:
         raise ValueError(f"malformed certificate: {exc}") from None
     return certificate
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 
 from enclave.config import EnclaveConfig
 from enclave.core import EnclaveCore
 from enclave.platform.base import Platform, PlatformError
 from enclave.policy import ModelError, Policy, RulePolicy
 from enclave.service import EnclaveService, server_options
+from enclave.service_handlers import add_enclave_service
 
 log = logging.getLogger("tee_agent.enclave")
 
@@ -124,7 +124,7 @@ def start_server(socket_path: Path, core: EnclaveCore) -> grpc.Server:
     """Start serving `core` on `socket_path`; returns the running server."""
     check_socket_directory(socket_path)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=server_options())
-    pb_grpc.add_EnclaveServicer_to_server(EnclaveService(core), server)
+    add_enclave_service(EnclaveService(core), server)
     if server.add_insecure_port(f"unix:{socket_path}") == 0:
         raise ServeError(f"cannot listen on unix:{socket_path}")
     server.start()

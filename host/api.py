@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -23,12 +24,13 @@ from typing import TypeVar
 import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from host.agent import Agent
+from host.health_service import add_health_service
 from host.outcomes import AgentError, BatchResult
 from host.reflection import enable_reflection
 from host.tick_stream import JoinedBatches
@@ -53,15 +55,24 @@ class ApiSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_workers: int = 16
+    # WatchDecisions streams open at once (each holds one of the max_workers threads).
+    max_watchers: int = 8
 
 
 class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, untyped
     def __init__(
-        self, agent: Agent, token: str, observe: Callable[[str, float], None] | None = None
+        self,
+        agent: Agent,
+        token: str,
+        observe: Callable[[str, float], None] | None = None,
+        max_watchers: int = 8,
     ) -> None:
         self._agent = agent
         self._token = token.encode()
         self._observe = observe
+        # Watchers hold a server thread each and need no token: unbounded, idle ones stall all.
+        self._max_watchers = max_watchers
+        self._watch_slots = threading.BoundedSemaphore(max_watchers)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -130,6 +141,12 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
         self, request: pb.WatchDecisionsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.DecisionEvent]:
         self._authorize("WatchDecisions", context)
+        if not self._watch_slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self._max_watchers} WatchDecisions streams are open, the most this host "
+                "serves at once; try again later",
+            )
         try:
             for record, transaction in self._agent.watch(
                 request.from_seq, stop=lambda: not context.is_active()
@@ -137,6 +154,8 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
                 yield decision_event(record, transaction)
         except AgentError as exc:
             context.abort(exc.code, str(exc))
+        finally:
+            self._watch_slots.release()
 
     def GetAttestation(
         self, request: pb.GetAttestationRequest, context: grpc.ServicerContext
@@ -350,9 +369,10 @@ def start_api(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers), options=options
     )
-    register_agent_service(AgentService(agent, settings.auth_token, observe), server)
+    servicer = AgentService(agent, settings.auth_token, observe, settings.max_watchers)
+    register_agent_service(servicer, server)
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_health_service(health_servicer, server)
     enable_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
     )

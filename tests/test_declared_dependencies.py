@@ -16,7 +16,7 @@ OURS = {"attestation", "enclave", "host", "wire", "devnet", "benchmarks", "tee_a
 # Where each package's imports must be declared: the wheel's packages in the dependencies
 # (or an extra they document), the dev kit and benchmarks may use the dev extra too.
 RUNTIME = ("attestation", "enclave", "host", "wire")
-DEV_ONLY = ("devnet", "benchmarks")
+DEV_ONLY = ("devnet", "benchmarks", "fuzz")
 
 
 def declared() -> dict[str, set[str]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("attestation", "enclave", "host", "wire", "devnet", "benchmarks")
+PACKAGES = ("attestation", "enclave", "host", "wire", "devnet", "benchmarks", "fuzz")
 MAX_LINES = 400
 # What may import what among the packages (everything else is stdlib or third party).
 ALLOWED = {

@@ -27,19 +27,16 @@ from web3 import Web3
 
 from attestation.binding import AgentAttestation
 from attestation.errors import PolicyFormatError
-from attestation.jsontext import loads_bounded
 from attestation.policy import load_policy
 from attestation.receipt import Receipt
 from attestation.receipt_texts import ReceiptTexts
 from host.chain.audit import audit_agent
 from host.cli.arguments import parse_at, trust_anchors
+from host.cli.evidence_files import read_attestation_file, read_receipts_file
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_json
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
-
-# The texts `tee-agent receipts --out` writes beside each receipt's fields.
-_TEXTS = ("decision_json", "input_json")
 
 
 class _Unusable(Exception):
@@ -137,26 +134,10 @@ def _from_host(
 def _from_files(
     receipts_file: Path, attestation_file: Path
 ) -> tuple[AgentAttestation, list[Receipt], list[ReceiptTexts] | None]:
-    """The attestation, the receipts and their texts from files. A file of bare receipts
-    (no item has a text) has no texts to check: None; otherwise an item without one holds
-    it back, as an empty text."""
+    """The attestation, the receipts and their texts from files (`host.cli.evidence_files`)."""
     try:
-        raw = loads_bounded(receipts_file.read_text(encoding="utf-8"))
-        items = raw if isinstance(raw, list) else [raw]
-        receipts = [
-            Receipt.from_json_dict({k: v for k, v in item.items()
-                                    if k not in (*_TEXTS, "receipt_hash", "transaction")})
-            for item in items
-        ]  # fmt: skip
-        texts = None
-        if any(name in item for item in items for name in _TEXTS):
-            texts = [
-                ReceiptTexts.model_validate({name: item.get(name, "") for name in _TEXTS})
-                for item in items
-            ]
-        attestation = AgentAttestation.from_file_dict(
-            loads_bounded(attestation_file.read_text(encoding="utf-8"))
-        )
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        receipts, texts = read_receipts_file(receipts_file.read_text(encoding="utf-8"))
+        attestation = read_attestation_file(attestation_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # EvidenceFileError and UnicodeDecodeError included
         raise _Unusable(f"cannot read the receipts or attestation file: {exc}") from None
     return attestation, receipts, texts
