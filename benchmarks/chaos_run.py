@@ -31,7 +31,9 @@ def _minutes(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of minutes, found {text!r}") from None
     if not 0 < value <= MAX_MINUTES:
-        raise argparse.ArgumentTypeError(f"minutes must be above 0 and at most {MAX_MINUTES}, found {text}")
+        raise argparse.ArgumentTypeError(
+            f"minutes must be above 0 and at most {MAX_MINUTES}, found {text}"
+        )
     return value
 
 
@@ -46,11 +48,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./benchmarks/chaos", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--minutes", type=_minutes, required=True,
-                        help="minutes of trading under kills (the run goes on until each kind was killed once)")
+    parser.add_argument(
+        "--minutes",
+        type=_minutes,
+        required=True,
+        help="minutes of trading under kills (the run goes on until each kind was killed once)",
+    )
     parser.add_argument("--seed", type=_seed, required=True, help="seed of the kill schedule")
-    parser.add_argument("--json", action="store_true",
-                        help="end stdout with the one-line JSON summary")
+    parser.add_argument(
+        "--json", action="store_true", help="end stdout with the one-line JSON summary"
+    )
     parser.add_argument("--keep", type=Path, help="keep the run's files in this directory")
     return parser.parse_args(argv)  # fmt: skip
 
