@@ -307,9 +307,9 @@ def _check_ticks(result: AuditResult, records: ChaosRecords) -> None:
     with_receipt = set()
     for record in records.receipts:
         if record.receipt.verdict.startswith("refused:") and not record.decision_json:
-            seq = _tick_seq(record.input_json)
-            if seq is not None:
-                with_receipt.add(seq)
+            tick = _tick_seq(record.input_json)
+            if tick is not None:
+                with_receipt.add(tick)
     lacking = [
         f"tick seq {seq} refused ({reason}) without a refusal receipt"
         for seq, reason in refused.items()

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -92,6 +93,19 @@ def _pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdecimal()]
 
 
+def _outliving(enclaves: list[int], how: str) -> list[str]:
+    """Wait for each enclave of a host that was `how` (killed, stopped) to exit; name and
+    SIGKILL those still running after ENCLAVE_EXIT_SECONDS."""
+    left = []
+    for pid in enclaves:
+        try:
+            wait_until(f"enclave {pid} exiting", partial(exited, pid), ENCLAVE_EXIT_SECONDS)
+        except ChaosError:
+            left.append(f"enclave pid {pid} outlived its {how} host: {_cmdline(pid)}")
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def child_env() -> dict[str, str]:
     """The environment of the host subprocess: this checkout (and its stubs) first."""
     path = os.pathsep.join([str(REPO), str(REPO / "proto"), os.environ.get("PYTHONPATH", "")])
@@ -128,9 +142,10 @@ class ChaosProcesses:
     def status(self, timeout: float = 5.0) -> pb.Status | None:
         """The host's status, or None when it does not answer."""
         try:
-            return self.stub.GetStatus(pb.GetStatusRequest(), timeout=timeout)
+            answer: pb.Status = self.stub.GetStatus(pb.GetStatusRequest(), timeout=timeout)
         except grpc.RpcError:
             return None
+        return answer
 
     def serving(self) -> pb.Status | None:
         """The status once the host serves with a running enclave, else None."""
@@ -187,16 +202,7 @@ class ChaosProcesses:
         enclaves = self._children(host.pid)
         host.kill()
         host.wait(timeout=30)
-        left = []
-        for pid in enclaves:
-            try:
-                wait_until(
-                    f"enclave {pid} exiting", lambda pid=pid: exited(pid), ENCLAVE_EXIT_SECONDS
-                )
-            except ChaosError:
-                left.append(f"enclave pid {pid} outlived its killed host: {_cmdline(pid)}")
-                os.kill(pid, signal.SIGKILL)
-        return left
+        return _outliving(enclaves, "killed")
 
     def enclave_pid(self) -> int | None:
         """The pid of the enclave the host runs now, or None."""
@@ -244,14 +250,7 @@ class ChaosProcesses:
             except subprocess.TimeoutExpired:
                 host.kill()
                 host.wait(timeout=30)
-        left = []
-        for pid in enclaves:
-            try:
-                wait_until(f"enclave {pid} exiting", lambda pid=pid: exited(pid), 30)
-            except ChaosError:
-                left.append(f"enclave pid {pid} outlived its stopped host: {_cmdline(pid)}")
-                os.kill(pid, signal.SIGKILL)
-        return left
+        return _outliving(enclaves, "stopped")
 
     # -- anvil ------------------------------------------------------------------------------
 
