@@ -54,8 +54,9 @@ KINDS = ("enclave", "host", "anvil")
 # Seconds between kills, on average (each gap is 0.5 to 1.5 times this), counted from the
 # moment the agent is back from the last one.
 MEAN_GAP_SECONDS = 10.0
-# A transaction's wait for the chain after its tick, before the feeder goes on.
-SETTLE_SECONDS = 60.0
+# A transaction's wait for the chain after its tick, before the feeder goes on (a stuck one
+# is left to the audit).
+SETTLE_SECONDS = 30.0
 
 
 @dataclass
@@ -243,8 +244,11 @@ def run_chaos(
             killer.stop()
         say(f"stopped killing after {sum(killer.kills.values())} kills; settling")
         db = procs.data_dir / "agent.db"
-        wait_until("the agent's transactions final", lambda: waiting_transactions(db) == 0,
-                   SETTLE_SECONDS * 2)  # fmt: skip
+        try:
+            wait_until("the agent's transactions final", lambda: waiting_transactions(db) == 0,
+                       SETTLE_SECONDS * 4)  # fmt: skip
+        except ChaosError as exc:
+            say(f"{exc}; auditing as it is")  # transaction_settled reports what waits
         records = collect_records(procs, chain, feeder.ledger, killer.orphans, say)
     records = _with_orphans(records, procs.orphans())
     audit = audit_chaos(records)
