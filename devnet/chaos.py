@@ -98,9 +98,11 @@ class Killer:
         rng: random.Random,
         say: Callable[[str], None],
         mean_gap: float,
+        wait_for_dump: bool = True,
     ) -> None:
         self.procs, self.chain, self.rng, self.say = procs, chain, rng, say
         self.mean_gap = mean_gap
+        self.wait_for_dump = wait_for_dump
         self.kills: Counter[str] = Counter()
         self.log: list[str] = []
         self.orphans: list[str] = []
@@ -113,6 +115,11 @@ class Killer:
 
     def start(self) -> None:
         self._thread.start()
+
+    def running(self) -> bool:
+        """Whether the killer is still at work (waiting, or killing and waiting for the
+        agent to be back)."""
+        return self._thread.is_alive()
 
     def every_kind_killed(self) -> bool:
         return all(self.kills[kind] for kind in KINDS)
@@ -155,7 +162,7 @@ class Killer:
             with self.chain.lock:  # not in the middle of the feeder's own market moves
                 pid = self.procs.anvil.pid
                 what = f"anvil pid {pid} (block {self.chain.w3.eth.block_number})"
-                self.procs.kill_anvil()
+                self.procs.kill_anvil(self.wait_for_dump)
         self.kills[kind] += 1
         line = f"kill {number}: {kind} ({what}), back in {time.monotonic() - started:.1f} s"
         self.log.append(line)
@@ -216,9 +223,12 @@ def run_chaos(
     *,
     say: Callable[[str], None] = lambda line: None,
     mean_gap: float = MEAN_GAP_SECONDS,
+    wait_for_dump: bool = True,
 ) -> ChaosResult:
     """Run the chaos run for `minutes` of feeding (longer if a kind of kill has not happened
-    yet), then audit it. Everything it started is stopped on return.
+    yet), then audit it. Everything it started is stopped on return. Without
+    `wait_for_dump`, anvil is killed at the moment drawn, losing the blocks mined since its
+    last dump (up to a second of them).
 
     Raises:
         ChaosError: a process would not start or come back.
@@ -229,15 +239,17 @@ def run_chaos(
     workdir.mkdir(parents=True, exist_ok=True)
     with set_up(workdir, say) as (procs, chain):
         feeder = Feeder(procs, chain, chain.token)
-        killer = Killer(procs, chain, rng, say, mean_gap)
+        killer = Killer(procs, chain, rng, say, mean_gap, wait_for_dump)
         say(f"feeding candles for {minutes:g} min; kills from seed {seed}")
         killer.start()
         end = time.monotonic() + minutes * 60
         try:
             for seq, candle in enumerate(_candles(chain.first_row), start=1):
-                if killer.stopping.is_set():
-                    break  # the killer failed: stop() raises its error
                 if time.monotonic() > end and killer.every_kind_killed():
+                    killer.stopping.set()
+                # Trading goes on until a kill in progress has recovered: a killed enclave
+                # comes back at the host's next call.
+                if killer.stopping.is_set() and not killer.running():
                     break
                 feeder.feed(seq, candle)
         finally:

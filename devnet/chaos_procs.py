@@ -125,6 +125,7 @@ class ChaosProcesses:
         self.host: subprocess.Popen[bytes] | None = None
         # Every pid of the run's processes, to check by pid that none is left at the end.
         self.pids: set[int] = set()
+        self._good_dump = ""
         self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.stub = pb_grpc.AgentStub(self._channel)
 
@@ -132,7 +133,7 @@ class ChaosProcesses:
     def start_anvil(cls, workdir: Path, genesis_timestamp: int) -> Anvil:
         """anvil with its state in `workdir`, dumped every second."""
         return Anvil.start(
-            state_file=workdir / "anvil-state.json",
+            state_file=workdir / "anvil-state.json",  # ChaosProcesses.state_file
             state_interval=1,
             genesis_timestamp=genesis_timestamp,
         )
@@ -254,16 +255,24 @@ class ChaosProcesses:
 
     # -- anvil ------------------------------------------------------------------------------
 
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "anvil-state.json"
+
     def dumped_block(self) -> int | None:
-        """The newest block in anvil's state file, or None while it is being written."""
+        """The newest block in anvil's state file, or None while it is being written; the
+        text read is kept as the last good dump."""
         try:
-            state = json.loads((self.workdir / "anvil-state.json").read_text())
-            return int(state["best_block_number"])
+            text = self.state_file.read_text()
+            block = int(json.loads(text)["best_block_number"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        self._good_dump = text
+        return block
 
-    def kill_anvil(self) -> None:
-        """SIGKILL anvil once its state dump holds the head block, and restart it from the
+    def kill_anvil(self, wait_for_dump: bool = True) -> None:
+        """SIGKILL anvil once its state dump holds the head block (at once without
+        `wait_for_dump`: the blocks after its last dump are lost), and restart it from the
         dump, its clock past the last block's time.
 
         Raises:
@@ -281,9 +290,12 @@ class ChaosProcesses:
             return int(head["timestamp"])
 
         try:
+            if not wait_for_dump:
+                raise ChaosError("not waiting for anvil's dump")
             latest = wait_until("anvil dumping its head block", head_dumped, 30)
         except ChaosError:
-            log.warning("anvil's state dump lags its head block; killing it anyway")
+            if wait_for_dump:
+                log.warning("anvil's state dump lags its head block; killing it anyway")
             latest = int(w3.eth.get_block("latest")["timestamp"])
         pid = self.anvil.pid
         if pid is not None:
@@ -292,9 +304,17 @@ class ChaosProcesses:
         self.anvil.genesis_timestamp = latest + 2
         try:
             self.anvil.restart()
-            self._note_enclave()
         except AnvilError as exc:
-            raise ChaosError(f"anvil did not come back from its state file: {exc}") from None
+            if not self._good_dump:
+                raise ChaosError(f"anvil did not come back from its state file: {exc}") from None
+            # The kill may land while anvil rewrites its dump: back to the one read whole.
+            log.warning("anvil could not load its state file; restoring the last whole dump")
+            self.state_file.write_text(self._good_dump)
+            try:
+                self.anvil.restart()
+            except AnvilError as again:
+                raise ChaosError(f"anvil did not come back from its state: {again}") from None
+        self._note_enclave()
 
     # -- the end ----------------------------------------------------------------------------
 
