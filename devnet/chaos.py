@@ -46,6 +46,7 @@ from devnet.chaos_setup import ChaosChain, collect_records, set_up, waiting_tran
 from devnet.demo_run import CANDLES
 from devnet.dex import set_next_block_time
 from devnet.vault import observe_all
+from host.chain.transact import ChainError
 from host.market.replay import Candle, read_candles
 from wire.ticks import Tick, tick_batch_messages
 
@@ -57,6 +58,8 @@ MEAN_GAP_SECONDS = 10.0
 # A transaction's wait for the chain after its tick, before the feeder goes on (a stuck one
 # is left to the audit).
 SETTLE_SECONDS = 30.0
+# Tries of the market mover's part of a candle.
+MARKET_ATTEMPTS = 3
 
 
 @dataclass
@@ -180,10 +183,7 @@ class Feeder:
     def feed(self, seq: int, candle: Candle) -> None:
         """Move the pool to the candle's close, observe, send the tick until answered, and
         wait (bounded) for what it signed to be final."""
-        with self.chain.lock:
-            set_next_block_time(self.chain.w3, candle.timestamp_ms // 1000)
-            price = self.chain.mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
-            observe_all(self.chain.vault, self.chain.dex)
+        price = self._move_market(candle)
         tick = Tick(seq, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
         answers = self.ledger.setdefault(seq, [])
         deadline = time.monotonic() + 300
@@ -201,6 +201,22 @@ class Feeder:
                        SETTLE_SECONDS)  # fmt: skip
         except ChaosError:
             log.warning("transactions still waiting after tick %d; going on", seq)
+
+    def _move_market(self, candle: Candle) -> Decimal:
+        """The market mover's part (not under test): tried again when a move reverts, as
+        after anvil lost the blocks the move was computed on."""
+        for attempt in range(MARKET_ATTEMPTS):
+            try:
+                with self.chain.lock:
+                    set_next_block_time(self.chain.w3, candle.timestamp_ms // 1000)
+                    price = self.chain.mover.move_to(Decimal(repr(candle.price)), "ETH/USD")
+                    observe_all(self.chain.vault, self.chain.dex)
+                return price
+            except ChainError as exc:
+                if attempt + 1 == MARKET_ATTEMPTS:
+                    raise
+                log.warning("moving the market failed (%s); trying again", exc)
+        raise AssertionError("unreachable")
 
     def _send(self, tick: Tick) -> str:
         batches = tick_batch_messages([tick])
