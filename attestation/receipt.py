@@ -58,7 +58,7 @@ class Receipt(BaseModel):
     model_hash: Hash32
     config_hash: Hash32
     decision_hash: Hash32
-    # Machine-readable: "signed", "hold", "refused:max_notional_per_trade".
+    # Machine-readable: "signed", "hold", "refused:max_notional_per_trade", "ticks_refused:3".
     verdict: str = Field(min_length=1, max_length=MAX_VERDICT_LENGTH)
     tx_hash: Hash32
     timestamp: int = Field(ge=0, le=_UINT64_MAX)  # unix seconds

@@ -122,6 +122,9 @@ def _summarize(
     refusals = Counter(
         r.verdict.removeprefix("refused:") for r in receipts if r.verdict.startswith("refused:")
     )
+    for record in records:  # refused ticks: one receipt per Ingest, counted by reason
+        if record.receipt.verdict.startswith("ticks_refused:"):
+            refusals.update(json.loads(record.input_json)["by_reason"])
     holds = sum(1 for r in receipts if r.verdict == "hold")
     audit = audit_agent(attestation, receipts, w3, anchors=session.anchors,
                         at=datetime.now(UTC), expected_head_hash=storage.head()[1],

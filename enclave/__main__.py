@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -205,4 +206,5 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `tee-agent sim ...` runs this module; its usage lines then name `tee-agent`.
+    sys.exit(main(prog=os.environ.get("TEE_AGENT_PROG", "python -m enclave")))

@@ -100,6 +100,14 @@ class ChainConfig(BaseModel):
         description="Uniswap V2 Router02: the only router the vault's swaps may go through "
         "(the vault must allowlist it)."
     )
+    replace_after_blocks: int = Field(
+        default=3,
+        ge=1,
+        le=10_000,
+        description="Blocks a signed transaction may wait unmined (by the chain's block number "
+        "as the host reports it) before the enclave replaces it: same nonce and call, fees "
+        "up at least 12.5 % and never above max_fee_per_gas_gwei.",
+    )
 
 
 class VaultConfig(BaseModel):

@@ -21,12 +21,21 @@ from attestation.binding import AgentAttestation, AgentIdentity, identity_report
 from attestation.receipt import Receipt, receipt_hash
 from enclave.config import EnclaveConfig
 from enclave.decisions import DecisionEngine
+from enclave.in_flight import AccountView
 from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
 from enclave.signer import AccountSigner
-from enclave.state import MAX_PENDING_OUTPUTS, EnclaveState, PendingReceipt, PendingTransaction
+from enclave.state import (
+    MAX_PENDING_BYTES,
+    MAX_PENDING_OUTPUTS,
+    RELEASE_BUDGET_BYTES,
+    EnclaveState,
+    PendingReceipt,
+    PendingTransaction,
+    output_bytes,
+)
 from enclave.vault_trades import FeeHint
 from wire.records import ReceiptRecord, TransactionRecord
 from wire.ticks import TickColumns
@@ -75,6 +84,9 @@ class Released:
 
     receipts: list[ReceiptRecord]
     transactions: list[TransactionRecord]
+    # More outputs up to the version asked for wait: ask again (each reply carries at most
+    # RELEASE_BUDGET_BYTES of them, so it stays below the transport's limit).
+    more: bool = False
 
 
 class EnclaveCore:
@@ -175,11 +187,13 @@ class EnclaveCore:
         balances: dict[str, int],
         release_through: int = 0,
         twap_prices: Mapping[str, float] | None = None,
+        account: AccountView | None = None,
     ) -> tuple[Sealed, Released]:
         """Release the outputs up to `release_through` (0: none), take the TWAPs the host
-        reports (pair symbol -> quote per base; the latest of each pair is kept), then
-        process the batches of ticks in order; returns the new sealed state and what was
-        refused, and the released outputs.
+        reports (pair symbol -> quote per base; the latest of each pair is kept), take the
+        chain's view of the account when reported (`enclave.in_flight`: nonces, and the
+        replacement of transactions stuck unmined), then process the batches of ticks in
+        order; returns the new sealed state and what was refused, and the released outputs.
 
         Raises:
             EnclaveError: not open, too many outputs waiting for release, a balance for a
@@ -204,13 +218,17 @@ class EnclaveCore:
         # backlog is what would stay pending: every output has a sealed version >= 1, so
         # release_through 0 keeps them all.
         self._check_sealed(state, release_through)
-        self._check_backlog(
-            sum(1 for p in state.pending_receipts if p.state_version > release_through)
-        )
+        self._check_backlog(state, release_through)
         released = self.release(release_through) if release_through else Released([], [])
         engine.report_twaps(twap_prices)
         now_ms = int(self._clock() * 1000)
-        return self._change(lambda: engine.ingest(state, ticks, fees, balances, now_ms)), released
+
+        def work() -> tuple[int, list[tuple[int, str]]]:
+            if account is not None:
+                engine.take_account_view(state, account, fees)
+            return engine.ingest(state, ticks, fees, balances, now_ms)
+
+        return self._change(work), released
 
     def owner_command(self, ciphertext: bytes) -> Sealed:
         """Apply an encrypted, owner-signed command (pause, resume).
@@ -220,7 +238,7 @@ class EnclaveCore:
                 for another enclave, or replayed (the message names which).
         """
         state, engine = self._require()
-        self._check_backlog(len(state.pending_receipts))
+        self._check_backlog(state, 0)
         try:
             command = open_owner_command(
                 ciphertext,
@@ -236,25 +254,37 @@ class EnclaveCore:
         return self._change(lambda: engine.apply_owner_command(state, command, timestamp))
 
     def release(self, state_version: int) -> Released:
-        """Hand out the outputs of every version up to `state_version` (stored by the host).
+        """Hand out the outputs of every version up to `state_version` (stored by the host),
+        in order, at most RELEASE_BUDGET_BYTES of them (`more` says that some remain): the
+        receipts, and the transactions signed under the receipts handed out.
 
         Raises:
             EnclaveError("invalid_argument"): a version the enclave has not sealed yet.
         """
         state, _ = self._require()
         self._check_sealed(state, state_version)
-        receipts = [p for p in state.pending_receipts if p.state_version <= state_version]
-        transactions = [p for p in state.pending_transactions if p.state_version <= state_version]
-        state.pending_receipts = [
-            p for p in state.pending_receipts if p.state_version > state_version
+        ready = [p for p in state.pending_receipts if p.state_version <= state_version]
+        receipts: list[PendingReceipt] = []
+        budget = RELEASE_BUDGET_BYTES
+        for pending in ready:
+            budget -= output_bytes(pending)
+            if receipts and budget < 0:
+                break
+            receipts.append(pending)
+        last_seq = int(str(receipts[-1].receipt["seq"])) if receipts else 0
+        transactions = [
+            p
+            for p in state.pending_transactions
+            if p.state_version <= state_version and p.receipt_seq <= last_seq
         ]
-        state.pending_transactions = [
-            p for p in state.pending_transactions if p.state_version > state_version
-        ]
+        state.pending_receipts = state.pending_receipts[len(receipts) :]
+        taken = {id(p) for p in transactions}
+        state.pending_transactions = [p for p in state.pending_transactions if id(p) not in taken]
         chain_id = self._config.chain.chain_id
         return Released(
             [_receipt_record(p, chain_id) for p in receipts],
             [_transaction_record(p) for p in transactions],
+            more=len(receipts) < len(ready),
         )
 
     def _check_sealed(self, state: EnclaveState, state_version: int) -> None:
@@ -264,13 +294,17 @@ class EnclaveCore:
                 f"version {state_version} was never sealed (the latest is {state.state_version})",
             )
 
-    def _check_backlog(self, pending: int) -> None:
-        """Refuse new work while `pending` receipts wait for Release."""
-        if pending >= MAX_PENDING_OUTPUTS:
+    def _check_backlog(self, state: EnclaveState, release_through: int) -> None:
+        """Refuse new work while too many outputs, or too many bytes of them, would still
+        wait for Release after releasing those up to `release_through` (0: none)."""
+        receipts = [p for p in state.pending_receipts if p.state_version > release_through]
+        transactions = [p for p in state.pending_transactions if p.state_version > release_through]
+        weight = sum(map(output_bytes, receipts)) + sum(map(output_bytes, transactions))
+        if len(receipts) >= MAX_PENDING_OUTPUTS or weight >= MAX_PENDING_BYTES:
             raise EnclaveError(
                 "failed_precondition",
-                f"{pending} receipts wait for Release; store the latest "
-                "sealed state and release them first",
+                f"{len(receipts)} receipts ({weight:,} bytes) wait for Release; store the "
+                "latest sealed state and release them first",
             )
 
     def _change(self, work: Callable[[], tuple[int, list[tuple[int, str]]]]) -> Sealed:

@@ -25,16 +25,24 @@ from enclave.guardrails import (
     judge,
     notional_spent,
 )
+from enclave.in_flight import AccountView, apply_account_view, track
 from enclave.market import features, refusal_reason, remember
 from enclave.owner import OwnerCommand
 from enclave.policy import Decision, MarketView, Policy, hold
 from enclave.receipts import make_receipt
+from enclave.refusals import RefusalTally
 from enclave.signer import AccountSigner, Eip1559Transaction
-from enclave.state import EnclaveState, PendingReceipt, PendingTransaction
+from enclave.state import (
+    MAX_PENDING_BYTES,
+    EnclaveState,
+    PendingReceipt,
+    PendingTransaction,
+    output_bytes,
+)
 from enclave.tick_columns import clean_prefix, first_due, remember_run
 from enclave.transactions import SWAP_DEADLINE_SECONDS, VAULT_SWAP_GAS
 from enclave.vault_trades import FeeHint, offered_fees, plan_swap, vault_swap
-from wire.ticks import DUPLICATE_SEQ, Tick, TickColumns
+from wire.ticks import BACKLOG, Tick, TickColumns
 
 NO_HASH = bytes(32)
 # Ticks `ingest` checks together at first, after a tick it had to take alone, and at most:
@@ -65,11 +73,26 @@ class DecisionEngine:
         # The vault's TWAP per pair symbol as the host last reported it: host input, so not
         # sealed (a restarted enclave knows none until the host reports again).
         self.twap_prices: dict[str, float] = {}
+        # What the outputs waiting for release weigh, counted from each `ingest` on.
+        self._pending_bytes = 0
 
     def report_twaps(self, prices: Mapping[str, float]) -> None:
         """Take the TWAPs the host reports (pair symbol -> quote per base, already checked:
         configured pairs, finite and positive); a pair left out keeps its last one."""
         self.twap_prices.update(prices)
+
+    def take_account_view(
+        self, state: EnclaveState, view: AccountView, fees: FeeHint | None
+    ) -> int:
+        """Apply the chain's view of the account (`enclave.in_flight`; receipts at the market
+        time of the last tick). Returns how many transactions were replaced."""
+        timestamp = (state.market.last_timestamp_ms or 0) // 1000
+        return apply_account_view(
+            state, view, config=self.config, signer=self.signer, fees=fees,
+            write_receipt=lambda verdict, text, tx: self._receipt(
+                state, verdict, text, "", tx, timestamp
+            ),
+        )  # fmt: skip
 
     def notional_spent(self, state: EnclaveState, now: int) -> Decimal:
         return notional_spent(state.spent, now)
@@ -83,32 +106,42 @@ class DecisionEngine:
         now_ms: int,
     ) -> tuple[int, list[tuple[int, str]]]:
         """Take every tick of the batches in order, as `ingest_tick` would one by one: runs
-        of plainly acceptable ticks together, any other tick alone."""
+        of plainly acceptable ticks together, any other tick alone; then write one receipt
+        for the ticks refused (`summarise`). Once the outputs waiting for release reach
+        MAX_PENDING_BYTES, the remaining ticks are refused as BACKLOG, not taken."""
         accepted = 0
         refused: list[tuple[int, str]] = []
+        tally = RefusalTally()
         self.decision_seconds = []
+        self._pending_bytes = state.pending_bytes()
         for ticks in batches:
             # `alone`: ticks still to take one by one; `burst`: how many the next window
             # check that stops early sends that way.
             index, window, alone, burst = 0, _FIRST_WINDOW, 0, 1
-            while index < len(ticks):
+            while index < len(ticks) and not self._backlogged():
                 if alone:
                     taken = ticks.ticks(index, index + alone)
                     for tick in taken:
+                        if self._backlogged():
+                            break
                         reason = self.ingest_tick(state, tick, fees, balances, now_ms)
                         if reason is None:
                             accepted += 1
                         else:
                             refused.append((tick.seq, reason))
-                    index, alone = index + len(taken), 0
+                            tally.add(tick, reason)
+                        index += 1
+                    alone = 0
                     continue
                 stop = min(len(ticks), index + window)
                 clean = clean_prefix(ticks, index, stop, state.market, self.config, now_ms)
                 if clean:
-                    accepted += clean
-                    state.ticks_accepted += clean
-                    self._accept_run(state, ticks, index, index + clean, fees, balances)
-                    index += clean
+                    took = self._accept_run(state, ticks, index, index + clean, fees, balances)
+                    accepted += took
+                    state.ticks_accepted += took
+                    index += took
+                    if took < clean:
+                        break
                 if index == stop:
                     window, burst = min(2 * window, _MAX_WINDOW), 1
                     continue
@@ -117,7 +150,21 @@ class DecisionEngine:
                 if clean >= _RETRY_WINDOW:
                     burst = 1
                 window, alone, burst = _RETRY_WINDOW, burst, min(2 * burst, _MAX_ALONE)
+            for tick in ticks.ticks(index, len(ticks)):
+                state.ticks_refused += 1
+                refused.append((tick.seq, BACKLOG))
+                tally.add(tick, BACKLOG)
+        self.summarise(state, tally)
         return accepted, refused
+
+    def summarise(self, state: EnclaveState, tally: RefusalTally) -> None:
+        """One receipt for the refused ticks of `tally`, when any but duplicates."""
+        if tally.evidence:
+            timestamp = max(state.market.last_timestamp_ms or 0, 0) // 1000
+            self._receipt(state, tally.verdict(), tally.input_json(), "", NO_HASH, timestamp)
+
+    def _backlogged(self) -> bool:
+        return self._pending_bytes >= MAX_PENDING_BYTES
 
     def _accept_run(
         self,
@@ -127,12 +174,17 @@ class DecisionEngine:
         stop: int,
         fees: FeeHint | None,
         balances: dict[str, int],
-    ) -> None:
-        """Remember the accepted ticks [start, stop), deciding at every tick a decision is due."""
+    ) -> int:
+        """Remember the accepted ticks [start, stop), deciding at every tick a decision is
+        due; returns how many it took: fewer when the backlog filled before a decision."""
         interval_ms = self.config.market.decision_interval_seconds * 1000
+        first = start
         while start < stop:
             due_ms = None if state.last_decision is None else state.last_decision + interval_ms
             due = first_due(ticks, start, stop, due_ms)
+            if due is not None and self._backlogged():
+                remember_run(ticks, start, due, state.market, self._keep, self._window_ms)
+                return due - first
             upto = stop if due is None else due + 1
             remember_run(ticks, start, upto, state.market, self._keep, self._window_ms)
             start = upto
@@ -140,6 +192,7 @@ class DecisionEngine:
                 tick = ticks.tick(due)
                 state.last_decision = tick.timestamp_ms
                 self._decide(state, tick, fees, balances)
+        return stop - first
 
     def ingest_tick(
         self,
@@ -149,20 +202,12 @@ class DecisionEngine:
         balances: dict[str, int],
         now_ms: int,
     ) -> str | None:
-        """Check one tick; remember it and decide when a decision is due, or refuse it with
-        a receipt. Returns the refusal reason, or None when accepted."""
+        """Check one tick; remember it and decide when a decision is due, or refuse it (the
+        caller counts it for the batch's refusal receipt, `summarise`). Returns the refusal
+        reason, or None when accepted."""
         reason = refusal_reason(tick, state.market, self.config, now_ms)
         if reason is not None:
             state.ticks_refused += 1
-            if reason != DUPLICATE_SEQ:  # a replayed tick is not a new observation
-                self._receipt(
-                    state,
-                    verdict=f"refused:{reason}",
-                    input_json=_canonical(tick.as_dict()),
-                    decision_json="",
-                    tx_hash=NO_HASH,
-                    timestamp=max(tick.timestamp_ms, 0) // 1000,
-                )
             return reason
         remember(tick, state.market, self._keep, self._window_ms)
         state.ticks_accepted += 1
@@ -281,27 +326,27 @@ class DecisionEngine:
         receipt_seq: int,
     ) -> None:
         """Sign `proposed` at the next nonce, as the transaction of receipt `receipt_seq`."""
-        signed = self.signer.sign_transaction(
-            Eip1559Transaction(
-                chain_id=proposed.chain_id,
-                nonce=state.tx_nonce,
-                max_priority_fee_per_gas=priority,
-                max_fee_per_gas=proposed.max_fee_per_gas,
-                gas=gas,
-                to=bytes.fromhex(proposed.to[2:]),
-                value=proposed.value,
-                data=proposed.data,
-            )
+        tx = Eip1559Transaction(
+            chain_id=proposed.chain_id,
+            nonce=state.tx_nonce,
+            max_priority_fee_per_gas=priority,
+            max_fee_per_gas=proposed.max_fee_per_gas,
+            gas=gas,
+            to=bytes.fromhex(proposed.to[2:]),
+            value=proposed.value,
+            data=proposed.data,
         )
-        state.pending_transactions.append(
-            PendingTransaction(
-                state_version=0,
-                raw_transaction=signed.raw_transaction.hex(),
-                tx_hash=signed.hash.hex(),
-                nonce=state.tx_nonce,
-                receipt_seq=receipt_seq,
-            )
+        signed = self.signer.sign_transaction(tx)
+        track(state, tx, signed.hash, receipt_seq)
+        pending = PendingTransaction(
+            state_version=0,
+            raw_transaction=signed.raw_transaction.hex(),
+            tx_hash=signed.hash.hex(),
+            nonce=state.tx_nonce,
+            receipt_seq=receipt_seq,
         )
+        state.pending_transactions.append(pending)
+        self._pending_bytes += output_bytes(pending)
         state.tx_nonce += 1
 
     def _receipt(
@@ -330,14 +375,14 @@ class DecisionEngine:
         )
         state.receipt_seq = receipt.seq
         state.head_hash = receipt_hash(receipt, self.config.chain.chain_id)
-        state.pending_receipts.append(
-            PendingReceipt(
-                state_version=0,
-                receipt=receipt.to_json_dict(),
-                decision_json=decision_json,
-                input_json=input_json,
-            )
+        pending = PendingReceipt(
+            state_version=0,
+            receipt=receipt.to_json_dict(),
+            decision_json=decision_json,
+            input_json=input_json,
         )
+        state.pending_receipts.append(pending)
+        self._pending_bytes += output_bytes(pending)
         return receipt.seq
 
 

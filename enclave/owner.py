@@ -7,15 +7,21 @@ counter seen before, so a command cannot be replayed, nor sent to another enclav
 
 from __future__ import annotations
 
-import json
-from typing import Literal
-
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.public import PrivateKey, PublicKey, SealedBox
-from nacl.signing import SigningKey, VerifyKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from nacl.public import PrivateKey, SealedBox
+from nacl.signing import VerifyKey
+from pydantic import ValidationError
 
-DOMAIN = "tee-agent/owner-command/v1"
+from wire.owner_commands import DOMAIN, OwnerCommand, make_owner_command
+
+__all__ = [
+    "DOMAIN",
+    "OwnerCommand",
+    "OwnerCommandError",
+    "make_owner_command",
+    "open_owner_command",
+]
+
 MAX_CIPHERTEXT = 4096
 
 
@@ -25,28 +31,6 @@ class OwnerCommandError(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
-
-
-class OwnerCommand(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    domain: Literal["tee-agent/owner-command/v1"]
-    action: Literal["pause", "resume"]
-    counter: int = Field(ge=1, le=2**63 - 1)
-    enclave: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-
-
-def make_owner_command(
-    owner_key: SigningKey,
-    enclave_box_key: bytes,
-    enclave_address: str,
-    action: Literal["pause", "resume"],
-    counter: int,
-) -> bytes:
-    """The ciphertext an owner sends: SealedBox(enclave key, Ed25519-signed command)."""
-    command = OwnerCommand(domain=DOMAIN, action=action, counter=counter, enclave=enclave_address)
-    message = json.dumps(command.model_dump(), sort_keys=True, separators=(",", ":")).encode()
-    return SealedBox(PublicKey(enclave_box_key)).encrypt(owner_key.sign(message))
 
 
 def open_owner_command(

@@ -21,6 +21,7 @@ from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from enclave.core import EnclaveCore, EnclaveError, Released, Sealed
+from enclave.in_flight import AccountView
 from enclave.market import MAX_NUMBER
 from enclave.vault_trades import FeeHint
 from wire.identity import attestation_message, identity_message
@@ -34,6 +35,9 @@ log = logging.getLogger("tee_agent.enclave")
 # is busy, so a call may carry several; 100,000 ticks are under 3 MB.
 MAX_TICKS_PER_CALL = 100_000
 MAX_MESSAGE_BYTES = 16 << 20
+# The largest nonce a reported account view may name: the host stores nonces as int64, and a
+# nonce near the EIP-2681 limit (2**64-1) would leave the agent no nonce to sign with.
+MAX_NONCE = 2**63 - 1
 _STATUS = {
     "not_open": grpc.StatusCode.FAILED_PRECONDITION,
     "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION,
@@ -108,9 +112,10 @@ class EnclaveService(pb_grpc.EnclaveServicer):  # type: ignore[misc]  # generate
             _balances(request.balances),
             request.release_through,
             _twap_prices(request.twap_prices),
+            _account(request),
         )
         response = _ingested(sealed)
-        if released.receipts or released.transactions:
+        if released.receipts or released.transactions or released.more:
             response.released.CopyFrom(_released(released))
         return response
 
@@ -197,6 +202,25 @@ def _twap_prices(prices: Mapping[str, float]) -> dict[str, float]:
     return dict(prices)
 
 
+def _account(request: pb.IngestRequest) -> AccountView | None:
+    """The chain's view of the account, or None when the host sent none (every uint64 is a
+    block number: the enclave only ever moves forward with them).
+
+    Raises:
+        EnclaveError("invalid_argument"): a nonce beyond MAX_NONCE.
+    """
+    if not request.HasField("account"):
+        return None
+    view = request.account
+    for name in ("mined_nonce", "pending_nonce"):
+        if getattr(view, name) > MAX_NONCE:
+            raise EnclaveError(
+                "invalid_argument",
+                f"account.{name} {getattr(view, name)} is beyond the largest nonce {MAX_NONCE}",
+            )
+    return AccountView(view.block_number, view.mined_nonce, view.pending_nonce)
+
+
 def _ingested(sealed: Sealed) -> pb.IngestResponse:
     return pb.IngestResponse(
         sealed_state=sealed.sealed_state,
@@ -213,6 +237,7 @@ def _released(released: Released) -> pb.ReleaseResponse:
     return pb.ReleaseResponse(
         receipts=[receipt_message(record) for record in released.receipts],
         transactions=[transaction_message(record) for record in released.transactions],
+        more=released.more,
     )
 
 

@@ -18,6 +18,16 @@ STATE_FORMAT = 1
 # Outputs kept until the host releases them; a host that never releases stalls the agent
 # here rather than letting memory grow without bound.
 MAX_PENDING_OUTPUTS = 100_000
+# ... and at most this many bytes of them: the sealed state carries every pending output,
+# and one reply of the enclave (16 MiB at most) carries the sealed state, up to
+# RELEASE_BUDGET_BYTES of released outputs and the refusals of a batch (about 3 MB at most).
+MAX_PENDING_BYTES = 6 << 20
+# Released outputs per reply, at most (always at least one output, which is far smaller).
+RELEASE_BUDGET_BYTES = 4 << 20
+# What a receipt weighs in the sealed state and on the wire beside its texts (hashes in
+# hex, field names, the signature), and a transaction beside its raw bytes in hex.
+_RECEIPT_BYTES = 1_000
+_TRANSACTION_BYTES = 200
 
 
 class PendingReceipt(BaseModel):
@@ -33,6 +43,38 @@ class PendingTransaction(BaseModel):
     tx_hash: str
     nonce: int
     receipt_seq: int
+
+
+def output_bytes(output: PendingReceipt | PendingTransaction) -> int:
+    """About how many bytes `output` takes in the sealed state and in a reply (a little
+    more rather than less)."""
+    if isinstance(output, PendingReceipt):
+        return _RECEIPT_BYTES + len(output.decision_json) + len(output.input_json)
+    return _TRANSACTION_BYTES + len(output.raw_transaction)
+
+
+class InFlightTransaction(BaseModel):
+    """A signed transaction not yet known to be mined (`enclave.in_flight`): its fields, so
+    that it can be signed again at a higher fee, and which receipts it belongs to."""
+
+    nonce: int
+    chain_id: int
+    to: str  # 0x and 40 hex digits
+    value: int
+    data: str  # hex, no 0x
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    tx_hash: str  # hex, no 0x: of the version signed last
+    # The receipt of the version signed last, and the receipt of the decision it carries out.
+    receipt_seq: int
+    original_receipt_seq: int
+    original_tx_hash: str
+    # The chain's block number (as last reported) when this version was signed; None when
+    # no block number had been reported yet (the first report then starts the wait).
+    signed_block: int | None = None
+    # A replacement the fee cap did not allow was reported once in a receipt.
+    stuck_reported: bool = False
 
 
 class EnclaveState(BaseModel):
@@ -58,6 +100,10 @@ class EnclaveState(BaseModel):
     ticks_refused: int = 0
     pending_receipts: list[PendingReceipt] = []
     pending_transactions: list[PendingTransaction] = []
+    # The highest block number the host has reported (never goes back), and the signed
+    # transactions not yet known to be mined, by nonce. Both absent from older sealed states.
+    chain_block: int = 0
+    in_flight: list[InFlightTransaction] = []
 
     @field_serializer("account_secret", "box_secret", "head_hash")
     def _hex(self, value: bytes) -> str:
@@ -74,6 +120,14 @@ class EnclaveState(BaseModel):
         if value != STATE_FORMAT:
             raise ValueError(f"state format {value} is not supported (expected {STATE_FORMAT})")
         return value
+
+    def pending_bytes(self) -> int:
+        """What the outputs waiting for release weigh (`output_bytes`)."""
+        outputs: list[PendingReceipt | PendingTransaction] = [
+            *self.pending_receipts,
+            *self.pending_transactions,
+        ]
+        return sum(map(output_bytes, outputs))
 
     def __repr__(self) -> str:  # never print keys, even by accident
         return f"EnclaveState(version={self.state_version}, receipts={self.receipt_seq})"

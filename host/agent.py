@@ -16,6 +16,8 @@ error is raised: it must not go on and have a newer state stored without them.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # web3 is not needed to run an agent without a vault
 
 Answer = TypeVar("Answer")
 
+log = logging.getLogger("tee_agent.host.agent")
+
 
 class AgentObserver(Protocol):
     """What the agent reports as it works (metrics and logs, `host.metrics`)."""
@@ -47,6 +51,7 @@ class AgentObserver(Protocol):
     def receipt(self, verdict: str) -> None: ...
     def ticks(self, accepted: int, refused: Iterable[str], decisions: Sequence[float]) -> None: ...
     def enclave_call(self, call: str, seconds: float) -> None: ...
+    def oversized(self, call: str) -> None: ...
 
 
 class Agent:
@@ -76,6 +81,11 @@ class Agent:
         self._observer = observer
         # The newest sealed state version in storage (set at every open and every save).
         self.stored_version = 0
+        # Why a person must look (`oversized`); health is NOT_SERVING while it is set, and
+        # the next change that goes through clears it.
+        self.alarm = ""
+        # When (time.time()) the enclave last accepted a tick; None: not since the start.
+        self.last_accepted_at: float | None = None
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -99,7 +109,8 @@ class Agent:
     def _on_open(self, opened: Opened) -> None:
         """After every (re)start: store the new sealed state, then release what is pending."""
         self.save_sealed_state(opened.state_version, opened.sealed_state)
-        self._store_and_publish(self.supervisor.client.release(opened.state_version))
+        while self._store_and_publish(self.supervisor.client.release(opened.state_version)):
+            pass  # a reply carries a bounded part of the outputs: ask until none is left
         if self._observer is not None:
             self._observer.enclave_open(opened)
 
@@ -166,16 +177,26 @@ class Agent:
                     answer = call(self.supervisor.client)
                     self._observe_call(name, time.perf_counter() - started)
                 except grpc.RpcError as exc:
+                    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                        raise self.oversized(name, exc.details() or "") from None
                     if exc.code() not in RETRYABLE and self.supervisor.alive():
                         raise AgentError(exc.code(), exc.details() or "refused") from None
                     # The outcome is unknown (the enclave died, or the call broke off): go
                     # back to the stored state by restarting the enclave on it, then retry.
                     self.recover(f"{exc.code().name}: {exc.details()}")
                     continue
-                # The state of this change is stored before anything of it is released.
-                self.save_sealed_state(answer.state_version, answer.sealed_state)
+                # The state of this change is stored before anything of it is released. If
+                # storing it fails, the enclave goes back to the stored state, so that what
+                # it holds (a pause, say) is never ahead of storage: the caller sees the
+                # error and can send the change again.
+                try:
+                    self.save_sealed_state(answer.state_version, answer.sealed_state)
+                except Exception as exc:
+                    self._restart_after(exc, "storing the sealed state failed")
+                    raise
                 released = self.release(answer.state_version)
                 self._count(answer)
+                self.alarm = ""
                 return BatchResult(
                     answer.accepted,
                     answer.refused,
@@ -226,15 +247,21 @@ class Agent:
             Exception: storing the outputs failed (the enclave was restarted on the stored
                 state first, so they are pending there again).
         """
-        try:
-            released = self.supervisor.client.release(version)
-        except grpc.RpcError as exc:
-            # The sealed state is stored: the restarted enclave releases these outputs when
-            # it opens (see _on_open), so nothing is lost and the batch is not sent again.
-            self.recover(f"Release failed: {exc.code().name}")
-            return Released()
-        self.store_released(released)
-        return released
+        total = Released()
+        while True:  # a reply carries a bounded part of the outputs: ask until none is left
+            try:
+                released = self.supervisor.client.release(version)
+            except grpc.RpcError as exc:
+                # The sealed state is stored: the restarted enclave releases these outputs
+                # when it opens (see _on_open), so nothing is lost and the batch is not sent
+                # again.
+                self.recover(f"Release failed: {exc.code().name}")
+                return total
+            self.store_released(released)
+            total.receipts.extend(released.receipts)
+            total.transactions.extend(released.transactions)
+            if not released.more:
+                return total
 
     def recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored sealed state (even a live one: after a
@@ -270,18 +297,47 @@ class Agent:
         try:
             self._store_and_publish(released)
         except Exception as exc:
-            try:
-                self.recover(f"storing released outputs failed: {type(exc).__name__}")
-            except Exception as failed:  # the store's own error says more: raise that
-                exc.add_note(f"restarting the enclave on the stored state failed too: {failed}")
+            self._restart_after(exc, "storing released outputs failed")
             raise
+
+    def _restart_after(self, exc: Exception, what: str) -> None:
+        """Restart the enclave on the stored state after `exc`, noting on `exc` when that
+        fails too (the store's own error says more: the caller raises that)."""
+        try:
+            self.recover(f"{what}: {type(exc).__name__}")
+        except Exception as failed:
+            exc.add_note(f"restarting the enclave on the stored state failed too: {failed}")
+
+    def oversized(self, call: str, detail: str) -> AgentError:
+        """An enclave call failed for size (RESOURCE_EXHAUSTED): a bug or an attack, never
+        to pass in silence. Raise the alarm (health NOT_SERVING until a change goes through,
+        an error in the log, a metric), restart the enclave on the stored state so nothing
+        of the call stays in its memory, and return the error for the caller to raise."""
+        self.alarm = f"the enclave's {call} failed for size: {detail[:200]}"
+        log.error(
+            "an enclave call failed for size; health is NOT_SERVING until a change goes "
+            "through", extra={"call": call, "detail": detail[:200]},
+        )  # fmt: skip
+        if self._observer is not None:
+            self._observer.oversized(call)
+        # The supervisor logs a failed restart; the size failure is what the caller must see.
+        with contextlib.suppress(AgentError):
+            self.recover(f"{call} failed for size")
+        return AgentError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the enclave's {call} failed for size ({detail[:200]}); nothing of it was "
+            "stored, the enclave went back to the stored state, and the agent reports "
+            "NOT_SERVING until a change goes through",
+        )
 
     def counted(self, answer: Ingested, seconds: float) -> None:
         """Count a streamed answer and the time the enclave took over it."""
         self._observe_call("IngestStream", seconds)
         self._count(answer)
+        self.alarm = ""
 
-    def _store_and_publish(self, released: Released) -> None:
+    def _store_and_publish(self, released: Released) -> bool:
+        """Store and publish `released`; returns whether more wait in the enclave."""
         if released.receipts:
             self.storage.append_receipts(released.receipts)
         if released.transactions:
@@ -290,8 +346,11 @@ class Agent:
             for record in released.receipts:
                 self._observer.receipt(record.receipt.verdict)
         self._watchers.publish(released.receipts, released.transactions)
+        return released.more
 
     def _count(self, answer: Ingested) -> None:
+        if answer.accepted:
+            self.last_accepted_at = time.time()
         if self._observer is not None:
             refused = [reason for _, reason in answer.refused]
             self._observer.ticks(answer.accepted, refused, answer.decision_seconds)

@@ -24,13 +24,13 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from tee_agent_rpc import agent_pb2 as pb
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from host.agent import Agent
 from host.outcomes import AgentError, BatchResult
+from host.reflection import enable_reflection
 from host.tick_stream import JoinedBatches
 from host.vault_watch import VaultReading, whole_tokens
 from wire.identity import attestation_message
@@ -164,6 +164,7 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
                 head_hash=head_hash,
                 transactions=len(agent.storage.transactions()),
                 address=supervisor.identity.address if supervisor.identity else "",
+                alarm=agent.alarm,
             )
             if agent.vault_watch is not None:
                 status.vault.CopyFrom(vault_status(agent.vault_watch.latest))
@@ -352,11 +353,9 @@ def start_api(
     register_agent_service(AgentService(agent, settings.auth_token, observe), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
-        server,
-    )  # fmt: skip
+    enable_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server
+    )
     credentials = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         credentials = grpc.ssl_server_credentials(

@@ -41,6 +41,16 @@ class FeeHint:
 
 
 @dataclass(frozen=True)
+class AccountView:
+    """The chain's view of the agent's account before a batch: the latest block number, and
+    the agent's transaction count at it ("latest") and with the node's mempool ("pending")."""
+
+    block_number: int
+    mined_nonce: int
+    pending_nonce: int
+
+
+@dataclass(frozen=True)
 class IngestInput:
     """What one Ingest call carries: tick batches, each a serialized TickBatch message (a
     client's own bytes, already checked by `wire.ticks.check_tick_batch`), how many ticks
@@ -54,6 +64,8 @@ class IngestInput:
     fees: FeeHint | None = None
     balances: Mapping[str, int] = field(default_factory=dict)
     twaps: Mapping[str, float] = field(default_factory=dict)
+    # None when the chain could not be read: the enclave then changes nothing of its nonces.
+    account: AccountView | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +233,10 @@ def ingest_request(work: IngestInput, release_through: int) -> pb.IngestRequest:
     if work.fees is not None:
         request.fees.max_fee_per_gas_wei = work.fees.max_fee_per_gas_wei
         request.fees.max_priority_fee_per_gas_wei = work.fees.max_priority_fee_per_gas_wei
+    if work.account is not None:
+        request.account.block_number = work.account.block_number
+        request.account.mined_nonce = work.account.mined_nonce
+        request.account.pending_nonce = work.account.pending_nonce
     return request
 
 
@@ -239,4 +255,5 @@ def _released(released: pb.ReleaseResponse) -> Released:
     return Released(
         receipts=[receipt_record(item) for item in released.receipts],
         transactions=[transaction_record(item) for item in released.transactions],
+        more=released.more,
     )

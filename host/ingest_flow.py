@@ -75,6 +75,11 @@ class FlowStore(Protocol):
         """Count a stored answer's ticks and decisions, and the time the enclave took."""
         ...
 
+    def oversized(self, call: str, detail: str) -> AgentError:
+        """A call failed for size: raise the alarm, restart the enclave on the stored
+        state, and return the error to raise."""
+        ...
+
     def recover(self, reason: str) -> None:
         """Restart the enclave on the newest stored sealed state.
 
@@ -142,6 +147,10 @@ class IngestFlow:
             except StopIteration:
                 self._recover("the enclave ended the stream before answering")
             except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    self._stopped = True
+                    self._unanswered.clear()
+                    raise self._store.oversized("IngestStream", exc.details() or "") from None
                 if exc.code() not in RETRYABLE and self._enclave.alive():
                     self._unanswered.clear()
                     raise AgentError(exc.code(), exc.details() or "refused") from None

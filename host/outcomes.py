@@ -34,3 +34,5 @@ class Released:
 
     receipts: list[ReceiptRecord] = field(default_factory=list)
     transactions: list[TransactionRecord] = field(default_factory=list)
+    # More outputs of the version asked for wait in the enclave: store these, ask again.
+    more: bool = False

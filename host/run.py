@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from host.api import SERVICE_NAME, ApiSettings, start_api
 from host.chain.link import ChainLink, connect_chain
 from host.config import HostConfig
 from host.market.feed import follow_pool, replay_market
-from host.metrics import HostMetrics, MetricsObserver
+from host.metrics import HostMetrics, LiveFigures, MetricsObserver
+from host.outcomes import AgentError
 from host.storage.base import Storage
 from host.storage.open import open_storage
 from host.supervisor import EnclaveLaunch, EnclaveSupervisor
@@ -160,6 +162,7 @@ def _start_agent(
         lambda sealed, on_open: EnclaveSupervisor(launch, sealed, on_open),
         observer=MetricsObserver(metrics),
     )
+    metrics.watch(lambda: live_figures(agent))
     try:
         agent.start()
     except BaseException:
@@ -168,13 +171,29 @@ def _start_agent(
     return agent, metrics
 
 
+def live_figures(agent: Agent) -> LiveFigures:
+    """What the operator's gauges show now (`HostMetrics.watch`): the enclave's figures are
+    unknown (None) while it restarts."""
+    since = agent.last_accepted_at or agent.started
+    pending = sum(len(agent.storage.transactions(status)) for status in ("signed", "pending"))
+    try:
+        status = agent.enclave_status()
+    except AgentError:
+        return LiveFigures(time.time() - since, pending, None, None, None)
+    return LiveFigures(
+        time.time() - since, pending, status.paused, status.notional_24h_usd,
+        status.notional_24h_left_usd,
+    )  # fmt: skip
+
+
 def _address(agent: Agent) -> str:
     identity = agent.supervisor.identity
     return identity.address if identity is not None else ""
 
 
 def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Event:
-    """Health follows the enclave: NOT_SERVING while it restarts. Set the event to stop."""
+    """Health follows the enclave: NOT_SERVING while it restarts or while the agent has an
+    alarm (`Agent.oversized`). Set the event to stop."""
     stopping = threading.Event()
 
     def loop() -> None:
@@ -182,7 +201,7 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
             state = agent.supervisor.state
             status = (
                 health_pb2.HealthCheckResponse.SERVING
-                if state == "running"
+                if state == "running" and not agent.alarm
                 else health_pb2.HealthCheckResponse.NOT_SERVING
             )
             for name in ("", SERVICE_NAME):

@@ -69,7 +69,11 @@ def config_toml(
         "decision_interval_seconds": 0,
     }
     rule = {"short_window": 2, "long_window": 4, "trade_fraction": "0.5", "slippage_bps": 50}
+    chain_extra = ""
     for key, value in overrides.items():
+        if key == "replace_after_blocks":  # else the default
+            chain_extra = f"replace_after_blocks = {value}\n"
+            continue
         if key in ("twap_window_seconds", "twap_max_age_seconds"):
             vault[key] = value
             continue
@@ -90,7 +94,7 @@ def config_toml(
 [chain]
 chain_id = {CHAIN_ID}
 router = "{ROUTER}"
-
+{chain_extra}
 [vault]
 {render(vault)}
 

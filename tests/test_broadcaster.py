@@ -244,7 +244,9 @@ def statuses(storage: SqliteStorage) -> dict[int, str]:
 
 
 def counted(metrics: HostMetrics, status: str) -> float:
-    return metrics.registry.get_sample_value("transactions_total", {"status": status}) or 0.0
+    return (
+        metrics.registry.get_sample_value("tee_agent_transactions_total", {"status": status}) or 0.0
+    )
 
 
 def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:

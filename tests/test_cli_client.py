@@ -109,13 +109,14 @@ def test_the_host_comes_from_tee_agent_host_when_not_given(
     assert json.loads(out)["enclave_state"] == "running"
 
 
-def test_receipts_json_lines_form_the_attested_chain(
+def test_receipts_json_is_one_object_and_forms_the_attested_chain(
     capsys: pytest.CaptureFixture[str], host: HostUnderTest, address: str
 ) -> None:
     status = host.stub.GetStatus(pb.GetStatusRequest())
     code, out, err = run(capsys, "receipts", "--host", address, "--json")
     assert code == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
+    [line] = out.splitlines()  # one JSON object on one line
+    lines = json.loads(line)["receipts"]
     assert len(lines) == status.receipts > 10
     assert [line["seq"] for line in lines] == list(range(1, status.receipts + 1))
     assert set(lines[0]) == RECEIPT_KEYS | {

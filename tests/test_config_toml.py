@@ -113,8 +113,9 @@ PINNED_BEFORE_THE_GAPS = {
     "devnet-run-chain": "2a344a42ce07ae169cb6c90a31916791fbf4eeff1ece03eec4fb08f9340e15a3",
     "devnet-exact-decimals": "e2e53ede3cebb91e6dfbf57bb0fa28aa3d709174cb71a2d525ddd0ae6d1439e3",
 }
-# And the hashes of the whole configs, pinned when the gaps arrived.
-PINNED_HASHES = {
+# And the hashes of the whole configs, pinned when the gaps arrived, before the schema gained
+# chain.replace_after_blocks: what is written now, without it, still hashes to them.
+PINNED_BEFORE_THE_REPLACEMENTS = {
     "init": "6dba8bd148489bcbdd7e3351039c2e81e6dc8d8506a534f5f0168490fa2afd4b",
     "devnet-rule": "ec2c83d721e57223e341bd29f223300544217e15daa7b5a09f05eb3aeb42fba3",
     "devnet-llm": "968069e6d9182f6896a38be4a9c5fc3d206e9bb8e9a88583d24de13ab008901e",
@@ -122,6 +123,17 @@ PINNED_HASHES = {
     "devnet-demo-llm": "a0694cff6ae597f57039894d9ee9caae8cab941e2e7b2c613b788f1514f8963e",
     "devnet-run-chain": "2e4faa63a4c5cefb9d9f576f0d87787fe1eca8c334c61fba423f8df3af92347a",
     "devnet-exact-decimals": "e228b19e91a59d25d8ce747e40c78f96291d3d8363ce28523b7e8a15592a7eb4",
+}
+
+# The hashes of the whole configs, pinned when chain.replace_after_blocks arrived.
+PINNED_HASHES = {
+    "init": "33bc315e82347d130e4a6a76f2961a47c1c4e09281c476a5d976f13b28a8d589",
+    "devnet-rule": "330dde8ce07b4e7dc3a1b72ffd07ed430cdd3e59c5b211dd078db225d632e8c5",
+    "devnet-llm": "c2e9a22729054c4d5350c8dd28cf6989b9f69a2af8d5a2fa29048820c144cde4",
+    "devnet-demo-rule": "2be246a77d997fb8184ff7b3b18f197c245bcd588549f9f9c7162421247b7d5f",
+    "devnet-demo-llm": "ad243b6b1e10e4f903af5842153f44e1b5f446e54b12b2c57327faee10ccde48",
+    "devnet-run-chain": "132f5a9b9f3563bb82af3fa4450ac2074779c51afc30cdab8a18bb4b6fe8ab12",
+    "devnet-exact-decimals": "833ba0b1f4ace680982abfed29ec663cae3bc1d4e43174f8525d75d256553c11",
 }
 
 
@@ -163,6 +175,7 @@ def test_init_and_devnet_write_what_they_wrote_before(name: str) -> None:
 def test_only_the_vault_and_the_price_move_window_are_new(name: str) -> None:
     values = parse_config(written(name), source=name).model_dump(mode="json")
     del values["vault"]
+    del values["chain"]["replace_after_blocks"]
     for key in ("price_move_window_seconds", "max_seq_gap", "max_timestamp_gap_seconds"):
         del values["market"][key]
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
@@ -178,8 +191,20 @@ def test_only_the_gaps_are_new_since_the_vault(name: str) -> None:
     )
     del values["market"]["max_seq_gap"]
     del values["market"]["max_timestamp_gap_seconds"]
+    del values["chain"]["replace_after_blocks"]
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_GAPS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_REPLACEMENTS))
+def test_only_replace_after_blocks_is_new_since_the_gaps(name: str) -> None:
+    text = written(name)
+    values = parse_config(text, source=name).model_dump(mode="json")
+    assert values["chain"]["replace_after_blocks"] == 3
+    assert "replace_after_blocks = 3" in text  # written, with its description above it
+    del values["chain"]["replace_after_blocks"]
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_REPLACEMENTS[name]
 
 
 @pytest.mark.parametrize("name", ["init", "devnet-rule", "devnet-exact-decimals"])

@@ -308,6 +308,44 @@ def test_health_and_reflection_answer(world: EnclaveWorld) -> None:
     assert {"StreamMarketData", "WatchDecisions", "GetAttestation", "GetStatus"} <= methods
 
 
+def test_reflection_answers_under_v1_as_current_clients_ask(world: EnclaveWorld) -> None:
+    """grpcurl, Postman and grpcui ask grpc.reflection.v1 first; v1alpha stays for older ones.
+    The v1 messages are v1alpha's in another package: same bytes on the wire."""
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha import reflection_pb2 as r
+
+    with running_host(world) as host:
+        ask = host.channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=r.ServerReflectionRequest.SerializeToString,
+            response_deserializer=r.ServerReflectionResponse.FromString,
+        )
+        listed, agent_file, itself = ask(
+            iter([
+                r.ServerReflectionRequest(list_services=""),
+                r.ServerReflectionRequest(file_containing_symbol="tee_agent.v1.Agent"),
+                r.ServerReflectionRequest(
+                    file_containing_symbol="grpc.reflection.v1.ServerReflection"
+                ),
+            ])
+        )  # fmt: skip
+    names = {service.name for service in listed.list_services_response.service}
+    assert {"tee_agent.v1.Agent", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection"} <= names  # fmt: skip
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in agent_file.file_descriptor_response.file_descriptor_proto
+    ]
+    agent = next(f for f in files if f.package == "tee_agent.v1" and f.service)
+    assert "GetStatus" in {method.name for method in agent.service[0].method}
+    [v1] = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in itself.file_descriptor_response.file_descriptor_proto
+    ]
+    assert v1.package == "grpc.reflection.v1" and v1.service[0].name == "ServerReflection"
+    assert v1.service[0].method[0].input_type == ".grpc.reflection.v1.ServerReflectionRequest"
+
+
 def test_bad_requests_and_missing_tokens_get_the_right_codes(world: EnclaveWorld) -> None:
     with running_host(world) as host:
         stub = host.stub

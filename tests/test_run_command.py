@@ -79,9 +79,9 @@ def test_run_replays_serves_metrics_and_resumes_after_a_restart(tmp_path: Path) 
         assert host.wait(timeout=30) == 0
     assert first.enclave_state == "running" and first.address.startswith("0x")
     assert first.ticks_accepted == 300 and first.last_tick_seq == 300
-    assert (
-        "tee_agent_ticks_accepted_total 300.0" in scraped or "ticks_accepted_total 300.0" in scraped
-    )
+    assert "tee_agent_ticks_accepted_total 300.0" in scraped
+    assert "tee_agent_seconds_since_last_accepted_tick " in scraped
+    assert "tee_agent_paused 0.0" in scraped
 
     host = start(directory, 200, port, metrics)  # 200 more: rows 301 to 500
     try:

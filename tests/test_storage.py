@@ -469,6 +469,45 @@ def test_transactions_are_added_once_updated_and_filtered(store: Storage) -> Non
     assert [tx.status for tx in store.transactions()] == ["pending", "mined", "reverted"]
 
 
+def test_a_database_of_schema_1_migrates_to_the_replaced_status_keeping_its_rows(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as older:  # the tee-agent before migration 2
+        older.setattr("host.storage.migrations.LATEST_VERSION", 1)
+        old = backend.open()
+        old.append_receipts(CHAIN[:3])
+        old.add_transactions([signed_transaction(0, 1), signed_transaction(1, 2)])
+        old.set_transaction_status(signed_transaction(0, 1).tx_hash, "mined", "block 7")
+        with pytest.raises(StorageError):  # schema 1's CHECK knows no "replaced"
+            old.set_transaction_status(signed_transaction(1, 2).tx_hash, "replaced")
+        old.close()
+    assert backend.sql("SELECT max(version) FROM schema_version") == [(1,)]
+    store = backend.open()
+    try:
+        assert isinstance(store, SqlStorage) and store.schema_version() == LATEST_VERSION >= 2
+        kept = store.transactions()
+        assert [(tx.nonce, tx.status, tx.detail) for tx in kept] == [
+            (0, "mined", "block 7"),
+            (1, "signed", ""),
+        ]
+        assert kept[1].raw_transaction == signed_transaction(1, 2).raw_transaction
+        # A replacement: another row with the same nonce; the replaced one says so.
+        replacement = signed_transaction(1, 3).model_copy(
+            update={"tx_hash": bytes(31) + b"\x01", "receipt_seq": 3}
+        )
+        store.add_transactions([replacement])
+        store.set_transaction_status(kept[1].tx_hash, "replaced", "nonce 1 went to 0x..01")
+        assert [tx.status for tx in store.transactions_from_nonce(1)] == ["signed", "replaced"]
+        assert [tx.nonce for tx in store.transactions_from_nonce(0)] == [0, 1, 1]
+        assert store.transactions("replaced")[0].detail == "nonce 1 went to 0x..01"
+        with pytest.raises(StorageError):  # the CHECK still holds for anything else
+            store.set_transaction_status(kept[0].tx_hash, "lost")  # type: ignore[arg-type]
+        with pytest.raises(StorageError, match="names receipt seq 9"):  # and the reference
+            store.add_transactions([signed_transaction(5, 9)])
+    finally:
+        store.close()
+
+
 def test_transaction_errors_are_clear(store: Storage) -> None:
     store.append_receipts(CHAIN[:1])
     with pytest.raises(StorageError, match="no transaction 0x" + "ab" * 32):

@@ -22,6 +22,7 @@ from enclave.config import EnclaveConfig, parse_config
 from enclave.decisions import DecisionEngine
 from enclave.market import MarketMemory, refusal_reason, remember
 from enclave.policy import Decision, MarketView, RulePolicy
+from enclave.refusals import RefusalTally
 from enclave.signer import AccountSigner
 from enclave.state import EnclaveState
 from enclave.tick_columns import clean_prefix
@@ -86,22 +87,23 @@ def fresh_state() -> EnclaveState:
 
 
 def one_by_one(config: EnclaveConfig, ticks: list[Tick]) -> tuple[EnclaveState, list]:
+    """The ticks through `ingest_tick`, then the one refusal receipt of an Ingest."""
     state, work = fresh_state(), engine(config)
-    refused = []
+    refused, tally = [], RefusalTally()
     for tick in ticks:
         reason = work.ingest_tick(state, tick, None, BALANCES, NOW_MS)
         if reason is not None:
             refused.append((tick.seq, reason))
+            tally.add(tick, reason)
+    work.summarise(state, tally)
     return state, refused
 
 
 def as_columns(config: EnclaveConfig, batches: list[list[Tick]]) -> tuple[EnclaveState, list, int]:
+    """The batches, as columns, in one Ingest."""
     state, work = fresh_state(), engine(config)
-    refused, accepted = [], 0
-    for batch in batches:
-        count, out = work.ingest(state, TickColumns.runs(batch), None, BALANCES, NOW_MS)
-        accepted += count
-        refused += out
+    columns = [part for batch in batches for part in TickColumns.runs(batch)]
+    accepted, refused = work.ingest(state, columns, None, BALANCES, NOW_MS)
     return state, refused, accepted
 
 
@@ -424,7 +426,10 @@ def test_a_long_batch_with_hostile_ticks_ends_where_one_by_one_ends(
     assert refused == expected_refused
     assert 100 < len(refused) < len(ticks) // 2
     assert accepted == len(ticks) - len(refused) == state.ticks_accepted
-    assert state.receipt_seq > 100
+    verdicts = [str(p.receipt["verdict"]) for p in state.pending_receipts]
+    # Many decisions, and one receipt for all the refused ticks of the Ingest, last.
+    assert len(verdicts) == state.receipt_seq > 80
+    assert [v for v in verdicts if v.startswith("ticks_refused:")] == [verdicts[-1]]
     same_state(state, expected_state)
 
 

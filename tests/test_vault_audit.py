@@ -58,7 +58,8 @@ CAP_PER_TRADE, CAP_PER_DAY = 1000 * USD, 5000 * USD
 SECOND_AGENT, STRANGER = DEV_ACCOUNTS[4], DEV_ACCOUNTS[5]
 ALL_CHECKS = [
     "attestation", "report_data_binding", "receipt_chain", "receipts_on_chain",
-    "transactions_have_receipts", "nonce_accounts_for_every_transaction", "vault_code",
+    "transactions_have_receipts", "replacements_have_receipts",
+    "nonce_accounts_for_every_transaction", "vault_code",
     "vault_agents_attested", "vault_trades_have_receipts", "vault_outflows",
 ]  # fmt: skip
 
@@ -229,6 +230,20 @@ def test_an_honest_vault_agent_passes_every_check(
     assert "FAIL transactions_have_receipts" in out and "pass --vault ADDRESS" in out
     assert main([*command, "--vault", "0x1234"]) == 2
     assert "--vault must be an address" in capsys.readouterr().err
+
+
+def test_a_replacement_receipt_must_name_an_earlier_signed_receipt_and_a_transaction(
+    agent: VaultAgent,
+) -> None:
+    hold = next(r for r in agent.receipts if r.verdict == "hold")
+    agent.receipt(f"replaced:{hold.seq}")
+    agent.receipt(f"replaced:{len(agent.receipts) + 5}")
+    problems = failed(agent.audit())
+    assert set(problems) == {"replacements_have_receipts"}, problems
+    text = problems["replacements_have_receipts"]
+    assert f"replaces seq {hold.seq}, but that is seq {hold.seq} ('hold')" in text
+    assert "but that is no receipt" in text
+    assert f"replacement receipt seq {len(agent.receipts)} names no transaction" in text
 
 
 def test_a_swap_the_agent_key_signs_outside_the_record_fails_the_trade_checks(

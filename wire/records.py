@@ -18,7 +18,7 @@ from tee_agent_rpc.messages_pb2 import Transaction as TransactionMessage
 from attestation.receipt import Hash32, Receipt
 from wire.errors import MalformedMessage
 
-TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped"]
+TxStatus = Literal["signed", "pending", "mined", "reverted", "dropped", "replaced"]
 
 
 class ReceiptRecord(BaseModel):
@@ -96,7 +96,7 @@ def transaction_record(message: TransactionMessage) -> TransactionRecord:
 
     Raises:
         MalformedMessage: the status is not one of "signed", "pending", "mined",
-            "reverted", "dropped".
+            "reverted", "dropped", "replaced".
     """
     try:
         return TransactionRecord(

@@ -20,8 +20,9 @@ import numpy.typing as npt
 from google.protobuf.message import DecodeError
 from tee_agent_rpc.messages_pb2 import TickBatch
 
-# Why the enclave refuses a tick: RefusedTick.reason, and receipts carry them as
-# "refused:<reason>" (enclave.market decides which applies).
+# Why the enclave refuses a tick: RefusedTick.reason (enclave.market decides which applies),
+# counted by reason in the one "ticks_refused:<count>" receipt of each Ingest that refused
+# any (enclave.refusals).
 UNKNOWN_PAIR = "unknown_pair"
 INVALID_NUMBER = "invalid_number"
 DUPLICATE_SEQ = "duplicate_seq"
@@ -32,9 +33,13 @@ PRICE_JUMP = "price_jump"
 # A seq or timestamp further than the configured gap from the last accepted tick's.
 SEQ_GAP = "seq_gap"
 TIME_GAP = "time_gap"
+# Not taken at all, for now: the outputs waiting for release reached the enclave's bound
+# (a host that does not release, or one batch of very many decisions). Not remembered, so
+# the same tick is taken when sent again once the host has released the outputs.
+BACKLOG = "backlog"
 TICK_REFUSALS = frozenset(
     {UNKNOWN_PAIR, INVALID_NUMBER, DUPLICATE_SEQ, TIMESTAMP_BACKWARDS, STALE_TICK, FUTURE_TICK,
-     PRICE_JUMP, SEQ_GAP, TIME_GAP}
+     PRICE_JUMP, SEQ_GAP, TIME_GAP, BACKLOG}
 )  # fmt: skip
 # A client's batch holds at most this many ticks (the host joins several into one call).
 MAX_TICKS_PER_BATCH = 10_000

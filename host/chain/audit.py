@@ -7,7 +7,9 @@ agent signs for, check that:
 2. the receipts are signed by that address, in sequence, each linked to the one before,
    and the decision and input texts served with them (when given) hash to what each signed;
 3. every receipt with a transaction hash names a transaction on chain, sent from that address;
-4. every transaction that address sent has a receipt (nothing was signed off the record).
+4. every transaction that address sent has a receipt (nothing was signed off the record), and
+   one the enclave signed again at a higher fee is on chain only as the original or as a
+   replacement a receipt names (`host.chain.replacement_audit`).
 
 With the address of the agent's guarded vault, a trade's receipt carries no transaction hash
 (the transaction carries the receipt's digest instead), and the audit also checks the vault:
@@ -37,6 +39,7 @@ from attestation.report import Check, CheckList
 from attestation.trust import TrustAnchors
 from attestation.verifier import verify_evidence
 from host.chain import vault_audit
+from host.chain.replacement_audit import is_replacement, replacements_have_receipts
 from host.chain.vault import VaultError
 from host.chain.vault_audit import NO_TX, Finding
 from host.chain.vault_record import VaultRecord, read_vault_record, transactions_from
@@ -54,6 +57,9 @@ class AuditCheck(StrEnum):
     RECEIPTS_ON_CHAIN = "receipts_on_chain"
     TRANSACTIONS_HAVE_RECEIPTS = "transactions_have_receipts"
     NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION = "nonce_accounts_for_every_transaction"
+    # A transaction signed again at a higher fee is on chain only under its own receipt
+    # (host.chain.replacement_audit).
+    REPLACEMENTS_HAVE_RECEIPTS = "replacements_have_receipts"
     # With a vault (host.chain.vault_audit):
     VAULT_CODE = "vault_code"
     VAULT_AGENTS_ATTESTED = "vault_agents_attested"
@@ -171,6 +177,8 @@ def audit_agent(
     if vault_problem is not None:  # the agent's calls to it cannot be told apart
         sent = Finding(False, vault_problem)
     checks.add(AuditCheck.TRANSACTIONS_HAVE_RECEIPTS, sent.passed, sent.detail)
+    again = replacements_have_receipts(receipts, texts, on_chain, record)
+    checks.add(AuditCheck.REPLACEMENTS_HAVE_RECEIPTS, again.passed, again.detail)
     nonce = w3.eth.get_transaction_count(Web3.to_checksum_address(claimed.address), to_block)
     checks.add(
         AuditCheck.NONCE_ACCOUNTS_FOR_EVERY_TRANSACTION,
@@ -193,8 +201,9 @@ def audit_agent(
 
 
 def _receipts_with_hashes_on_chain(w3: Web3, receipts: list[Receipt], address: str) -> Finding:
-    """Every receipt with a transaction hash names a transaction on chain from `address`."""
-    signed = {r.tx_hash: r.seq for r in receipts if r.tx_hash != NO_TX}
+    """Every receipt with a transaction hash names a transaction on chain from `address` (but
+    a replacement's: only one version of a nonce is mined, `replacements_have_receipts`)."""
+    signed = {r.tx_hash: r.seq for r in receipts if r.tx_hash != NO_TX and not is_replacement(r)}
     missing, foreign_sender = [], []
     for tx_hash, seq in signed.items():
         try:
@@ -216,7 +225,7 @@ def _receipts_with_hashes_on_chain(w3: Web3, receipts: list[Receipt], address: s
 
 def _both(hashed: Finding, vault: Finding, receipts: list[Receipt]) -> Finding:
     """The receipts with a transaction hash, and the vault's, as one finding."""
-    if not any(r.tx_hash != NO_TX for r in receipts):
+    if not any(r.tx_hash != NO_TX and not is_replacement(r) for r in receipts):
         return vault
     if hashed.passed and vault.passed:
         return Finding(True, f"{hashed.detail}; {vault.detail}")

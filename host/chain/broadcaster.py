@@ -1,10 +1,11 @@
 """Broadcast the enclave's signed transactions and follow each one to its end on chain.
 
 The host only ever holds signed bytes: it sends them, resends the very same bytes when a
-node lost them (a restart empties its mempool) or could not be reached, and records what
-happened (storage status "signed" -> "pending" -> "mined" | "reverted" | "dropped"). It
-never asks the enclave to sign again and never changes a transaction, so a transaction can
-be mined at most once: its nonce sees to that.
+node lost them (a restart empties its mempool, or one restarted from an older state forgot
+the last blocks) or could not be reached, and records what happened (storage status
+"signed" -> "pending" -> "mined" | "reverted" | "dropped" | "replaced"). It never changes a
+transaction. The enclave may sign a nonce again at a higher fee (`host.chain.tx_versions`):
+only the newest version of a nonce is sent, and once one is mined the others are "replaced".
 
 Every call to the node goes through raw JSON-RPC (`make_request`), because the conditions
 web3's helpers raise on are expected here: a duplicate ("already imported", "nonce too
@@ -30,11 +31,17 @@ from web3.types import RPCEndpoint
 from host.chain.node_errors import (
     NodeDown,
     NodeRpcError,
-    decode_revert,
     printable,
     redact_error,
     redacted_url,
-    revert_payload,
+    revert_reason,
+)
+from host.chain.tx_versions import (
+    LANDED_STATUSES,
+    highest_landed,
+    landed_version,
+    newest_versions,
+    open_rivals,
 )
 from host.metrics import HostMetrics
 from host.storage.base import Storage
@@ -42,7 +49,7 @@ from wire.records import TransactionRecord, TxStatus
 
 log = logging.getLogger("tee_agent.host.chain")
 
-FINAL_STATUSES: frozenset[TxStatus] = frozenset({"mined", "reverted", "dropped"})
+FINAL_STATUSES: frozenset[TxStatus] = frozenset({"mined", "reverted", "dropped", "replaced"})
 DEFAULT_REQUEST_TIMEOUT = 5.0
 
 
@@ -53,9 +60,8 @@ def _hex(tx_hash: bytes) -> str:
 class Broadcaster:
     """Sends the stored signed transactions to one node and records their fate.
 
-    Thread-safe: `poll_once`, `submit_pending`, `check_receipts` and `wait_mined` may be
-    called from several threads (they run one at a time), e.g. `run` in a thread of its
-    own and `wait_mined` in another.
+    Thread-safe: its public methods may be called from several threads (they run one at a
+    time), e.g. `run` in a thread of its own and `wait_mined` in another.
     """
 
     def __init__(
@@ -94,6 +100,8 @@ class Broadcaster:
         # Transactions the node refused (hash -> its last refusal), each logged once.
         self._refused: dict[bytes, str] = {}
         self._senders: dict[bytes, str] = {}
+        # The highest nonce recorded mined or reverted, and its sender (None: not read yet).
+        self._highest_landed: tuple[int, str] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -127,8 +135,10 @@ class Broadcaster:
         log.info("broadcaster stopped")
 
     def poll_once(self) -> None:
-        """One round: send what is not on the node yet, then collect receipts."""
+        """One round: take back what the chain forgot, send what is not on the node yet,
+        then collect receipts."""
         with self._lock:
+            self.recover_forgotten()
             self.submit_pending()
             self.check_receipts()
 
@@ -162,13 +172,15 @@ class Broadcaster:
     def submit_pending(self) -> int:
         """Send every "signed" transaction, and resend every "pending" one the node lost.
 
-        In nonce order, the stored bytes as they are. Returns how many were sent. A node
-        outage stops the round (the rest is sent by a later one) and changes no status.
+        In nonce order, the stored bytes as they are; of a nonce the enclave signed more than
+        once, only the newest version (the highest receipt seq). Returns how many were sent.
+        A node outage stops the round (the rest is sent by a later one) and changes no status.
         """
         sent = 0
         with self._lock:
-            records = self.storage.transactions("signed") + self.storage.transactions("pending")
-            records.sort(key=lambda record: record.nonce)
+            records = newest_versions(
+                self.storage.transactions("signed") + self.storage.transactions("pending")
+            )
             try:
                 for record in records:
                     if self._submit(record):
@@ -229,17 +241,14 @@ class Broadcaster:
         """Record the receipt of every pending transaction, or drop the ones that lost.
 
         Status 1 -> "mined" ("block N, gas used G"), 0 -> "reverted" ("reverted: reason",
-        the reason from replaying the call at that block). No receipt for
-        `drop_after_seconds`, and the sender's nonce on chain past this one (another
-        transaction took it) -> "dropped". A signed transaction the node keeps refusing is
-        checked the same way, so one whose nonce was taken does not wait forever.
+        the reason from replaying the call at that block); the nonce's other versions ->
+        "replaced". No receipt for `drop_after_seconds`, and the sender's nonce on chain
+        past this one (a transaction the enclave did not sign took it) -> "dropped". A
+        signed transaction the node keeps refusing is checked the same way.
         """
         with self._lock:
-            records = self.storage.transactions("pending") + [
-                record
-                for record in self.storage.transactions("signed")
-                if record.tx_hash in self._refused
-            ]
+            refused = [r for r in self.storage.transactions("signed") if r.tx_hash in self._refused]
+            records = self.storage.transactions("pending") + refused
             records.sort(key=lambda record: record.nonce)
             try:
                 for record in records:
@@ -258,37 +267,57 @@ class Broadcaster:
             detail = f"block {block} ({receipt['blockHash']}), gas used {gas_used}"
             self._set(record, "mined", detail)
         else:
-            self._set(record, "reverted", f"reverted: {self._revert_reason(record, block)}")
+            reason = revert_reason(self._rpc, _hex(record.tx_hash), block)
+            self._set(record, "reverted", f"reverted: {reason}")
         self._forget(record.tx_hash)
+        if self._highest_landed is None or record.nonce > self._highest_landed[0]:
+            self._highest_landed = (record.nonce, self._sender(record))
+        self._retire_other_versions(record)
 
-    def _revert_reason(self, record: TransactionRecord, block: int) -> str:
-        """Replay the transaction's call with eth_call at its block; the revert it gives."""
-        tx = self._rpc("eth_getTransactionByHash", [_hex(record.tx_hash)])
-        if tx is None:
-            return "reason unknown (the node no longer returns the transaction)"
-        call = {
-            "from": tx["from"],
-            "to": tx.get("to"),
-            "data": tx.get("input") or tx.get("data") or "0x",
-            "value": tx.get("value", "0x0"),
-            "gas": tx.get("gas"),
-        }
-        try:
-            self._rpc("eth_call", [call, hex(block)])
-        except NodeRpcError as error:
-            payload = revert_payload(error.data)
-            if payload is not None:
-                return decode_revert(payload)
-            return printable(error.message)
-        return "reason unknown (the call does not revert when replayed)"
+    def _retire_other_versions(self, landed: TransactionRecord) -> None:
+        """Mark every other open version of `landed`'s nonce "replaced", naming it."""
+        for other in open_rivals(self.storage, landed):
+            detail = f"replaced: nonce {landed.nonce} went to {_hex(landed.tx_hash)}"
+            self._set(other, "replaced", detail)
+            self._forget(other.tx_hash)
+
+    def recover_forgotten(self) -> int:
+        """Every "mined" or "reverted" transaction whose receipt the node no longer has, its
+        nonce not yet used on chain (a node restarted from an older state), goes back to
+        "pending" to be sent again. Returns how many. One nonce read a call at most."""
+        with self._lock:
+            if self._highest_landed is None:
+                top = highest_landed(self.storage)
+                self._highest_landed = (-1, "") if top is None else (top.nonce, self._sender(top))
+            highest, sender = self._highest_landed
+            try:
+                chain_nonce = self._chain_nonce(sender) if highest >= 0 else 0
+                if chain_nonce > highest:
+                    return 0
+                recovered = 0
+                for record in self.storage.transactions_from_nonce(chain_nonce):
+                    if record.status not in LANDED_STATUSES:
+                        continue
+                    if self._rpc("eth_getTransactionReceipt", [_hex(record.tx_hash)]) is not None:
+                        continue
+                    was = f"was {record.status}: {record.detail}"
+                    self._set(record, "pending", f"the chain forgot it ({was}); sent again")
+                    recovered += 1
+            except NodeDown as exc:
+                self._outage(exc)
+                return 0
+            return recovered
 
     def _maybe_drop(self, record: TransactionRecord) -> None:
+        landed = landed_version(self.storage, record)
+        if landed is not None:  # its nonce went to another version of it
+            self._retire_other_versions(landed)
+            return
         now = self._clock()
         since = self._unknown_since.setdefault(record.tx_hash, now)
         if now - since < self.drop_after_seconds:
             return
-        sender = self._sender(record)
-        chain_nonce = int(self._rpc("eth_getTransactionCount", [sender, "latest"]), 16)
+        chain_nonce = self._chain_nonce(self._sender(record))
         if chain_nonce <= record.nonce:
             return  # its nonce is still free: it may yet be mined (e.g. a low fee)
         # Checked again after the nonce: ours may have been mined in between.
@@ -308,6 +337,9 @@ class Broadcaster:
             sender = str(Account.recover_transaction(record.raw_transaction))
             self._senders[record.tx_hash] = sender
         return sender
+
+    def _chain_nonce(self, sender: str) -> int:
+        return int(self._rpc("eth_getTransactionCount", [sender, "latest"]), 16)
 
     def _forget(self, tx_hash: bytes) -> None:
         self._unknown_since.pop(tx_hash, None)

@@ -1,4 +1,5 @@
-"""What the host reads from the chain for the agent: a fee hint and the agent's token balances."""
+"""What the host reads from the chain for the agent: a fee hint, the agent's token balances,
+and the chain's view of the agent's account."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.types import RPCEndpoint
+
+from host.enclave_client import AccountView
 
 # The priority fee to offer when the node does not suggest one (eth_maxPriorityFeePerGas is
 # not a standard method everywhere).
@@ -78,3 +81,18 @@ def agent_balances(w3: Web3, tokens: dict[str, tuple[str, int]], address: str) -
                 f"this chain?): {exc}"
             ) from None
     return balances
+
+
+def account_view(w3: Web3, address: str) -> AccountView:
+    """The latest block number and `address`'s transaction count at it ("latest": every
+    nonce below is used) and with the node's mempool ("pending"). The block number is read
+    first, so the nonces are at least as recent as it.
+
+    Raises:
+        requests.RequestException: the node cannot be reached.
+    """
+    account = Web3.to_checksum_address(address)
+    block = int(w3.eth.block_number)
+    mined = int(w3.eth.get_transaction_count(account, "latest"))
+    pending = int(w3.eth.get_transaction_count(account, "pending"))
+    return AccountView(block_number=block, mined_nonce=mined, pending_nonce=max(mined, pending))

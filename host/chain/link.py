@@ -14,7 +14,7 @@ from web3 import Web3
 
 from enclave.config import EnclaveConfig
 from host.chain.broadcaster import Broadcaster
-from host.chain.fees import agent_balances, fee_hint
+from host.chain.fees import account_view, agent_balances, fee_hint
 from host.chain.node_errors import redact_error
 from host.chain.vault import Vault
 from host.enclave_client import FeeHint, IngestInput
@@ -51,13 +51,17 @@ class ChainLink:
     poll_seconds: float
     stopping: threading.Event
     thread: threading.Thread
+    # The agent's address, whose account the enclave is told about with every batch.
+    agent: str = ""
 
     def enrich(self, work: IngestInput) -> IngestInput:
-        """`work` with the chain's current fees, the vault's balances and its TWAP of each
-        pair (a pair without one now is left out: the enclave refuses to trade it); unchanged
-        (and a warning logged) when the node cannot be read. Refreshes the vault watch."""
+        """`work` with the chain's view of the agent's account, its current fees, the vault's
+        balances and its TWAP of each pair (a pair without one now is left out: the enclave
+        refuses to trade it); unchanged (and a warning logged) when the node cannot be read.
+        Refreshes the vault watch."""
         self.vault_watch.refresh()
         try:
+            account = account_view(self.w3, self.agent)
             max_fee, priority = fee_hint(self.w3)
             balances = agent_balances(self.w3, self.tokens, self.vault.address)
             twaps = {}
@@ -67,12 +71,12 @@ class ChainLink:
                     twaps[pair.symbol] = float(price)
         except Exception as exc:
             log.warning(
-                "chain read failed, batch sent without fees, balances and TWAPs: %s",
+                "chain read failed, batch sent without account, fees, balances and TWAPs: %s",
                 redact_error(exc, self.rpc_url),
             )
             return work
         return dataclasses.replace(
-            work, fees=FeeHint(max_fee, priority), balances=balances, twaps=twaps
+            work, fees=FeeHint(max_fee, priority), balances=balances, twaps=twaps, account=account
         )
 
     def stop(self) -> None:
@@ -113,5 +117,5 @@ def connect_chain(
     thread.start()
     return ChainLink(
         rpc_url, w3, broadcaster, tokens, Vault(w3, enclave.vault.address), pairs, watch,
-        poll_seconds, stopping, thread,
+        poll_seconds, stopping, thread, address,
     )  # fmt: skip

@@ -8,7 +8,7 @@ a node loses the RPC URL's path, query and credentials, which often hold an API 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,6 +93,30 @@ def decode_revert(payload: bytes) -> str:
             return known  # one of the GuardedVault's errors, by name
         return f"custom error 0x{selector.hex()} (data 0x{body[:64].hex()})"
     return f"revert data 0x{payload.hex()}"
+
+
+def revert_reason(rpc: Callable[[str, list[Any]], Any], tx_hash: str, block: int) -> str:
+    """Why transaction `tx_hash` (0x hex) reverted: its call replayed with eth_call at
+    `block` through `rpc` (method, params -> result; raises NodeRpcError for an error answer).
+    """
+    tx = rpc("eth_getTransactionByHash", [tx_hash])
+    if tx is None:
+        return "reason unknown (the node no longer returns the transaction)"
+    call = {
+        "from": tx["from"],
+        "to": tx.get("to"),
+        "data": tx.get("input") or tx.get("data") or "0x",
+        "value": tx.get("value", "0x0"),
+        "gas": tx.get("gas"),
+    }
+    try:
+        rpc("eth_call", [call, hex(block)])
+    except NodeRpcError as error:
+        payload = revert_payload(error.data)
+        if payload is not None:
+            return decode_revert(payload)
+        return printable(error.message)
+    return "reason unknown (the call does not revert when replayed)"
 
 
 def redacted_url(url: str) -> str:

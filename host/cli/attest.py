@@ -16,7 +16,7 @@ from attestation.binding import NONCE_SIZE
 from host.cli.agent_attestation import fetch_attestation, trust_settings, verify_attestation
 from host.cli.arguments import parse_nonce
 from host.cli.connection import ClientError, report_failure
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, UsageError, failure_object
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, UsageError, failure_object, print_json
 from host.cli.summary import report_summary
 
 
@@ -47,7 +47,7 @@ def _attest(args: argparse.Namespace) -> int:
     if args.json:
         out = {**report.model_dump(mode="json"), "binding": binding.model_dump(),
                "identity": shown, "nonce": nonce.hex(), "accepted": verdict.accepted}  # fmt: skip
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(report_summary(report))
         print(f"binding: {'OK' if binding.passed else 'FAILED'}: {binding.detail}")

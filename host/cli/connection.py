@@ -8,18 +8,17 @@ cannot be reached, or refuses a call, ends the command with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
-from host.cli.outcome import EXIT_USAGE, UsageError
+from host.cli.outcome import EXIT_USAGE, UsageError, print_json
 from host.cli.parser import DEFAULT_HOST
 
 CALL_TIMEOUT = 30.0
@@ -39,7 +38,7 @@ def report_failure(exc: ClientError | UsageError, failure: dict[str, object] | N
     """Print `error: ...` on stderr and `failure`, if any, as JSON; return the exit code."""
     print(f"error: {exc}", file=sys.stderr)
     if failure is not None:
-        print(json.dumps(failure, indent=2))
+        print_json(failure)
     return exc.code if isinstance(exc, ClientError) else EXIT_USAGE
 
 
@@ -93,12 +92,35 @@ def rpc_error(args: argparse.Namespace, exc: grpc.RpcError) -> ClientError:
 
 
 def message_dict(message: Message) -> dict[str, object]:
-    """A message as JSON values: proto field names, every field, numbers, bytes as 0x-hex."""
+    """A message as JSON values: proto field names, every field, numbers, and bytes as
+    0x-hex at every depth (the gRPC JSON mapping's base64 is for machines, not people)."""
     data = json_format.MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True,
         unquote_int64_if_possible=True,
     )  # fmt: skip
+    return _hex_bytes(message, data)
+
+
+def _hex_bytes(message: Message, data: dict[str, Any]) -> dict[str, object]:
+    """`data` (MessageToDict of `message`) with its bytes fields as 0x-hex, recursively
+    (maps carry only strings and numbers in these protos: left as they are)."""
     for field in message.DESCRIPTOR.fields:
-        if field.type == field.TYPE_BYTES and not field.is_repeated:
-            data[field.name] = "0x" + getattr(message, field.name).hex()
+        value = getattr(message, field.name)
+        if field.type == field.TYPE_BYTES:
+            data[field.name] = (
+                ["0x" + item.hex() for item in value] if field.is_repeated else "0x" + value.hex()
+            )
+        elif (
+            field.type != field.TYPE_MESSAGE
+            or field.name not in data
+            or (field.message_type is not None and field.message_type.GetOptions().map_entry)
+        ):
+            continue
+        elif field.is_repeated:
+            data[field.name] = [
+                _hex_bytes(item, dict(entry))
+                for item, entry in zip(value, data[field.name], strict=True)
+            ]
+        else:
+            data[field.name] = _hex_bytes(value, dict(data[field.name]))
     return {name: data[name] for name in message.DESCRIPTOR.fields_by_name if name in data}

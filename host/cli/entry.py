@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import os
 import sys
@@ -15,8 +14,8 @@ import traceback
 import warnings
 from collections.abc import Callable
 
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_USAGE, failure_object
-from host.cli.parser import build_parser
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_USAGE, failure_object, print_json
+from host.cli.parser import FORWARDED_COMMANDS, build_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,11 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     returns 0, and an unexpected exception becomes a one-line `internal error: ...` on
     stderr with exit code 2.
     """
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits for --help (0) and misuse (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    argv = sys.argv[1:] if argv is None else argv
+    args = _forwarded(argv)
+    if args is None:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse exits for --help, --version (0) and misuse (2)
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbose = bool(getattr(args, "verbose", False))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -59,8 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         message = f"internal error: {type(exc).__name__}: {exc}"
         print(message, file=sys.stderr)
         if getattr(args, "json", False):
-            print(json.dumps(failure_object(message), indent=2))
+            print_json(failure_object(message))
         return EXIT_USAGE
+
+
+def _forwarded(argv: list[str]) -> argparse.Namespace | None:
+    """`enclave`, `sim` and `replay-decision` (after any `-v`): their arguments, `--help`
+    included, go to the enclave's own parser untouched (`host.cli.forward`), which argparse
+    here could not do (it takes a leading `--help` for its own)."""
+    verbose, rest = False, list(argv)
+    while rest and rest[0] in ("-v", "--verbose"):
+        verbose, rest = True, rest[1:]
+    if not rest or rest[0] not in FORWARDED_COMMANDS:
+        return None
+    return argparse.Namespace(
+        command=rest[0], arguments=rest[1:], verbose=verbose, command_module="host.cli.forward"
+    )
 
 
 def _command(args: argparse.Namespace) -> Callable[[argparse.Namespace], int]:

@@ -6,9 +6,17 @@ parsed or the command was misused.
 
 from __future__ import annotations
 
+import json
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+
+
+def print_json(value: object) -> None:
+    """Print `value` as the one line of JSON every `--json` output is (bytes are 0x-hex
+    strings already: see `host.cli.connection.message_dict`)."""
+    print(json.dumps(value, separators=(", ", ": ")), flush=True)
 
 
 class UsageError(Exception):

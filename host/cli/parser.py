@@ -10,11 +10,10 @@ web3, which takes over a second to import, and no other command should wait for 
 from __future__ import annotations
 
 import argparse
+from importlib import metadata
 from pathlib import Path
-from typing import TypeAlias
 
-# A string: argparse's action class is generic to type checkers only.
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+from host.cli.parser_vault import Subparsers, add_vault
 
 # The address client commands call when neither --host nor $TEE_AGENT_HOST is given.
 DEFAULT_HOST = "127.0.0.1:50051"
@@ -56,23 +55,14 @@ _FORWARDED = (
     ("replay-decision", "recompute a receipt's LLM decision: RECEIPT --config F --model M"),
 )
 _RECEIPTS_FILE_HELP = "an array; with --seq one object: for `verify agent` and `replay-decision`"
-_VAULT_DESCRIPTION = """\
-The owner's side of the GuardedVault, the contract that holds the funds and lets the
-attested agent key only swap, within caps and a TWAP bound the chain itself enforces.
-Transactions are signed with the owner's key (--key FILE: a secp256k1 private key as hex,
-mode 0600); `observe`, which anyone may call, with any funded key. Exit 0: done; 1: a check failed or the chain refused (the contract's error is
-named); 2: bad input, an unreachable node, or no vault at --vault.
-"""
-_VAULT_REGISTER_DESCRIPTION = """\
-Verify the agent's attestation first, as `tee-agent attest` does (--trust-root, --policy,
---at), then check that it attests the SHA-256 config hash of --config, that this config names
-this vault and prices its pairs in the vault's quote token, and only then register the
-attested address with the config's guardrail caps. Any failed check: exit 1, nothing sent.
-"""
 _ATTEST_HELP = (
     "fetch a fresh quote over a nonce and verify it, its binding to the agent's identity "
     "and the nonce, and the policy. Exit 0: all hold; 1: a check failed; 2: bad input or no agent"
 )
+
+
+FORWARDED_COMMANDS = frozenset(name for name, _ in _FORWARDED)
+_VERBOSE_HELP = "log details, and the traceback of an internal error, to stderr"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,13 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tee-agent",
         description="Autonomous DeFi agent whose keys live in a TEE: run it, verify it.",
+        epilog="Exit codes, everywhere: 0 success; 1 the input is well-formed but a check "
+        "failed; 2 bad input, misuse, or an agent or node that cannot be reached.",
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="log details, and the traceback of an internal error, to stderr",
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
+    parser.add_argument("--version", action="version", version=f"tee-agent {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     _add_verify(commands)
@@ -94,8 +82,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_init(commands)
     _add_clients(commands)
-    _add_vault(commands)
+    add_vault(commands)
+    _add_owner(commands)
+    _add_completion(commands)
+    for command in subcommands(parser):
+        _verbose_after_the_command(command)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tee-agent")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below `parser`, depth first (forwarded commands included)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *subcommands(child)]
+    return found
+
+
+def _verbose_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """`-v` after the command too (`tee-agent run -v`), where the command has no `-v` of its
+    own; it leaves the top-level flag alone when not given."""
+    if "-v" not in parser._option_string_actions and parser.add_help:
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP
+        )
+
+
+def _add_completion(commands: Subparsers) -> None:
+    parser = commands.add_parser(
+        "completion",
+        help='print a shell completion script: eval "$(tee-agent completion bash)"',
+        description="Print a completion script for bash or zsh, made from this parser: "
+        'add `eval "$(tee-agent completion bash)"` to ~/.bashrc (or `zsh` to ~/.zshrc).',
+    )
+    parser.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
+    parser.set_defaults(command_module="host.cli.completion")
 
 
 def _add_verify(commands: Subparsers) -> None:
@@ -229,98 +258,38 @@ def _add_clients(commands: Subparsers) -> None:
         add("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
 
 
-def _add_vault(commands: Subparsers) -> None:
-    """`vault deploy|register|revoke|deposit|withdraw|pause|unpause|observe|status`."""
-    vault = commands.add_parser(
-        "vault",
-        help="deploy and run the GuardedVault that holds the agent's funds",
-        description=_VAULT_DESCRIPTION,
-    )
-    actions = vault.add_subparsers(dest="vault_command", metavar="ACTION")
-    actions.required = True
+_OWNER_DESCRIPTION = """\
+Send the owner's pause or resume to a running agent: verify its attestation over a fresh
+nonce first (as `tee-agent attest`: --trust-root, --policy, --at), sign the command with the
+owner's Ed25519 key (--key, default ./owner.key, which `tee-agent init` wrote), seal it to
+the attested enclave key, send it with the host's bearer token ($TEE_AGENT_TOKEN, or
+--token-file, default ./auth-token), and print the receipt the enclave made of it. To stop
+the funds on chain as well: `tee-agent vault pause`. Exit 0: applied; 1: the attestation, a
+check or the enclave refused; 2: bad input or no agent.
+"""
 
-    deploy = actions.add_parser("deploy", help="deploy a vault, allowlist a router and markets")
-    add = deploy.add_argument
-    add("--quote-token", required=True, metavar="ADDR", help="the token caps are valued in")
-    add(
-        "--twap-window",
-        type=int,
-        default=1800,
-        metavar="S",
-        help="shortest span of the TWAP a trade is checked against, in seconds (default 1800)",
-    )
-    add(
-        "--twap-max-age",
-        type=int,
-        default=7200,
-        metavar="S",
-        help="longest span of that TWAP, in seconds (default 7200)",
-    )
-    add(
-        "--max-deviation-bps",
-        type=int,
-        default=300,
-        metavar="N",
-        help="how far a trade's minimum output may sit below the TWAP's (default 300)",
-    )
-    add("--router", metavar="ADDR", help="allowlist this Uniswap V2 Router02")
-    add("--market", action="append", default=[], metavar="BASE=PAIR",
-        help="allowlist trading token BASE in Uniswap V2 pair PAIR; may be repeated")  # fmt: skip
-    deploy.set_defaults(command_module="host.cli.vault_deploy")
 
-    register = actions.add_parser(
-        "register",
-        help="verify an agent's attestation, then register it with its config's caps",
-        description=_VAULT_REGISTER_DESCRIPTION,
+def _add_owner(commands: Subparsers) -> None:
+    owner = commands.add_parser(
+        "owner",
+        help="the owner's commands to a running agent: pause, resume",
+        description=_OWNER_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add = register.add_argument
-    add("--config", required=True, type=Path, metavar="FILE",
-        help="the agent's enclave config (enclave.toml): its hash, vault and caps")  # fmt: skip
-    source = register.add_mutually_exclusive_group(required=True)
-    source.add_argument("--host", metavar="HOST:PORT", help="fetch a fresh quote from this agent")
-    source.add_argument("--attestation", type=Path, metavar="FILE",
-                        help="an attestation saved by `tee-agent attest --out`")  # fmt: skip
-    add("--tls-ca", metavar="PEM", help="with --host: use TLS, trusting this CA certificate")
+    owner.add_argument("action", choices=("pause", "resume"), help="what the agent should do")
+    add = owner.add_argument
+    add("--key", type=Path, default=Path("owner.key"), metavar="FILE",
+        help="the owner's Ed25519 seed, hex, mode 0600 (default: ./owner.key)")  # fmt: skip
+    add("--token-file", type=Path, metavar="FILE",
+        help="the host's bearer token (default: $TEE_AGENT_TOKEN, else ./auth-token)")  # fmt: skip
+    add("--counter", type=int, metavar="N",
+        help="the command's counter, above every one sent before (default: now in µs)")  # fmt: skip
+    add("--config", type=Path, metavar="FILE",
+        help="the agent's enclave.toml: its hash must be the one attested, its owner this key")  # fmt: skip
+    add("--host", metavar="HOST:PORT", help=f"default $TEE_AGENT_HOST or {DEFAULT_HOST}")
+    add("--tls-ca", metavar="PEM", help="use TLS, trusting this CA certificate")
     add("--trust-root", metavar="PEM", action="append", default=[], help="also trust this root")
     add("--policy", metavar="FILE", help="validation policy (TOML)")
     add("--at", metavar="RFC3339", help="verify as of this time (default now)")
-    register.set_defaults(command_module="host.cli.vault_register")
-
-    revoke = actions.add_parser("revoke", help="revoke an agent: its calls revert from now on")
-    revoke.add_argument("--agent", required=True, metavar="ADDR", help="the agent's address")
-    deposit = actions.add_parser("deposit", help="approve and deposit tokens into the vault")
-    withdraw = actions.add_parser("withdraw", help="withdraw tokens from the vault")
-    for parser, verb in ((deposit, "deposit"), (withdraw, "withdraw")):
-        parser.add_argument("--token", required=True, metavar="ADDR", help="the ERC-20 token")
-        parser.add_argument("--amount", required=True, metavar="N",
-                            help=f"whole tokens to {verb}, e.g. 1.5 (by the token's decimals)")  # fmt: skip
-    withdraw.add_argument("--to", metavar="ADDR", help="recipient (default: the owner)")
-    pause = actions.add_parser("pause", help="stop all trading through the vault")
-    unpause = actions.add_parser("unpause", help="allow trading again")
-    for parser in (revoke, deposit, withdraw, pause, unpause):
-        parser.set_defaults(command_module="host.cli.vault_owner_calls")
-
-    observe = actions.add_parser(
-        "observe", help="record a price observation of each market (anyone may; for a keeper)"
-    )
-    observe.add_argument("--base", required=True, action="append", metavar="ADDR",
-                         help="the market's base token; may be repeated")  # fmt: skip
-    observe.set_defaults(command_module="host.cli.vault_observe")
-
-    status = actions.add_parser("status", help="the vault's settings, balances and an agent")
-    status.add_argument("--agent", metavar="ADDR", help="also this agent's caps and spending")
-    status.set_defaults(command_module="host.cli.vault_status")
-
-    for parser in (deploy, register, revoke, deposit, withdraw, pause, unpause, observe, status):
-        add = parser.add_argument
-        add("--rpc", required=True, metavar="URL", help="JSON-RPC URL of the chain")
-        if parser is not deploy:
-            add("--vault", required=True, metavar="ADDR", help="the GuardedVault's address")
-        if parser is observe:
-            add("--key", required=True, type=Path, metavar="FILE",
-                help="a funded account's secp256k1 private key, hex (mode 0600): it pays the gas")  # fmt: skip
-        elif parser is not status:
-            add("--key", required=True, type=Path, metavar="FILE",
-                help="the owner's secp256k1 private key, hex (mode 0600)")  # fmt: skip
-        add("--json", action="store_true", help="print one JSON object")
-        add("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    add("--json", action="store_true", help="print one JSON object")
+    owner.set_defaults(command_module="host.cli.owner")

@@ -1,7 +1,8 @@
 """`tee-agent receipts`: list, fetch one (--seq) or follow a running agent's receipts.
 
-Printed one per line (a summary, or with --json the receipt file object, its hash and its
-transaction), or written with --out as the file `verify agent --receipts` and
+Printed one per line as a summary; with --json as one JSON object on one line,
+`{"receipts": [...]}` (with --seq the receipt itself; with --follow one object per line as
+each arrives): each the receipt file object, its hash and its transaction. Or written with --out as the file `verify agent --receipts` and
 `replay-decision` read. Exit codes: 0 success, 1 a malformed receipt, 2 misuse, an
 unreachable agent or a refused call.
 """
@@ -27,7 +28,7 @@ from host.cli.connection import (
     report_failure,
     rpc_error,
 )
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, print_json
 from wire.errors import MalformedMessage
 from wire.records import ReceiptRecord, receipt_record
 
@@ -58,20 +59,26 @@ def _receipts(args: argparse.Namespace) -> int:
         raise ClientError("receipt sequence numbers start at 1 (--from 0 only with --follow)")
     channel, stub = connect(args)
     written: list[dict[str, object]] = []
+    listed: list[dict[str, object]] = []
     try:
         with channel:
             for event in _events(args, stub):
                 if args.out is not None:
                     written.append(received_record(event).to_file_dict())
+                elif args.json and not args.follow:
+                    listed.append(event_dict(event))
+                elif args.json:
+                    print_json(event_dict(event))  # a stream: one object per line
                 else:
-                    print(json.dumps(event_dict(event)) if args.json else event_line(event))
-                    sys.stdout.flush()
+                    print(event_line(event), flush=True)
     except grpc.RpcError as exc:
         raise rpc_error(args, exc) from None
     except KeyboardInterrupt:
         if args.follow:
             return EXIT_OK  # Ctrl-C is how a follow ends
         raise
+    if args.json and args.out is None and not args.follow:
+        print_json(listed[0] if args.seq is not None else {"receipts": listed})
     if args.out is not None:
         data = written[0] if args.seq is not None else written
         try:

@@ -7,14 +7,13 @@ Exit codes: 0 success, 2 bad input, an unreachable agent or a refused call.
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 
 from tee_agent_rpc import agent_pb2 as pb
 
 from attestation.timefmt import format_time
 from host.cli.connection import ClientError, call, message_dict, report_failure, target
-from host.cli.outcome import EXIT_OK
+from host.cli.outcome import EXIT_OK, print_json
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,9 +27,10 @@ def run(args: argparse.Namespace) -> int:
 def _show_status(args: argparse.Namespace) -> int:
     status = call(args, "GetStatus", pb.GetStatusRequest(), pb.Status)
     if args.json:
-        data = message_dict(status)
-        data.setdefault("vault", None)  # null: the host has no vault configured
-        print(json.dumps(data, indent=2))
+        found = message_dict(status)
+        # Every field in proto order; vault null when the host has no vault configured.
+        data = {field.name: found.get(field.name) for field in pb.Status.DESCRIPTOR.fields}
+        print_json(data)
         return EXIT_OK
     last, used = "none yet", status.notional_24h_usd
     if status.last_tick_seq:
@@ -48,6 +48,8 @@ def _show_status(args: argparse.Namespace) -> int:
         f"notional 24h: {used:,.2f} USD used, {status.notional_24h_left_usd:,.2f} USD left",
         f"paused: {'yes' if status.paused else 'no'}",
     ]
+    if status.alarm:
+        lines.append(f"ALARM (health NOT_SERVING): {status.alarm}")
     if status.HasField("vault"):
         lines.extend(_vault_lines(status.vault))
     print("\n".join(lines))

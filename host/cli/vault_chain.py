@@ -9,7 +9,6 @@ The RPC URL shows in messages as scheme://host:port only (its path often holds a
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,7 +26,7 @@ from host.chain.node_errors import redact_error, redacted_url
 from host.chain.transact import ChainError
 from host.chain.vault import Vault, VaultError, artifact
 from host.cli.connection import ClientError, report_failure
-from host.cli.outcome import EXIT_CHECK_FAILED, UsageError
+from host.cli.outcome import EXIT_CHECK_FAILED, UsageError, print_json
 
 _RPC_TIMEOUT = 30
 # The ERC-20 reads the commands make (decimals and symbol are optional in the standard,
@@ -230,6 +229,6 @@ def transaction(receipt: TxReceipt) -> dict[str, object]:
 def print_result(args: argparse.Namespace, result: dict[str, object], lines: list[str]) -> None:
     """`result` as one JSON object with --json, else the human lines."""
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
         print("\n".join(lines))

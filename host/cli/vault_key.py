@@ -1,4 +1,5 @@
-"""The vault owner's key file (`vault … --key FILE`): a secp256k1 private key as hex.
+"""Key files: the vault owner's (`vault … --key FILE`, a secp256k1 private key as hex) and
+the agent owner's (`owner … --key FILE`, an Ed25519 seed as hex), read the same way.
 
 The file holds 64 hex digits, optionally 0x-prefixed, surrounding whitespace ignored. Like
 the host's token file, it must be readable by its owner only (chmod 600). The key is
@@ -30,6 +31,23 @@ def load_owner_key(path: Path) -> LocalAccount:
             the file and the problem, never its contents.
     """
     where = f"--key {path}"
+    secret = read_hex_key(path, where, "a secp256k1 private key")
+    try:
+        account: LocalAccount = Account.from_key(secret)
+    except Exception:  # eth_keys' errors may carry the value: say only what is wrong
+        raise UsageError(
+            f"{where}: not a valid secp256k1 private key (zero, or not below the curve order)"
+        ) from None
+    return account
+
+
+def read_hex_key(path: Path, where: str, what: str) -> bytes:
+    """The 32 bytes of a key file: 64 hex digits (optionally 0x-prefixed) and nothing else,
+    in a regular file only its owner may read or change.
+
+    Raises:
+        UsageError: naming `where` and the problem, never the file's contents.
+    """
     try:
         mode = path.stat().st_mode
         with path.open("rb") as file:
@@ -52,13 +70,7 @@ def load_owner_key(path: Path) -> LocalAccount:
     digits = text.removeprefix("0x") if text is not None else ""
     if len(raw) > _MAX_KEY_FILE_BYTES or len(digits) != _KEY_HEX_DIGITS or not set(digits) <= _HEX:
         raise UsageError(
-            f"{where}: expected a secp256k1 private key as {_KEY_HEX_DIGITS} hex digits "
+            f"{where}: expected {what} as {_KEY_HEX_DIGITS} hex digits "
             "(optionally 0x-prefixed) and nothing else"
         )
-    try:
-        account: LocalAccount = Account.from_key(bytes.fromhex(digits))
-    except Exception:  # eth_keys' errors may carry the value: say only what is wrong
-        raise UsageError(
-            f"{where}: not a valid secp256k1 private key (zero, or not below the curve order)"
-        ) from None
-    return account
+    return bytes.fromhex(digits)

@@ -21,7 +21,6 @@ quote's measurement registers and the quote's SHA-256. A failed check: exit 1, n
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from host.cli.agent_attestation import (
     trust_settings,
     verify_attestation,
 )
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, UsageError, print_json
 from host.cli.summary import report_summary
 from host.cli.vault_chain import (
     connect,
@@ -280,7 +279,7 @@ def _refuse(args: argparse.Namespace, checks: CheckList, verdict: AttestationVer
     if args.json:
         out = {"registered": False, "agent": verdict.attestation.identity.address,
                "checks": [check.model_dump() for check in checks.items], "error": failure}  # fmt: skip
-        print(json.dumps(out, indent=2))
+        print_json(out)
     else:
         print(report_summary(verdict.report))
         print("\n".join(_check_lines(checks, verdict)))

@@ -16,7 +16,6 @@ active agents, its trades, what left it). Exit codes as `verify quote`: 0 everyt
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from attestation.receipt import Receipt
 from attestation.receipt_texts import ReceiptTexts
 from host.chain.audit import audit_agent
 from host.cli.arguments import parse_at, trust_anchors
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_json
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except _Unusable as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"valid": False, "error": str(exc), "checks": []}))
+            print_json({"valid": False, "error": str(exc), "checks": []})
         return EXIT_USAGE
 
 
@@ -92,7 +91,7 @@ def _audit(args: argparse.Namespace) -> int:
         expected_head_hash=head, from_block=args.from_block, vault=args.vault, texts=texts,
     )  # fmt: skip
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
     else:
         vault = "" if report.vault is None else f", {report.vault_trades} trades in {report.vault}"
         print(f"{'VALID' if report.valid else 'INVALID'}: agent {report.address}, "

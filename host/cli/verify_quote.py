@@ -8,7 +8,6 @@ SEV-SNP report, tee-agent simulated quote) and, with `--policy`, validates its f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,14 @@ from attestation.policy import load_policy, validate
 from attestation.report import VerificationReport
 from attestation.verifier import verify_evidence
 from host.cli.arguments import parse_at, parse_nonce, read_input, trust_anchors
-from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError, failure_object
+from host.cli.outcome import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    failure_object,
+    print_json,
+)
 from host.cli.summary import report_summary
 
 
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(args, str(exc), EXIT_CHECK_FAILED)
 
     if args.json:
-        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        print_json(report.model_dump(mode="json"))
     else:
         print(report_summary(report))
     accepted = report.valid and report.policy_ok is not False
@@ -70,5 +76,5 @@ def _verify(args: argparse.Namespace) -> VerificationReport:
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     if getattr(args, "json", False):
-        print(json.dumps(failure_object(message), indent=2))
+        print_json(failure_object(message))
     return code

@@ -82,6 +82,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "transactions: status 'replaced' (another transaction of the same nonce was mined)",
+        (
+            # Neither SQLite nor a portable ALTER can widen a CHECK: the table is rebuilt.
+            "CREATE TABLE transactions_v2 ("
+            " tx_hash {blob} PRIMARY KEY CHECK (length(tx_hash) = 32),"
+            " nonce BIGINT NOT NULL CHECK (nonce >= 0),"
+            " raw {blob} NOT NULL,"
+            " receipt_seq BIGINT NOT NULL REFERENCES receipts (seq),"
+            " status TEXT NOT NULL"
+            "  CHECK (status IN ('signed', 'pending', 'mined', 'reverted', 'dropped',"
+            " 'replaced')),"
+            " detail TEXT NOT NULL,"
+            " updated_at DOUBLE PRECISION NOT NULL)",
+            "INSERT INTO transactions_v2"
+            " (tx_hash, nonce, raw, receipt_seq, status, detail, updated_at)"
+            " SELECT tx_hash, nonce, raw, receipt_seq, status, detail, updated_at"
+            " FROM transactions",
+            "DROP TABLE transactions",
+            "ALTER TABLE transactions_v2 RENAME TO transactions",
+            "CREATE INDEX transactions_by_nonce ON transactions (nonce)",
+            "CREATE INDEX transactions_by_status ON transactions (status, nonce)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

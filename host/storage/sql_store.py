@@ -56,6 +56,10 @@ _SELECT_TRANSACTIONS_BY_STATUS = (
     "SELECT tx_hash, nonce, raw, receipt_seq, status, detail, updated_at FROM transactions"
     " WHERE status = ? ORDER BY nonce, tx_hash"
 )
+_SELECT_TRANSACTIONS_FROM_NONCE = (
+    "SELECT tx_hash, nonce, raw, receipt_seq, status, detail, updated_at FROM transactions"
+    " WHERE nonce >= ? ORDER BY nonce, tx_hash"
+)
 
 
 class SqlCursor(Protocol):
@@ -290,6 +294,14 @@ class SqlStorage(ABC):
                 cursor.execute(_SELECT_ALL_TRANSACTIONS)
             else:
                 cursor.execute(_SELECT_TRANSACTIONS_BY_STATUS, (status,))
+            rows = cursor.fetchall()
+        return [transaction_from_row(row) for row in rows]
+
+    def transactions_from_nonce(self, nonce: int) -> list[TransactionRecord]:
+        """Every transaction with a nonce of `nonce` or more (all versions of each), by nonce."""
+        check_int64("a transaction nonce", nonce)
+        with self._read("reading transactions by nonce") as cursor:
+            cursor.execute(_SELECT_TRANSACTIONS_FROM_NONCE, (nonce,))
             rows = cursor.fetchall()
         return [transaction_from_row(row) for row in rows]
 

@@ -57,7 +57,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Status(_message.Message):
-    __slots__ = ("uptime_seconds", "enclave_state", "enclave_restarts", "last_tick_seq", "last_tick_timestamp_ms", "ticks_accepted", "ticks_refused", "receipts", "head_hash", "transactions", "notional_24h_usd", "notional_24h_left_usd", "paused", "address", "vault")
+    __slots__ = ("uptime_seconds", "enclave_state", "enclave_restarts", "last_tick_seq", "last_tick_timestamp_ms", "ticks_accepted", "ticks_refused", "receipts", "head_hash", "transactions", "notional_24h_usd", "notional_24h_left_usd", "paused", "address", "vault", "alarm")
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_STATE_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_RESTARTS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class Status(_message.Message):
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     VAULT_FIELD_NUMBER: _ClassVar[int]
+    ALARM_FIELD_NUMBER: _ClassVar[int]
     uptime_seconds: float
     enclave_state: str
     enclave_restarts: int
@@ -88,7 +89,8 @@ class Status(_message.Message):
     paused: bool
     address: str
     vault: VaultStatus
-    def __init__(self, uptime_seconds: _Optional[float] = ..., enclave_state: _Optional[str] = ..., enclave_restarts: _Optional[int] = ..., last_tick_seq: _Optional[int] = ..., last_tick_timestamp_ms: _Optional[int] = ..., ticks_accepted: _Optional[int] = ..., ticks_refused: _Optional[int] = ..., receipts: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., transactions: _Optional[int] = ..., notional_24h_usd: _Optional[float] = ..., notional_24h_left_usd: _Optional[float] = ..., paused: _Optional[bool] = ..., address: _Optional[str] = ..., vault: _Optional[_Union[VaultStatus, _Mapping]] = ...) -> None: ...
+    alarm: str
+    def __init__(self, uptime_seconds: _Optional[float] = ..., enclave_state: _Optional[str] = ..., enclave_restarts: _Optional[int] = ..., last_tick_seq: _Optional[int] = ..., last_tick_timestamp_ms: _Optional[int] = ..., ticks_accepted: _Optional[int] = ..., ticks_refused: _Optional[int] = ..., receipts: _Optional[int] = ..., head_hash: _Optional[bytes] = ..., transactions: _Optional[int] = ..., notional_24h_usd: _Optional[float] = ..., notional_24h_left_usd: _Optional[float] = ..., paused: _Optional[bool] = ..., address: _Optional[str] = ..., vault: _Optional[_Union[VaultStatus, _Mapping]] = ..., alarm: _Optional[str] = ...) -> None: ...
 
 class VaultStatus(_message.Message):
     __slots__ = ("address", "block", "quote_token", "paused", "agent_active", "cap_per_trade", "cap_per_day", "notional_24h", "notional_24h_left", "last_receipt_seq", "twap_window_seconds", "max_deviation_bps", "error")

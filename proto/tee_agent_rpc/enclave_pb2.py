@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from tee_agent_rpc import messages_pb2 as tee__agent__rpc_dot_messages__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btee_agent_rpc/enclave.proto\x12\x14tee_agent.enclave.v1\x1a\x1ctee_agent_rpc/messages.proto\"#\n\x0bOpenRequest\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\"\x8f\x01\n\x0cOpenResponse\x12(\n\x08identity\x18\x01 \x01(\x0b\x32\x16.tee_agent.v1.Identity\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x14\n\x0csealed_state\x18\x03 \x01(\x0c\x12\x15\n\rstate_version\x18\x04 \x01(\x04\x12\x17\n\x0fpending_outputs\x18\x05 \x01(\x04\"\x14\n\x12GetIdentityRequest\"\x1e\n\rAttestRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"L\n\x07\x46\x65\x65Hint\x12\x1b\n\x13max_fee_per_gas_wei\x18\x01 \x01(\x04\x12$\n\x1cmax_priority_fee_per_gas_wei\x18\x02 \x01(\x04\"\xde\x02\n\rIngestRequest\x12\x14\n\x0ctick_batches\x18\x01 \x03(\x0c\x12+\n\x04\x66\x65\x65s\x18\x02 \x01(\x0b\x32\x1d.tee_agent.enclave.v1.FeeHint\x12\x43\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x31.tee_agent.enclave.v1.IngestRequest.BalancesEntry\x12\x17\n\x0frelease_through\x18\x04 \x01(\x04\x12H\n\x0btwap_prices\x18\x05 \x03(\x0b\x32\x33.tee_agent.enclave.v1.IngestRequest.TwapPricesEntry\x1a/\n\rBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fTwapPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x86\x02\n\x0eIngestResponse\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\x12\x15\n\rstate_version\x18\x02 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12*\n\x07refused\x18\x04 \x03(\x0b\x32\x19.tee_agent.v1.RefusedTick\x12\x18\n\x10pending_receipts\x18\x05 \x01(\r\x12\x1c\n\x14pending_transactions\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63ision_seconds\x18\x07 \x03(\x01\x12\x37\n\x08released\x18\x08 \x01(\x0b\x32%.tee_agent.enclave.v1.ReleaseResponse\"\'\n\x0eReleaseRequest\x12\x15\n\rstate_version\x18\x01 \x01(\x04\"k\n\x0fReleaseResponse\x12\'\n\x08receipts\x18\x01 \x03(\x0b\x32\x15.tee_agent.v1.Receipt\x12/\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x19.tee_agent.v1.Transaction\")\n\x13OwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\x89\x02\n\rEnclaveStatus\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rstate_version\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x12\n\nnext_nonce\x18\x07 \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x08 \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\t \x01(\x01\x12\x16\n\x0eticks_accepted\x18\n \x01(\x04\x12\x15\n\rticks_refused\x18\x0b \x01(\x04\x32\xc0\x05\n\x07\x45nclave\x12M\n\x04Open\x12!.tee_agent.enclave.v1.OpenRequest\x1a\".tee_agent.enclave.v1.OpenResponse\x12O\n\x0bGetIdentity\x12(.tee_agent.enclave.v1.GetIdentityRequest\x1a\x16.tee_agent.v1.Identity\x12H\n\x06\x41ttest\x12#.tee_agent.enclave.v1.AttestRequest\x1a\x19.tee_agent.v1.Attestation\x12S\n\x06Ingest\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12]\n\x0cIngestStream\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse(\x01\x30\x01\x12V\n\x07Release\x12$.tee_agent.enclave.v1.ReleaseRequest\x1a%.tee_agent.enclave.v1.ReleaseResponse\x12\x65\n\x12SubmitOwnerCommand\x12).tee_agent.enclave.v1.OwnerCommandRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12X\n\tGetStatus\x12&.tee_agent.enclave.v1.GetStatusRequest\x1a#.tee_agent.enclave.v1.EnclaveStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btee_agent_rpc/enclave.proto\x12\x14tee_agent.enclave.v1\x1a\x1ctee_agent_rpc/messages.proto\"#\n\x0bOpenRequest\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\"\x8f\x01\n\x0cOpenResponse\x12(\n\x08identity\x18\x01 \x01(\x0b\x32\x16.tee_agent.v1.Identity\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x14\n\x0csealed_state\x18\x03 \x01(\x0c\x12\x15\n\rstate_version\x18\x04 \x01(\x04\x12\x17\n\x0fpending_outputs\x18\x05 \x01(\x04\"\x14\n\x12GetIdentityRequest\"\x1e\n\rAttestRequest\x12\r\n\x05nonce\x18\x01 \x01(\x0c\"L\n\x07\x46\x65\x65Hint\x12\x1b\n\x13max_fee_per_gas_wei\x18\x01 \x01(\x04\x12$\n\x1cmax_priority_fee_per_gas_wei\x18\x02 \x01(\x04\"\x92\x03\n\rIngestRequest\x12\x14\n\x0ctick_batches\x18\x01 \x03(\x0c\x12+\n\x04\x66\x65\x65s\x18\x02 \x01(\x0b\x32\x1d.tee_agent.enclave.v1.FeeHint\x12\x43\n\x08\x62\x61lances\x18\x03 \x03(\x0b\x32\x31.tee_agent.enclave.v1.IngestRequest.BalancesEntry\x12\x17\n\x0frelease_through\x18\x04 \x01(\x04\x12H\n\x0btwap_prices\x18\x05 \x03(\x0b\x32\x33.tee_agent.enclave.v1.IngestRequest.TwapPricesEntry\x12\x32\n\x07\x61\x63\x63ount\x18\x06 \x01(\x0b\x32!.tee_agent.enclave.v1.AccountView\x1a/\n\rBalancesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0fTwapPricesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"O\n\x0b\x41\x63\x63ountView\x12\x14\n\x0c\x62lock_number\x18\x01 \x01(\x04\x12\x13\n\x0bmined_nonce\x18\x02 \x01(\x04\x12\x15\n\rpending_nonce\x18\x03 \x01(\x04\"\x86\x02\n\x0eIngestResponse\x12\x14\n\x0csealed_state\x18\x01 \x01(\x0c\x12\x15\n\rstate_version\x18\x02 \x01(\x04\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x03 \x01(\r\x12*\n\x07refused\x18\x04 \x03(\x0b\x32\x19.tee_agent.v1.RefusedTick\x12\x18\n\x10pending_receipts\x18\x05 \x01(\r\x12\x1c\n\x14pending_transactions\x18\x06 \x01(\r\x12\x18\n\x10\x64\x65\x63ision_seconds\x18\x07 \x03(\x01\x12\x37\n\x08released\x18\x08 \x01(\x0b\x32%.tee_agent.enclave.v1.ReleaseResponse\"\'\n\x0eReleaseRequest\x12\x15\n\rstate_version\x18\x01 \x01(\x04\"y\n\x0fReleaseResponse\x12\'\n\x08receipts\x18\x01 \x03(\x0b\x32\x15.tee_agent.v1.Receipt\x12/\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x19.tee_agent.v1.Transaction\x12\x0c\n\x04more\x18\x03 \x01(\x08\")\n\x13OwnerCommandRequest\x12\x12\n\nciphertext\x18\x01 \x01(\x0c\"\x12\n\x10GetStatusRequest\"\x89\x02\n\rEnclaveStatus\x12\x0c\n\x04open\x18\x01 \x01(\x08\x12\x0e\n\x06paused\x18\x02 \x01(\x08\x12\x15\n\rstate_version\x18\x03 \x01(\x04\x12\x15\n\rlast_tick_seq\x18\x04 \x01(\x04\x12\x1e\n\x16last_tick_timestamp_ms\x18\x05 \x01(\x03\x12\x10\n\x08receipts\x18\x06 \x01(\x04\x12\x12\n\nnext_nonce\x18\x07 \x01(\x04\x12\x18\n\x10notional_24h_usd\x18\x08 \x01(\x01\x12\x1d\n\x15notional_24h_left_usd\x18\t \x01(\x01\x12\x16\n\x0eticks_accepted\x18\n \x01(\x04\x12\x15\n\rticks_refused\x18\x0b \x01(\x04\x32\xc0\x05\n\x07\x45nclave\x12M\n\x04Open\x12!.tee_agent.enclave.v1.OpenRequest\x1a\".tee_agent.enclave.v1.OpenResponse\x12O\n\x0bGetIdentity\x12(.tee_agent.enclave.v1.GetIdentityRequest\x1a\x16.tee_agent.v1.Identity\x12H\n\x06\x41ttest\x12#.tee_agent.enclave.v1.AttestRequest\x1a\x19.tee_agent.v1.Attestation\x12S\n\x06Ingest\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12]\n\x0cIngestStream\x12#.tee_agent.enclave.v1.IngestRequest\x1a$.tee_agent.enclave.v1.IngestResponse(\x01\x30\x01\x12V\n\x07Release\x12$.tee_agent.enclave.v1.ReleaseRequest\x1a%.tee_agent.enclave.v1.ReleaseResponse\x12\x65\n\x12SubmitOwnerCommand\x12).tee_agent.enclave.v1.OwnerCommandRequest\x1a$.tee_agent.enclave.v1.IngestResponse\x12X\n\tGetStatus\x12&.tee_agent.enclave.v1.GetStatusRequest\x1a#.tee_agent.enclave.v1.EnclaveStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,23 +47,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEEHINT']._serialized_start=320
   _globals['_FEEHINT']._serialized_end=396
   _globals['_INGESTREQUEST']._serialized_start=399
-  _globals['_INGESTREQUEST']._serialized_end=749
-  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_start=651
-  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_end=698
-  _globals['_INGESTREQUEST_TWAPPRICESENTRY']._serialized_start=700
-  _globals['_INGESTREQUEST_TWAPPRICESENTRY']._serialized_end=749
-  _globals['_INGESTRESPONSE']._serialized_start=752
-  _globals['_INGESTRESPONSE']._serialized_end=1014
-  _globals['_RELEASEREQUEST']._serialized_start=1016
-  _globals['_RELEASEREQUEST']._serialized_end=1055
-  _globals['_RELEASERESPONSE']._serialized_start=1057
-  _globals['_RELEASERESPONSE']._serialized_end=1164
-  _globals['_OWNERCOMMANDREQUEST']._serialized_start=1166
-  _globals['_OWNERCOMMANDREQUEST']._serialized_end=1207
-  _globals['_GETSTATUSREQUEST']._serialized_start=1209
-  _globals['_GETSTATUSREQUEST']._serialized_end=1227
-  _globals['_ENCLAVESTATUS']._serialized_start=1230
-  _globals['_ENCLAVESTATUS']._serialized_end=1495
-  _globals['_ENCLAVE']._serialized_start=1498
-  _globals['_ENCLAVE']._serialized_end=2202
+  _globals['_INGESTREQUEST']._serialized_end=801
+  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_start=703
+  _globals['_INGESTREQUEST_BALANCESENTRY']._serialized_end=750
+  _globals['_INGESTREQUEST_TWAPPRICESENTRY']._serialized_start=752
+  _globals['_INGESTREQUEST_TWAPPRICESENTRY']._serialized_end=801
+  _globals['_ACCOUNTVIEW']._serialized_start=803
+  _globals['_ACCOUNTVIEW']._serialized_end=882
+  _globals['_INGESTRESPONSE']._serialized_start=885
+  _globals['_INGESTRESPONSE']._serialized_end=1147
+  _globals['_RELEASEREQUEST']._serialized_start=1149
+  _globals['_RELEASEREQUEST']._serialized_end=1188
+  _globals['_RELEASERESPONSE']._serialized_start=1190
+  _globals['_RELEASERESPONSE']._serialized_end=1311
+  _globals['_OWNERCOMMANDREQUEST']._serialized_start=1313
+  _globals['_OWNERCOMMANDREQUEST']._serialized_end=1354
+  _globals['_GETSTATUSREQUEST']._serialized_start=1356
+  _globals['_GETSTATUSREQUEST']._serialized_end=1374
+  _globals['_ENCLAVESTATUS']._serialized_start=1377
+  _globals['_ENCLAVESTATUS']._serialized_end=1642
+  _globals['_ENCLAVE']._serialized_start=1645
+  _globals['_ENCLAVE']._serialized_end=2349
 # @@protoc_insertion_point(module_scope)

@@ -46,7 +46,7 @@ class FeeHint(_message.Message):
     def __init__(self, max_fee_per_gas_wei: _Optional[int] = ..., max_priority_fee_per_gas_wei: _Optional[int] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("tick_batches", "fees", "balances", "release_through", "twap_prices")
+    __slots__ = ("tick_batches", "fees", "balances", "release_through", "twap_prices", "account")
     class BalancesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,12 +66,24 @@ class IngestRequest(_message.Message):
     BALANCES_FIELD_NUMBER: _ClassVar[int]
     RELEASE_THROUGH_FIELD_NUMBER: _ClassVar[int]
     TWAP_PRICES_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     tick_batches: _containers.RepeatedScalarFieldContainer[bytes]
     fees: FeeHint
     balances: _containers.ScalarMap[str, str]
     release_through: int
     twap_prices: _containers.ScalarMap[str, float]
-    def __init__(self, tick_batches: _Optional[_Iterable[bytes]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ..., release_through: _Optional[int] = ..., twap_prices: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    account: AccountView
+    def __init__(self, tick_batches: _Optional[_Iterable[bytes]] = ..., fees: _Optional[_Union[FeeHint, _Mapping]] = ..., balances: _Optional[_Mapping[str, str]] = ..., release_through: _Optional[int] = ..., twap_prices: _Optional[_Mapping[str, float]] = ..., account: _Optional[_Union[AccountView, _Mapping]] = ...) -> None: ...
+
+class AccountView(_message.Message):
+    __slots__ = ("block_number", "mined_nonce", "pending_nonce")
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MINED_NONCE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_NONCE_FIELD_NUMBER: _ClassVar[int]
+    block_number: int
+    mined_nonce: int
+    pending_nonce: int
+    def __init__(self, block_number: _Optional[int] = ..., mined_nonce: _Optional[int] = ..., pending_nonce: _Optional[int] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
     __slots__ = ("sealed_state", "state_version", "accepted", "refused", "pending_receipts", "pending_transactions", "decision_seconds", "released")
@@ -100,12 +112,14 @@ class ReleaseRequest(_message.Message):
     def __init__(self, state_version: _Optional[int] = ...) -> None: ...
 
 class ReleaseResponse(_message.Message):
-    __slots__ = ("receipts", "transactions")
+    __slots__ = ("receipts", "transactions", "more")
     RECEIPTS_FIELD_NUMBER: _ClassVar[int]
     TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     receipts: _containers.RepeatedCompositeFieldContainer[_messages_pb2.Receipt]
     transactions: _containers.RepeatedCompositeFieldContainer[_messages_pb2.Transaction]
-    def __init__(self, receipts: _Optional[_Iterable[_Union[_messages_pb2.Receipt, _Mapping]]] = ..., transactions: _Optional[_Iterable[_Union[_messages_pb2.Transaction, _Mapping]]] = ...) -> None: ...
+    more: bool
+    def __init__(self, receipts: _Optional[_Iterable[_Union[_messages_pb2.Receipt, _Mapping]]] = ..., transactions: _Optional[_Iterable[_Union[_messages_pb2.Transaction, _Mapping]]] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class OwnerCommandRequest(_message.Message):
     __slots__ = ("ciphertext",)
