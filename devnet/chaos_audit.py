@@ -27,6 +27,10 @@ REPLACED = "replaced:"
 # What the feeder records for an attempt that got no answer (the host or enclave died).
 NO_ANSWER = "no_answer"
 ACCEPTED = "accepted"
+# The verdict of the one receipt summarising the ticks an Ingest refused (but duplicates):
+# "ticks_refused:<count>", its input the counts by reason and the first and last seq
+# (`enclave.refusals`).
+TICKS_REFUSED = "ticks_refused:"
 
 
 class Invariant(StrEnum):
@@ -58,7 +62,7 @@ class Invariant(StrEnum):
     TICK_ANSWERED = "tick_answered"
     # The enclave counted each accepted tick exactly once.
     TICK_COUNTED_ONCE = "tick_counted_once"
-    # Every tick refused (but as a duplicate) has its refusal receipt.
+    # Every tick refused (but as a duplicate) is counted in a refusal receipt.
     TICK_REFUSAL_HAS_RECEIPT = "tick_refusal_has_receipt"
 
 
@@ -304,27 +308,36 @@ def _check_ticks(result: AuditResult, records: ChaosRecords) -> None:
             f"{len(accepted)}"
         ],
     )
-    with_receipt = set()
-    for record in records.receipts:
-        if record.receipt.verdict.startswith("refused:") and not record.decision_json:
-            tick = _tick_seq(record.input_json)
-            if tick is not None:
-                with_receipt.add(tick)
+    summaries = [
+        summary
+        for record in records.receipts
+        if record.receipt.verdict.startswith(TICKS_REFUSED)
+        and (summary := _refusal_summary(record.input_json)) is not None
+    ]
     lacking = [
-        f"tick seq {seq} refused ({reason}) without a refusal receipt"
+        f"tick seq {seq} refused ({reason}) without a {TICKS_REFUSED}<count> receipt "
+        "counting it"
         for seq, reason in refused.items()
-        if reason != DUPLICATE_SEQ and seq not in with_receipt
+        if reason != DUPLICATE_SEQ
+        and not any(
+            first <= seq <= last and reason in reasons for first, last, reasons in summaries
+        )
     ]
     result.check(Invariant.TICK_REFUSAL_HAS_RECEIPT, len(refused), lacking)
 
 
-def _tick_seq(input_json: str) -> int | None:
+def _refusal_summary(input_json: str) -> tuple[int, int, set[str]] | None:
+    """(first seq, last seq, reasons) of a refusal receipt's input, if it reads as one."""
     try:
         value = json.loads(input_json)
     except ValueError:
         return None
-    seq = value.get("seq") if isinstance(value, dict) else None
-    return seq if isinstance(seq, int) else None
+    if not isinstance(value, dict) or not isinstance(value.get("by_reason"), dict):
+        return None
+    first, last = value.get("first_seq"), value.get("last_seq")
+    if not isinstance(first, int) or not isinstance(last, int):
+        return None
+    return first, last, set(value["by_reason"])
 
 
 def _ranges(what: str, seqs: Sequence[int]) -> str:

@@ -28,12 +28,13 @@ CONFIG_HASH = hashlib.sha256(b"enclave.toml").digest()
 # Receipt verdicts of the clean run: ticks 1..8 decide (seq 3 and 6 sign a trade), tick 9
 # is refused with a receipt, then the owner pauses.
 VERDICTS = ["hold", "hold", "signed", "hold", "hold", "signed", "hold", "hold",
-            "refused:price_jump", "owner:pause"]  # fmt: skip
+            "ticks_refused:1", "owner:pause"]  # fmt: skip
 
 
 def sign(seq: int, prev: bytes, verdict: str) -> ReceiptRecord:
-    refused_tick = verdict == "refused:price_jump"
-    input_json = json.dumps({"seq": seq, "price": 1.0}) if refused_tick else f"view {seq}"
+    refused_tick = verdict.startswith("ticks_refused:")
+    summary = {"by_reason": {"price_jump": 1}, "first_seq": seq, "last_seq": seq}
+    input_json = json.dumps(summary) if refused_tick else f"view {seq}"
     decision_json = "" if refused_tick or verdict.startswith("owner:") else f"decision {seq}"
     receipt = make_receipt(
         AGENT, chain_id=CHAIN_ID, seq=seq, prev_hash=prev,
@@ -184,7 +185,7 @@ def test_a_tick_missing_from_the_enclave_count_is_a_violation() -> None:
 
 def test_a_refused_tick_without_its_receipt_is_a_violation() -> None:
     records = clean()
-    ticks = {**records.ticks, 10: ["stale_tick"]}
+    ticks = {**records.ticks, 10: ["stale_tick"]}  # no receipt counts tick 10
     assert violated(dataclasses.replace(records, ticks=ticks)) == {
         Invariant.TICK_REFUSAL_HAS_RECEIPT
     }
