@@ -315,8 +315,7 @@ def _check_ticks(result: AuditResult, records: ChaosRecords) -> None:
         and (summary := _refusal_summary(record.input_json)) is not None
     ]
     lacking = [
-        f"tick seq {seq} refused ({reason}) without a {TICKS_REFUSED}<count> receipt "
-        "counting it"
+        f"tick seq {seq} refused ({reason}) without a {TICKS_REFUSED}<count> receipt counting it"
         for seq, reason in refused.items()
         if reason != DUPLICATE_SEQ
         and not any(
