@@ -59,9 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--json", action="store_true", help="end stdout with the one-line JSON summary"
     )
     parser.add_argument("--keep", type=Path, help="keep the run's files in this directory")
-    parser.add_argument("--no-dump-wait", action="store_true",
-                        help="kill anvil at the moment drawn, not once its state dump holds "
-                        "the head block: the blocks since its last dump are lost")  # fmt: skip
+    parser.add_argument("--dump-wait", action="store_true",
+                        help="kill anvil only once its state dump holds the head block, so "
+                        "that it loses no block (by default it is killed at the moment drawn "
+                        "and forgets the blocks since its last dump)")  # fmt: skip
     return parser.parse_args(argv)  # fmt: skip
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run_chaos(
-            args.minutes, args.seed, workdir, say=say, wait_for_dump=not args.no_dump_wait
+            args.minutes, args.seed, workdir, say=say, wait_for_dump=args.dump_wait
         )
     except (ChaosError, AnvilError, ChainError) as exc:
         print(f"error: the chaos run could not go on: {exc} (files in {workdir})", file=sys.stderr)

@@ -101,7 +101,7 @@ class Killer:
         rng: random.Random,
         say: Callable[[str], None],
         mean_gap: float,
-        wait_for_dump: bool = True,
+        wait_for_dump: bool = False,
     ) -> None:
         self.procs, self.chain, self.rng, self.say = procs, chain, rng, say
         self.mean_gap = mean_gap
@@ -239,12 +239,12 @@ def run_chaos(
     *,
     say: Callable[[str], None] = lambda line: None,
     mean_gap: float = MEAN_GAP_SECONDS,
-    wait_for_dump: bool = True,
+    wait_for_dump: bool = False,
 ) -> ChaosResult:
     """Run the chaos run for `minutes` of feeding (longer if a kind of kill has not happened
-    yet), then audit it. Everything it started is stopped on return. Without
-    `wait_for_dump`, anvil is killed at the moment drawn, losing the blocks mined since its
-    last dump (up to a second of them).
+    yet), then audit it. Everything it started is stopped on return. anvil is killed at
+    the moment drawn, losing the blocks mined since its last dump (up to a second of them);
+    with `wait_for_dump`, only once its dump holds the head block.
 
     Raises:
         ChaosError: a process would not start or come back.

@@ -1,6 +1,7 @@
 """The chaos run, short: a real trading run through the vault (anvil, Uniswap V2, the host as
 a `tee-agent run` subprocess, its enclave) while the enclave, the host and anvil are each
-SIGKILLed at least once at seeded random moments; then every invariant of the audit holds
+SIGKILLed at least once at seeded random moments (anvil forgetting the blocks since its last
+state dump); then every invariant of the audit holds
 (`devnet.chaos_audit`; its checks are tested on doctored records in test_chaos_audit.py)."""
 
 from __future__ import annotations
