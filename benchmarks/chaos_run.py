@@ -92,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        result = run_chaos(
-            args.minutes, args.seed, workdir, say=say, wait_for_dump=args.dump_wait
-        )
+        result = run_chaos(args.minutes, args.seed, workdir, say=say, wait_for_dump=args.dump_wait)
     except (ChaosError, AnvilError, ChainError) as exc:
         print(f"error: the chaos run could not go on: {exc} (files in {workdir})", file=sys.stderr)
         return EXIT_USAGE
