@@ -35,13 +35,13 @@ from enclave.config import (
     VaultConfig,
 )
 from enclave.config_toml import config_toml
+from host.bundled import bundled_market_file
 from host.config import DEFAULT_MARKET_FILE
 
 HOST_CONFIG = "tee-agent.toml"
 ENCLAVE_CONFIG = "enclave.toml"
 OWNER_KEY = "owner.key"
 AUTH_TOKEN = "auth-token"  # noqa: S105 (a file name, not a secret)
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class InitRefused(Exception):
@@ -81,8 +81,8 @@ def init_directory(directory: Path, *, force: bool = False) -> InitResult:
 
 
 def _market_file() -> str:
-    """The bundled candles as an absolute path when this checkout has them."""
-    bundled = _REPO_ROOT / DEFAULT_MARKET_FILE
+    """The bundled candles as an absolute path, from the installed package or this checkout."""
+    bundled = bundled_market_file()
     return str(bundled) if bundled.is_file() else DEFAULT_MARKET_FILE
 
 

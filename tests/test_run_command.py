@@ -94,3 +94,5 @@ def test_run_replays_serves_metrics_and_resumes_after_a_restart(tmp_path: Path) 
     assert again.last_tick_seq == 500
     log = (directory / "host.log").read_text()
     assert "Traceback" not in log
+    # The quick start runs without a chain: it says why nothing will trade.
+    assert "every decision is a hold and nothing trades" in log

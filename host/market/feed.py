@@ -35,6 +35,14 @@ def replay_market(
     """Feed the configured market file into the enclave, resuming after the last accepted
     tick, until the file ends or `stop` is set."""
     last = agent.enclave_status().last_tick_seq
+    if chain is None:
+        log.warning(
+            "replaying %s without a chain ([chain] rpc_url is empty): the agent holds no "
+            "balances, so every decision is a hold and nothing trades. To watch it trade on a "
+            "local chain with Uniswap V2 and the guarded vault, run ./scripts/demo from a "
+            "checkout",
+            market.file,
+        )
     source = ReplaySource(
         market.file,
         market.pair,
