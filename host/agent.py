@@ -69,6 +69,9 @@ class Agent:
         # The guarded vault as last read (GetStatus serves it); None without a vault. The
         # market feed refreshes it once per batch.
         self.vault_watch = vault_watch
+        # With a chain: adds its fees, the vault's balances and TWAPs to a client's batches
+        # (`host.chain.link.ChainLink.enrich`), as the host's own market feeds do.
+        self.enrich: Callable[[IngestInput], IngestInput] | None = None
         self.started = time.time()
         self._lock = threading.RLock()
         # Changes waiting for the lock: a stream in full flow lets them in between batches.
@@ -216,7 +219,7 @@ class Agent:
         """
         while True:
             try:
-                work = next(requests)  # outside the lock: this may wait for the client
+                work = self._enriched(next(requests))  # outside the lock: may wait
             except StopIteration:
                 return
             with self._turn():
@@ -226,12 +229,15 @@ class Agent:
                     while flow.busy:
                         while flow.room and requests.ready() and not self._others_waiting():
                             try:
-                                flow.send(next(requests))
+                                flow.send(self._enriched(next(requests)))
                             except StopIteration:
                                 break
                         flow.receive()
                 finally:
                     flow.finish()
+
+    def _enriched(self, work: IngestInput) -> IngestInput:
+        return work if self.enrich is None else self.enrich(work)
 
     def release(self, version: int) -> Released:
         """Collect and store the outputs of the stored sealed state `version`.

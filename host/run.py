@@ -130,6 +130,7 @@ def start_host(
                 config.chain.rpc_url, config.chain.poll_seconds, enclave, address, storage, metrics
             )
             agent.vault_watch = chain.vault_watch
+            agent.enrich = chain.enrich
         started.pop_all()  # started: from here on RunningHost.stop stops it all
     log.info("serving", extra={"port": port, "address": address})
     return RunningHost(
