@@ -32,8 +32,10 @@ With --host, the quote (over a fresh nonce), the receipts and the head hash come
 running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
 `tee-agent attest --out FILE`. With --vault, the agent trades through that guarded vault:
 its trades are linked to receipts by digest, and the vault itself is checked (its code, its
-active agents, its trades, what left it). Exit codes as `verify quote`: 0 everything holds,
-1 a check fails, 2 the input cannot be used.
+active agents, its trades, what left it). In an agent's directory (its tee-agent.toml,
+or --config), --rpc, --host and --vault default to the config's chain, listen address and
+vault. Exit codes as `verify quote`: 0 everything holds, 1 a check fails, 2 the input
+cannot be used.
 """
 _RUN_DESCRIPTION = (
     "Run the agent until stopped. A second start on the same data directory resumes "
@@ -178,8 +180,11 @@ def _add_verify(commands: Subparsers) -> None:
         help="audit an agent: attestation, receipt chain, and its transactions on chain",
         description=_VERIFY_AGENT_DESCRIPTION,
     )
-    agent.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain the agent uses")
-    source = agent.add_mutually_exclusive_group(required=True)
+    agent.add_argument("--rpc", help="JSON-RPC URL of the chain the agent uses")
+    agent.add_argument("--config", type=Path, metavar="FILE",
+                       help="the agent's tee-agent.toml, for the defaults of --rpc, --host and "
+                       "--vault (default: ./tee-agent.toml when there is one)")  # fmt: skip
+    source = agent.add_mutually_exclusive_group()
     source.add_argument("--host", help="a running agent's public API, HOST:PORT")
     source.add_argument("--receipts", type=Path, help="receipts file (tee-agent receipts --out)")
     agent.add_argument("--attestation", type=Path, help="attestation file (tee-agent attest --out)")

@@ -30,10 +30,12 @@ from attestation.errors import PolicyFormatError
 from attestation.policy import load_policy
 from attestation.receipt import Receipt
 from attestation.receipt_texts import ReceiptTexts
+from enclave.config import ConfigError, load_config
 from host.chain.audit import audit_agent
 from host.cli.arguments import parse_at, trust_anchors
 from host.cli.evidence_files import read_attestation_file, read_receipts_file
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_json
+from host.config import HostConfigError, load_host_config
 from wire.errors import MalformedMessage
 from wire.identity import identity_from_message
 from wire.records import receipt_record
@@ -54,6 +56,33 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _take_defaults(args: argparse.Namespace) -> None:
+    """--rpc, --host and --vault from the agent's config where not given: its [chain]
+    rpc_url, [host] listen, and its enclave config's vault (unless the zero placeholder).
+
+    Raises:
+        _Unusable: the config cannot be read, or --rpc or a source is still missing.
+    """
+    path = args.config
+    if path is None and Path("tee-agent.toml").is_file():
+        path = Path("tee-agent.toml")
+    if path is not None and (args.rpc is None or args.vault is None or not args.receipts):
+        try:
+            config = load_host_config(path)
+            vault = load_config(config.enclave.config).vault.address
+        except (HostConfigError, ConfigError) as exc:
+            raise _Unusable(f"--config {path}: {exc}") from None
+        args.rpc = args.rpc or config.chain.rpc_url or None
+        if args.host is None and args.receipts is None:
+            args.host = config.host.listen
+        if args.vault is None and int(vault, 16) != 0:
+            args.vault = vault
+    if args.rpc is None:
+        raise _Unusable("--rpc URL is needed (or a tee-agent.toml whose [chain] rpc_url is set)")
+    if args.host is None and args.receipts is None:
+        raise _Unusable("--host HOST:PORT or --receipts FILE is needed (or a tee-agent.toml)")
+
+
 def _audit(args: argparse.Namespace) -> int:
     try:
         at = parse_at(args.at)
@@ -61,6 +90,7 @@ def _audit(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy) if args.policy else None
     except (UsageError, PolicyFormatError) as exc:
         raise _Unusable(str(exc)) from None
+    _take_defaults(args)
     if args.vault is not None and not Web3.is_address(args.vault):
         raise _Unusable(f"--vault must be an address, 0x and 40 hex digits: {args.vault!r}")
     head: bytes | None
