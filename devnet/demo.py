@@ -145,7 +145,11 @@ def _summarize(
         return (Decimal(balances["WETH"]).scaleb(-weth_decimals) * at_price
                 + Decimal(balances["USD"]).scaleb(-usd_decimals))  # fmt: skip
 
-    pnl = value(end_balances, price) - value(start_balances, price)
+    # What the portfolio was worth at the start and is now, each at its own price, and what
+    # trading added over holding the starting portfolio (both valued at the end price).
+    start_value = value(start_balances, session.start_price)
+    end_value = value(end_balances, price)
+    vs_hold = end_value - value(start_balances, price)
     summary = {
         "policy": args.policy,
         "candles": args.hours,
@@ -163,7 +167,10 @@ def _summarize(
         },
         "price_start": float(session.start_price),
         "price_end": float(price),
-        "pnl_usd": float(pnl.quantize(Decimal("0.01"))),
+        "value_start_usd": _cents(start_value),
+        "value_end_usd": _cents(end_value),
+        "change_usd": _cents(end_value - start_value),
+        "vs_hold_usd": _cents(vs_hold),
         "vault": vault_summary(session),
         "receipts": len(receipts),
         "receipts_verified": chain.valid,
@@ -173,6 +180,10 @@ def _summarize(
     }
     ok = chain.valid and attestation_ok and audit.valid
     return summary, ok
+
+
+def _cents(amount: Decimal) -> float:
+    return float(amount.quantize(Decimal("0.01")))
 
 
 def vault_summary(session: Session) -> dict[str, Any]:
@@ -221,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  position          {summary['position']['WETH']} WETH, {summary['position']['USD']} USD"
         )
         print(f"  ETH price         {summary['price_start']:.2f} -> {summary['price_end']:.2f} USD")
-        print(f"  PnL               {summary['pnl_usd']:+.2f} USD")
+        print(
+            f"  portfolio         {summary['value_start_usd']:,.2f} -> "
+            f"{summary['value_end_usd']:,.2f} USD ({summary['change_usd']:+,.2f} USD)"
+        )
+        print(f"  vs holding        {summary['vs_hold_usd']:+,.2f} USD (the start portfolio, held)")
         print(
             f"  receipts          {summary['receipts']}, chain verified: {summary['receipts_verified']}"
         )

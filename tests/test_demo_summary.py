@@ -1,0 +1,41 @@
+"""The demo's summary, from its --json line: the portfolio's change and the difference to
+holding are two figures, each computed as it says (the first once passed off the second as
+"PnL": the portfolio fell 188 USD while it said +104)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from tests.needs_anvil import skip_without_anvil
+
+ROOT = Path(__file__).resolve().parent.parent
+START = {"WETH": Decimal(2), "USD": Decimal(10_000)}  # what the demo deposits in the vault
+
+
+def test_the_rule_demo_reports_the_portfolio_s_change_and_the_difference_to_holding() -> None:
+    skip_without_anvil()
+    done = subprocess.run(
+        [sys.executable, "-m", "devnet.demo", "--policy", "rule", "--hours", "36", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["trades"] > 0
+    start_price, end_price = (
+        Decimal(repr(summary["price_start"])),
+        Decimal(repr(summary["price_end"])),
+    )
+    weth, usd = Decimal(summary["position"]["WETH"]), Decimal(summary["position"]["USD"])
+    start_value = START["WETH"] * start_price + START["USD"]
+    end_value = weth * end_price + usd
+    held_value = START["WETH"] * end_price + START["USD"]
+    cent = Decimal("0.02")  # rounding of the printed prices and position
+    assert abs(Decimal(repr(summary["value_start_usd"])) - start_value) <= cent
+    assert abs(Decimal(repr(summary["value_end_usd"])) - end_value) <= Decimal(1)
+    assert abs(Decimal(repr(summary["change_usd"])) - (end_value - start_value)) <= Decimal(1)
+    assert abs(Decimal(repr(summary["vs_hold_usd"])) - (end_value - held_value)) <= Decimal(1)
+    assert "pnl_usd" not in summary
