@@ -34,7 +34,10 @@ def llm_config(**settings: object) -> LlmPolicyConfig:
 
 @pytest.fixture(scope="session")
 def tiny_policy(tiny_model: Path) -> object:
-    return LlamaPolicy(llm_config(max_tokens=256), tiny_model, PAIRS)
+    # The budget under test is tokens; the time limit is set far out so that a machine busy
+    # with other work (llama.cpp's threads slow down many times over when they share cores)
+    # cannot cut an answer short.
+    return LlamaPolicy(llm_config(max_tokens=256, timeout_seconds=600), tiny_model, PAIRS)
 
 
 def view(closes: list[float], base: str = "2", quote: str = "1000") -> MarketView:
