@@ -105,7 +105,7 @@ def _percent(now: float, then: float) -> float:
 def _whole(balances: dict[str, int], facts: RunFacts) -> dict[str, str]:
     """Balances in whole tokens, exactly, as decimal strings."""
     return {
-        symbol: str(Decimal(units).scaleb(-facts.config.tokens[symbol].decimals).normalize())
+        symbol: f"{Decimal(units).scaleb(-facts.config.tokens[symbol].decimals).normalize():f}"
         for symbol, units in sorted(balances.items())
     }
 

@@ -73,7 +73,7 @@ def test_a_backtest_of_the_bundled_file_reports_consistent_figures(tmp_path: Pat
     assert summary["candles"] == len(rows) == 14 * 24
     assert summary["first"] == rows[0]["timestamp"] and summary["last"] == rows[-1]["timestamp"]
     # The demo's starting portfolio, valued at the first close; holding it to the last.
-    assert summary["start_balances"] == {"USDT": "1E+4", "WETH": "2"}
+    assert summary["start_balances"] == {"USDT": "10000", "WETH": "2"}
     assert summary["start_value_usd"] == pytest.approx(2 * first + 10_000, abs=0.01)
     held = (2 * last + 10_000) / (2 * first + 10_000) - 1
     assert summary["hold_return_pct"] == pytest.approx(held * 100, abs=1e-4)
