@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise UsageError(f"--start {args.start} is not before --end {args.end}")
     costs = FillCosts(_bps(args.fee_bps, "--fee-bps"), _bps(args.slippage_bps, "--slippage-bps"))
-    config = _config(args.config, args.policy)
+    config = backtest_config(args.config, args.policy)
     pair = _pair(config, args.pair)
     balances = starting_balances(config, pair, args.balance)
     candles = read_candle_file(args.candles).between(start_ms, end_ms)
@@ -125,7 +125,7 @@ def _bps(value: int, option: str) -> int:
     return value
 
 
-def _config(path: Path | None, kind: str | None) -> EnclaveConfig:
+def backtest_config(path: Path | None, kind: str | None) -> EnclaveConfig:
     """The measured config as given (default: the one `init` writes), with the policy asked
     for: `--policy llm` on a config without [policy.llm] takes that of the example LLM
     config. Raises ConfigError, UsageError."""

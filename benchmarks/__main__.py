@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import attestation_throughput, host_throughput, llm_policy, signing, vault_gas
+from benchmarks import (
+    attestation_throughput,
+    backtest,
+    host_throughput,
+    llm_policy,
+    signing,
+    vault_gas,
+)
 
 
 def main() -> None:
@@ -10,6 +17,7 @@ def main() -> None:
     signing.main()
     llm_policy.main()
     host_throughput.main()
+    backtest.main()
     vault_gas.main()
 
 
