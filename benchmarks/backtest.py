@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
 RULE_TARGET = 5_000
 LLM_START = 3_000
-LLM_CANDLES = 40
+LLM_CANDLES = 20
 LLM_TARGET = 0.05
 # The init config's long_window: the candles the policy holds on before it has its averages.
 WARM_UP = 48
