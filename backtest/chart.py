@@ -59,7 +59,7 @@ def chart_png(
         f"{summary['pair']} {summary['policy']} policy: return {summary['return_pct']:+.2f} %, "
         f"holding {summary['hold_return_pct']:+.2f} %, buy and hold "
         f"{summary['buy_and_hold_return_pct']:+.2f} %, {summary['trades']} trades"
-        + (f", {len(gaps)} gaps (shaded)" if gaps else "")
+        + (f", {len(gaps)} gap{'' if len(gaps) == 1 else 's'} (shaded)" if gaps else "")
     )
     price_axes.legend(loc="upper left")
     price_axes.grid(alpha=0.3)
