@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from benchmarks import (
     attestation_throughput,
+    backtest,
     host_throughput,
     llm_policy,
     load,
@@ -18,6 +19,7 @@ def main() -> None:
     llm_policy.main()
     host_throughput.main()
     load.main()
+    backtest.main()
     vault_gas.main()
 
 

@@ -154,5 +154,46 @@ def features(closes: Sequence[float], short_window: int, long_window: int) -> Fe
         return_1=returns[-1] if returns else None,
         sma_short=statistics.fmean(closes[-short_window:]) if count >= short_window else None,
         sma_long=statistics.fmean(closes[-long_window:]) if count >= long_window else None,
-        volatility=statistics.pstdev(returns) if len(returns) >= 2 else None,
+        volatility=population_stdev(returns) if len(returns) >= 2 else None,
     )
+
+
+# Bits of the integer square root taken before the final rounding to a float: twice the
+# float's 53-bit mantissa and three more, as CPython's `statistics` takes (the principle and
+# its proof: https://bugs.python.org/msg407078).
+_SQRT_BITS = 2 * 53 + 3
+
+
+def population_stdev(values: Sequence[float]) -> float:
+    """`statistics.pstdev(values)`, the same float, about ten times faster.
+
+    Both are exact until one correctly rounded square root: the sums are taken over the
+    floats' exact values as integers over a common power-of-two denominator (where
+    `statistics` adds Fractions), so the variance is the same rational number and its
+    correctly rounded square root the same float. Non-finite values go to `statistics`.
+    """
+    count = len(values)
+    if count < 1 or not all(map(math.isfinite, values)):
+        return statistics.pstdev(values)
+    ratios = [value.as_integer_ratio() for value in values]
+    scale = max(denominator for _, denominator in ratios)  # each a power of two
+    scaled = [numerator * (scale // denominator) for numerator, denominator in ratios]
+    total = sum(scaled)
+    squares = sum(x * x for x in scaled)
+    # The variance: (count * sum(x^2) - sum(x)^2) / (count^2 * scale^2), over the values.
+    return _sqrt_of_fraction(count * squares - total * total, count * count * scale * scale)
+
+
+def _sqrt_of_fraction(numerator: int, denominator: int) -> float:
+    """The square root of numerator/denominator (>= 0), correctly rounded to a float: an
+    integer square root with _SQRT_BITS bits, rounded to odd, then one rounding to float."""
+    shift = (numerator.bit_length() - denominator.bit_length() - _SQRT_BITS) // 2
+    if shift >= 0:
+        return float(_isqrt_round_to_odd(numerator, denominator << 2 * shift) << shift)
+    return _isqrt_round_to_odd(numerator << -2 * shift, denominator) / (1 << -shift)
+
+
+def _isqrt_round_to_odd(numerator: int, denominator: int) -> int:
+    """The integer square root of numerator/denominator, its last bit set when inexact."""
+    root = math.isqrt(numerator // denominator)
+    return root | (root * root * denominator != numerator)

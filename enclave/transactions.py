@@ -9,6 +9,7 @@ not the decision's intent.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -54,23 +55,59 @@ def vault_swap_calldata(
     """Calldata of `GuardedVault.swap` for `plan` through `router`, valid until `deadline`
     (unix seconds), carrying the sequence number and EIP-712 digest of the decision's receipt.
 
+    Every argument is a static ABI type, one 32-byte word each; values that plainly fit are
+    written directly (the same bytes as eth_abi's), anything else goes to eth_abi, whose
+    checks then apply.
+
     Raises:
         eth_abi.exceptions.EncodingError: a value does not fit its ABI type (a digest not
             32 bytes, a seq beyond uint64, a negative amount).
     """
-    return VAULT_SWAP_SELECTOR + encode(
-        _VAULT_SWAP_ARGUMENTS,
-        [
-            router,
-            plan.token_in,
-            plan.token_out,
-            plan.amount_in,
-            plan.min_out,
-            deadline,
-            receipt_seq,
-            receipt_digest,
-        ],
-    )
+    arguments = [
+        router,
+        plan.token_in,
+        plan.token_out,
+        plan.amount_in,
+        plan.min_out,
+        deadline,
+        receipt_seq,
+        receipt_digest,
+    ]
+    words = [
+        _address_word(router),
+        _address_word(plan.token_in),
+        _address_word(plan.token_out),
+        _uint_word(plan.amount_in, 256),
+        _uint_word(plan.min_out, 256),
+        _uint_word(deadline, 256),
+        _uint_word(receipt_seq, 64),
+        receipt_digest if type(receipt_digest) is bytes and len(receipt_digest) == 32 else None,
+    ]
+    if any(word is None for word in words):
+        return VAULT_SWAP_SELECTOR + encode(_VAULT_SWAP_ARGUMENTS, arguments)
+    return VAULT_SWAP_SELECTOR + b"".join(word for word in words if word is not None)
+
+
+def _address_word(address: object) -> bytes | None:
+    """An address as eth_abi encodes it (None when eth_abi refuses it, or for anything but
+    a string: eth_abi then decides)."""
+    return _address_text_word(address) if isinstance(address, str) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _address_text_word(address: str) -> bytes | None:
+    # Cached: the agent names the same few addresses, its config's, in every call.
+    try:
+        return encode(["address"], [address])
+    except Exception:
+        return None
+
+
+def _uint_word(value: object, bits: int) -> bytes | None:
+    """A uintN word, or None for anything but an int within range (eth_abi then decides)."""
+    if type(value) is not int or not 0 <= value < 1 << bits:
+        return None
+    return value.to_bytes(32, "big")
 
 
 @dataclass(frozen=True)
@@ -100,12 +137,18 @@ def decode_call(data: bytes) -> DecodedCall | None:
         return None
     return DecodedCall(
         function="swap",
-        router=to_checksum_address(router),
-        token_in=to_checksum_address(token_in),
-        token_out=to_checksum_address(token_out),
+        router=_checksummed(router),
+        token_in=_checksummed(token_in),
+        token_out=_checksummed(token_out),
         amount_in=amount_in,
         min_out=min_out,
         deadline=deadline,
         receipt_seq=seq,
         receipt_digest=digest,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _checksummed(address: str) -> str:
+    """EIP-55 form of a decoded address (the calls name the same few addresses)."""
+    return to_checksum_address(address)

@@ -15,7 +15,7 @@ OURS = {"attestation", "enclave", "host", "wire", "devnet", "benchmarks", "tee_a
         "tests", "fuzz", "backtest"}  # fmt: skip
 # Where each package's imports must be declared: the wheel's packages in the dependencies
 # (or an extra they document), the dev kit and benchmarks may use the dev extra too.
-RUNTIME = ("attestation", "enclave", "host", "wire")
+RUNTIME = ("attestation", "backtest", "enclave", "host", "wire")
 DEV_ONLY = ("devnet", "benchmarks", "fuzz")
 
 

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-WHEEL_PACKAGES = {"attestation", "enclave", "host", "wire"}
+WHEEL_PACKAGES = {"attestation", "backtest", "enclave", "host", "wire"}
 
 
 @pytest.fixture(scope="module")

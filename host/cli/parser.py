@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_clients(commands)
     add_vault(commands)
     _add_owner(commands)
+    _add_backtest(commands)
     _add_completion(commands)
     for command in subcommands(parser):
         _verbose_after_the_command(command)
@@ -298,3 +299,61 @@ def _add_owner(commands: Subparsers) -> None:
     add("--at", metavar="RFC3339", help="verify as of this time (default now)")
     add("--json", action="store_true", help="print one JSON object")
     owner.set_defaults(command_module="host.cli.owner")
+
+
+_BACKTEST_DESCRIPTION = """\
+Run a policy over a candles file through the enclave's own decision path and guardrails,
+without a chain: each candle is one tick, its close the price and the TWAP, and each swap
+the enclave signs is filled at the close less the pool's fee and a slippage (a fill below
+the swap's signed minimum out is a revert). Reports the portfolio's start and end value,
+its return beside holding and buy-and-hold, the max drawdown, trades, fees and refusals by
+guardrail; gaps in the candles are reported, never filled. See docs/backtest.md.
+Exit 0: done; 2: the input cannot be used.
+"""
+
+
+def _add_backtest(commands: Subparsers) -> None:
+    """`backtest`: carried out by backtest.cli (outside host/: it drives the enclave's code)."""
+    parser = commands.add_parser(
+        "backtest",
+        help="run a policy over a candles file through the enclave's decision path",
+        description=_BACKTEST_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--candles", required=True, type=Path, metavar="FILE",
+        help="OHLCV candles: CSV (timestamp,open,high,low,close,volume) or freqtrade JSON")  # fmt: skip
+    add("--config", type=Path, metavar="FILE",
+        help="the measured enclave config (default: the one `tee-agent init` writes)")  # fmt: skip
+    add("--policy", choices=["rule", "llm"], help="who decides (default: the config's policy)")
+    add("--model", type=Path, metavar="GGUF", help="the LLM policy's model (default: SmolLM2)")
+    add(
+        "--pair",
+        metavar="BASE/QUOTE",
+        help="the config's pair the candles are (default: its first)",
+    )
+    add("--start", metavar="T", help="first candle at or after T (ISO 8601 or epoch ms)")
+    add("--end", metavar="T", help="last candle before T (ISO 8601 or epoch ms)")
+    add("--balance", action="append", default=[], metavar="SYMBOL=AMOUNT",
+        help="starting balance in whole tokens; may be repeated (default: 2 base, 10000 quote)")  # fmt: skip
+    add(
+        "--fee-bps",
+        type=int,
+        default=30,
+        metavar="N",
+        help="the pool's fee (default 30: Uniswap V2)",
+    )
+    add("--slippage-bps", type=int, default=10, metavar="N",
+        help="slippage against the trader on each fill (default 10)")  # fmt: skip
+    add("--chart", type=Path, metavar="PNG", help="write a chart of price, trades and value")
+    add(
+        "--report",
+        type=Path,
+        metavar="HTML",
+        help="write an HTML report: the figures and the chart",
+    )
+    add("--receipts", type=Path, metavar="FILE",
+        help="write every receipt with its decision and input as JSON lines")  # fmt: skip
+    add("--json", action="store_true", help="print one JSON object on one line")
+    add("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    parser.set_defaults(command_module="backtest.cli")
