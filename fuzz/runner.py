@@ -3,7 +3,7 @@ atheris for a bounded time, and report executions, coverage and findings per tar
 
 `--minutes` is the wall-clock budget of the whole run. The targets run `--jobs` at a time,
 each for its share: N x min(J, targets) / targets minutes. Each runs in its own process
-(`fuzz.worker`) on a working corpus (fuzz/work/<target>/, git-ignored) that starts from the
+(`fuzz.worker`) on a working corpus (fuzz/corpus-run/<target>/, git-ignored) that starts from the
 committed seeds (fuzz/corpus/<target>/); a crashing, hanging or memory-hungry input is
 written to fuzz/findings/<target>/ (git-ignored) and the target goes on for the rest of its
 share. Exit status: 0 no finding, 1 a finding (each listed), 2 bad arguments.
@@ -24,7 +24,7 @@ from fuzz import TARGETS
 from fuzz.harness import CORPUS
 
 FUZZ_DIR = Path(__file__).resolve().parent
-WORK = FUZZ_DIR / "work"
+WORK = FUZZ_DIR / "corpus-run"
 FINDINGS = FUZZ_DIR / "findings"
 RSS_LIMIT_MB = 3072
 # Per input: far above any target's slowest legitimate input on a loaded machine.

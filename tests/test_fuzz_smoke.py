@@ -74,7 +74,9 @@ def test_fuzz_run_refuses_bad_arguments_with_exit_2(capsys: pytest.CaptureFixtur
 def test_fuzz_run_fuzzes_a_target_with_atheris_and_reports_its_figures(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(runner, "WORK", tmp_path / "work")  # not the checkout's fuzz/work
+    monkeypatch.setattr(
+        runner, "WORK", tmp_path / "corpus-run"
+    )  # not the checkout's fuzz/corpus-run
     monkeypatch.setattr(runner, "FINDINGS", tmp_path / "findings")
     code = runner.main(["--minutes", "0.12", "--target", "owner_commands"])
     out = capsys.readouterr().out
