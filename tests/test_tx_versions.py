@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from hexbytes import HexBytes
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.types import RPCEndpoint
 
 from tests.needs_anvil import skip_without_anvil
@@ -29,34 +26,12 @@ from host.chain.fees import account_view  # noqa: E402
 from host.enclave_client import IngestInput, ingest_request  # noqa: E402
 from host.metrics import HostMetrics  # noqa: E402
 from host.storage.sqlite import SqliteStorage  # noqa: E402
+from tests import test_broadcaster  # noqa: E402
 from tests.test_broadcaster import AGENT, CHAIN_ID, GWEI, Anvil, recipient  # noqa: E402
 from wire.records import ReceiptRecord, TransactionRecord  # noqa: E402
 
-
-@pytest.fixture
-def anvil(tmp_path: Path) -> Iterator[Anvil]:
-    node = Anvil(tmp_path)
-    node.start()
-    try:
-        yield node
-    finally:
-        if node.process is not None:
-            node.stop()
-
-
-@pytest.fixture
-def w3(anvil: Anvil) -> Iterator[Web3]:
-    with requests.Session() as session:
-        yield Web3(HTTPProvider(anvil.url, session=session, request_kwargs={"timeout": 5}))
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[SqliteStorage]:
-    store = SqliteStorage(tmp_path / "agent.db")
-    try:
-        yield store
-    finally:
-        store.close()
+# The broadcaster tests' fixtures: a node, web3 on it, and a store.
+anvil, w3, storage = test_broadcaster.anvil, test_broadcaster.w3, test_broadcaster.storage
 
 
 class Ledger:
