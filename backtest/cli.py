@@ -22,8 +22,9 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from backtest.candles import CandleFileError, read_candle_file
-from backtest.chart import ChartError, write_outputs
+from backtest.chart import ChartError
 from backtest.fills import FillCosts
+from backtest.report import write_outputs
 from backtest.simulation import Simulation
 from backtest.summary import RunFacts, summarise, table
 from enclave.config import ConfigError, EnclaveConfig, Pair, PolicyConfig, load_config
@@ -32,6 +33,7 @@ from enclave.server import make_policy
 from enclave.state import PendingReceipt
 from enclave.transactions import to_units
 from host.agent_directory import enclave_config
+from host.bundled import bundled_example
 from host.cli.outcome import EXIT_OK, EXIT_USAGE, UsageError
 
 # The demo's starting portfolio: 2 of the base asset and 10,000 of the quote token.
@@ -40,7 +42,7 @@ DEFAULT_QUOTE_BALANCE = Decimal(10_000)
 # The owner key of the default config: no one holds it, and no backtest needs an owner.
 _PLACEHOLDER_OWNER = "00" * 32
 # Where `--policy llm` takes its [policy.llm] table when the config has none.
-LLM_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "enclave-llm.toml"
+LLM_EXAMPLE = bundled_example("enclave-llm.toml")
 # A progress bar (on a terminal's stderr) for runs of at least this many candles.
 _PROGRESS_CANDLES = {"rule": 20_000, "llm": 50}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

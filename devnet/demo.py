@@ -2,7 +2,7 @@
 through the guarded vault.
 
     python -m devnet.demo [--policy llm|rule] [--model PATH] [--hours N] [--start-row R]
-                          [--hostile-host price-walk|rollback|leaked-key] [--json]
+                          [--hostile-host price-walk|rollback|leaked-key] [--chart PNG] [--json]
 
 Starts anvil, deploys WETH, a USD stablecoin, a second token, the Uniswap V2 factory and
 router and the GuardedVault, adds liquidity at the first candle's price, starts the host
@@ -11,7 +11,8 @@ the vault (`devnet.demo_run`), then for every hourly candle moves the pool to th
 close (an independent market mover), feeds the pool's price and the vault's TWAP to the
 agent, broadcasts what it signs and waits for it to be mined. With `--hostile-host` it then
 attacks the vault (`devnet.hostile`). At the end it verifies the attestation, the receipt
-chain and the chain's record (`verify agent --vault`), and prints a summary.
+chain and the chain's record (`verify agent --vault`), prints a summary and writes the
+run's chart (`devnet.demo_chart`; var/demo/chart.png unless `--chart` says otherwise).
 
 Run it from the repository root (it reads data/ and the npm tools of tools/chain), or with
 `./scripts/demo`, which sets everything up first.
@@ -35,6 +36,8 @@ from typing import Any
 from attestation.checks import CheckName
 from attestation.receipt_chain import verify_receipts
 from attestation.receipt_texts import ReceiptTexts
+from backtest.chart import ChartError
+from devnet.demo_chart import DEFAULT_CHART, write_demo_chart
 from devnet.demo_run import Session, demo_session
 from devnet.dex import pool_price
 from devnet.hostile import KINDS, run_attack
@@ -76,9 +79,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(price-walk) or a thief holding the agent's key (leaked-key), and report what held",
     )
     parser.add_argument(
+        "--chart",
+        type=Path,
+        default=DEFAULT_CHART,
+        metavar="PNG",
+        help=f"write the run's chart here: price, trades, value beside holding "
+        f"(default: {DEFAULT_CHART})",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the summary as one JSON object on the last line"
     )
-    return parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
+    try:  # found out now, not after the run
+        args.chart.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--chart {args.chart}: cannot make its directory: {exc.strerror or exc}")
+    if not os.access(args.chart.parent, os.W_OK):
+        parser.error(f"--chart {args.chart}: its directory is not writable")
+    return args
 
 
 def run_demo(args: argparse.Namespace) -> DemoResult:
@@ -92,6 +110,8 @@ def run_demo(args: argparse.Namespace) -> DemoResult:
     with demo_session(args) as session:
         attack = None if args.hostile_host is None else run_attack(args.hostile_host, session)
         summary, ok = _summarize(args, session, started)
+        write_demo_chart(args.chart, session, summary)
+        summary["chart"] = str(args.chart)
     if attack is not None:
         summary["attack"] = attack
         # Under attack the audit's job is to flag what the attacker did (a trade signed off
@@ -217,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_demo(args)
     except KeyboardInterrupt:
         return 130
+    except ChartError as exc:
+        print(f"error: the chart: {exc}", file=sys.stderr)
+        return 2
     summary = result.summary
     if args.json:
         print(json.dumps(summary))
@@ -242,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  attestation       verified: {summary['attestation_verified']}; "
               f"end-to-end audit: {summary['audit_verified']}")  # fmt: skip
+        print(f"  chart             {summary['chart']}")
     return 0 if result.ok else 1
 
 

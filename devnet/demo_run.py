@@ -59,6 +59,15 @@ BTC_CANDLES = REPO / "data" / "market" / "btc-usdt-binance-1h-2022-2023.csv"
 log = logging.getLogger("tee_agent.demo")
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The state after one candle: its time, the pool's price, the vault's balances."""
+
+    timestamp_ms: int
+    price: Decimal
+    balances: dict[str, int]
+
+
 @dataclass
 class Session:
     """A finished replay, still running: what the summary and the tests look at.
@@ -86,6 +95,8 @@ class Session:
     stale_state: tuple[int, bytes] | None = None
     stale_nonce: int = 0
     stale_receipts: list[ReceiptRecord] = dataclasses.field(default_factory=list)
+    # After each candle: its time, the pool's price and the vault's balances (for the chart).
+    marks: list[Mark] = dataclasses.field(default_factory=list)
 
     def vault_balances(self) -> dict[str, int]:
         """The vault's token balances, in smallest units."""
@@ -112,6 +123,7 @@ class Session:
         observe_all(self.vault, self.dex)
         tick = Tick(seq, candle.timestamp_ms, "ETH/USD", float(price), candle.volume)
         self.send([tick], self.twaps())
+        self.marks.append(Mark(candle.timestamp_ms, price, self.vault_balances()))
         return price
 
     def send(self, ticks: list[Tick], twaps: dict[str, float]) -> None:

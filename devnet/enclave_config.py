@@ -32,10 +32,11 @@ from enclave.config import (
     load_config,
 )
 from enclave.config_toml import config_toml
+from host.bundled import bundled_example
 from host.chain.transact import Amount
 
 # The worked examples for the LLM policy come from here.
-LLM_EXAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "enclave-llm.toml"
+LLM_EXAMPLE_CONFIG = bundled_example("enclave-llm.toml")
 
 DEFAULT_LLM_STRATEGY = """You are the trading policy of an autonomous agent on the ETH/USD market.
 Each message is the market view as JSON. Copy trend, can_buy and can_sell from it, then act:

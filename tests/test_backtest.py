@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import struct
 import subprocess
 import sys
 from datetime import datetime
@@ -19,11 +18,11 @@ import rlp  # type: ignore[import-untyped]
 from tee_agent_rpc import enclave_pb2 as pb
 from tee_agent_rpc import messages_pb2 as messages
 
-from backtest.chart import CHART_HEIGHT, CHART_WIDTH
 from backtest.fills import Fill, FillCosts, fill_swap
 from enclave.llm_policy import sha256_file
 from enclave.transactions import SwapPlan, decode_call
 from host.agent_directory import enclave_config_text
+from tests.chart_image import open_chart, shows_trades
 from tests.enclave_harness import EnclaveWorld, config_toml
 from wire.records import receipt_record
 
@@ -91,9 +90,7 @@ def test_a_backtest_of_the_bundled_file_reports_consistent_figures(tmp_path: Pat
     assert summary["refusals"] == {} or all(v > 0 for v in summary["refusals"].values())
     assert summary["gaps"] == [] and summary["policy"] == "rule"
     # The chart is a real PNG of the documented size; the report embeds it with the figures.
-    png = chart.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
-    assert struct.unpack(">II", png[16:24]) == (CHART_WIDTH, CHART_HEIGHT)
+    assert shows_trades(open_chart(chart), summary["buys"], summary["sells"])
     page = report.read_text()
     assert "data:image/png;base64," in page
     assert f"{summary['end_value_usd']} USD" in page and f"{summary['trades']}" in page

