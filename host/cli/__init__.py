@@ -1,6 +1,7 @@
 """`tee-agent`, the command line: `main` runs it (the console script and `python -m host.cli`).
 
-`parser` declares the commands, and `entry.main` dispatches to one module per command
+`parser` declares the commands (on `command_parser`'s class, whose misuse exit `entry` can
+print as JSON), and `entry.main` dispatches to one module per command
 (`verify_quote`, `verify_agent`, `run`, `init`, `status`, `receipts`, `attest`, `forward`;
 for `vault`: `vault_deploy`, `vault_register`, `vault_owner_calls`, `vault_status`), which
 share `outcome` (exit codes), `arguments` and, for the clients of a running agent,

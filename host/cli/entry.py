@@ -14,6 +14,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 
+from host.cli.command_parser import CommandLineMisuse
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_USAGE, failure_object, print_json
 from host.cli.parser import FORWARDED_COMMANDS, build_parser
 
@@ -21,16 +22,20 @@ from host.cli.parser import FORWARDED_COMMANDS, build_parser
 def main(argv: list[str] | None = None) -> int:
     """Run `tee-agent` with `argv` (default: sys.argv[1:]); return the exit code.
 
-    Never raises: argparse misuse returns 2 (its usage message is on stderr), `--help`
-    returns 0, and an unexpected exception becomes a one-line `internal error: ...` on
-    stderr with exit code 2.
+    Never raises: argparse misuse returns 2 (its usage message is on stderr, and with
+    `--json` on the command line `{"error": ...}` on stdout), `--help` returns 0, and an
+    unexpected exception becomes a one-line `internal error: ...` on stderr with exit code 2.
     """
     argv = sys.argv[1:] if argv is None else argv
     args = _forwarded(argv)
     if args is None:
         try:
             args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # argparse exits for --help, --version (0) and misuse (2)
+        except CommandLineMisuse as exc:
+            if "--json" in argv:
+                print_json({"error": exc.message})
+            return EXIT_USAGE
+        except SystemExit as exc:  # argparse exits for --help and --version (0)
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     verbose = bool(getattr(args, "verbose", False))
     logging.basicConfig(

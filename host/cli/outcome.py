@@ -1,7 +1,8 @@
 """How a `tee-agent` command ends: its exit code, and what a failed verification prints.
 
 Exit codes: 0 success, 1 the input is well-formed but fails a check, 2 the input cannot be
-parsed or the command was misused.
+parsed or the command was misused. With `--json`, every command prints one JSON object on
+one line on stdout, a failure included: one with an `error` string when it could not finish.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ import argparse
 from importlib import metadata
 from pathlib import Path
 
-from host.cli.parser_vault import Subparsers, add_vault
+from host.cli.command_parser import CommandParser, Subparsers
+from host.cli.parser_vault import add_vault
 
 # The address client commands call when neither --host nor $TEE_AGENT_HOST is given.
 DEFAULT_HOST = "127.0.0.1:50051"
@@ -42,14 +43,15 @@ _RUN_DESCRIPTION = (
     "from the stored sealed state and receipts."
 )
 _INIT_DESCRIPTION = """\
-`tee-agent init [--dir D] [--force]` writes, in D:
+`tee-agent init [--dir D] [--force] [--json]` writes, in D:
 - `tee-agent.toml`, the host's config, every key present with a comment giving its default;
 - `enclave.toml`, the measured enclave config: the rule policy replaying the bundled
   ETH/USDT candles (`clock = "replay"`) on a local chain (id 31337);
 - `owner.key` (mode 0600), the owner's new Ed25519 key as a hex seed, whose public key is
   put in `enclave.toml` so that only its holder can pause and resume the agent;
 - `auth-token` (mode 0600), a random bearer token for the host's write RPCs.
-Existing files are only overwritten with `--force`.
+Existing files are only overwritten with `--force`. Exit 0: written; 1: refused (files
+exist) or the directory cannot be written.
 """
 _FORWARDED = (
     ("enclave", "run the enclave process: `tee-agent enclave serve --help`"),
@@ -69,7 +71,7 @@ _VERBOSE_HELP = "log details, and the traceback of an internal error, to stderr"
 
 def build_parser() -> argparse.ArgumentParser:
     """The full `tee-agent` parser; each command sets `command_module` (see the docstring)."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="tee-agent",
         description="Autonomous DeFi agent whose keys live in a TEE: run it, verify it.",
         epilog="Exit codes, everywhere: 0 success; 1 the input is well-formed but a check "
@@ -229,6 +231,9 @@ def _add_init(commands: Subparsers) -> None:
         "--dir", type=Path, default=Path(), help="directory to write into (default: .)"
     )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object: the files and the public key"
+    )
     parser.set_defaults(command_module="host.cli.init")
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TypeAlias
 
-# A string: argparse's action class is generic to type checkers only.
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+from host.cli.command_parser import Subparsers
 
 _VAULT_DESCRIPTION = """\
 The owner's side of the GuardedVault, the contract that holds the funds and lets the

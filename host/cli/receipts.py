@@ -2,9 +2,11 @@
 
 Printed one per line as a summary; with --json as one JSON object on one line,
 `{"receipts": [...]}` (with --seq the receipt itself; with --follow one object per line as
-each arrives): each the receipt file object, its hash and its transaction. Or written with --out as the file `verify agent --receipts` and
-`replay-decision` read. Exit codes: 0 success, 1 a malformed receipt, 2 misuse, an
-unreachable agent or a refused call.
+each arrives): each the receipt file object, its hash and its transaction. Or written with
+--out as the file `verify agent --receipts` and `replay-decision` read (with --json, then
+`{"out": FILE, "written": N}` is printed). An error is `error: ...` on stderr, and with
+--json `{"error": ...}` on stdout. Exit codes: 0 success, 1 a malformed receipt, 2 misuse,
+an unreachable agent or a refused call.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ PAGE = 1000  # receipts asked for in one ListReceipts call
 
 
 def run(args: argparse.Namespace) -> int:
-    """Carry out `receipts`; an error prints `error: ...` on stderr; return the exit code."""
+    """Carry out `receipts`; an error prints `error: ...` on stderr (and `{"error": ...}`
+    with --json); return the exit code."""
     try:
         return _receipts(args)
     except ClientError as exc:
-        return report_failure(exc, None)
+        return report_failure(exc, {"error": str(exc)} if args.json else None)
 
 
 def _receipts(args: argparse.Namespace) -> int:
@@ -87,6 +90,8 @@ def _receipts(args: argparse.Namespace) -> int:
             raise ClientError(f"cannot write {args.out}: {exc.strerror}") from None
         noun = "receipt" if len(written) == 1 else "receipts"
         print(f"wrote {len(written)} {noun} to {args.out}", file=sys.stderr)
+        if args.json:
+            print_json({"out": str(args.out), "written": len(written)})
     return EXIT_OK
 
 
