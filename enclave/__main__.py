@@ -5,8 +5,12 @@
     python -m enclave sim init [--dir D]
     python -m enclave sim quote --dir D --report-data HEX [--config FILE] [--out FILE]
     python -m enclave measure --config FILE
+    python -m enclave replay-decision RECEIPT --config FILE [--model GGUF] [--json]
 
-`tee-agent enclave ...` and `tee-agent sim ...` run the same commands.
+`tee-agent enclave ...`, `tee-agent sim ...` and `tee-agent replay-decision ...` run the same
+commands. Exit codes: 0 done, 1 refused (a replayed decision that differs), 2 bad input.
+`measure` prints one JSON object on one line, as `replay-decision --json` does; either
+prints `{"error": ...}` on stdout (beside the `error: ...` line on stderr) when it fails.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from enclave.config import ConfigError, load_config
 from enclave.platform.base import PlatformError
@@ -25,8 +30,25 @@ from enclave.policy import ModelError
 DEFAULT_SIM_DIR = Path("var/sim-platform")
 
 
+class _Misuse(SystemExit):
+    """argparse's exit (code 2) for a command line it cannot use, with its message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser (its subparsers too), whose exit for misuse carries the message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise _Misuse(f"{self.prog}: {message}")
+
+
 def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="The tee-agent enclave process.")
+    parser = _Parser(prog=prog, description="The tee-agent enclave process.")
     parser.add_argument("--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -76,7 +98,14 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
     """Run one enclave command; returns its exit code (0 ok, 1 refused, 2 bad input)."""
-    args = build_parser(prog).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser(prog).parse_args(argv)
+    except _Misuse as exc:
+        # The command comes first, after the only top-level option, --verbose.
+        if "--json" in argv or [a for a in argv if a != "--verbose"][:1] == ["measure"]:
+            _print_json({"error": exc.message})
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -93,12 +122,23 @@ def main(argv: list[str] | None = None, prog: str = "python -m enclave") -> int:
             return _sim_init(args)
         return _sim_quote(args)
     except (ConfigError, PlatformError, ModelError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"error: {exc}")
     except Exception as exc:
         logging.getLogger("tee_agent.enclave").debug("internal error", exc_info=True)
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _print_json(value: object) -> None:
+    """The one line of JSON `measure` and `replay-decision --json` print."""
+    print(json.dumps(value, separators=(", ", ": ")), flush=True)
+
+
+def _fail(args: argparse.Namespace, line: str) -> int:
+    """`line` on stderr and, where the output is JSON, `{"error": ...}` on stdout; exit 2."""
+    print(line, file=sys.stderr)
+    if args.command == "measure" or getattr(args, "json", False):
+        _print_json({"error": line.removeprefix("error: ")})
+    return 2
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -156,7 +196,12 @@ def _sim_init(args: argparse.Namespace) -> int:
 def _sim_quote(args: argparse.Namespace) -> int:
     from enclave.platform.sim import SimPlatform
 
-    report_data = bytes.fromhex(args.report_data)
+    try:
+        report_data = bytes.fromhex(args.report_data)
+    except ValueError:
+        raise ValueError(
+            f"--report-data: expected 64 bytes as 128 hex digits, found {args.report_data!r}"
+        ) from None
     config_hash = load_config(args.config).config_hash() if args.config else None
     quote = SimPlatform(args.dir, config_hash=config_hash, model_hash=None).quote(report_data)
     if args.out:
@@ -177,7 +222,7 @@ def _measure(args: argparse.Namespace) -> int:
 
         model_hash = sha256_file(args.model)
     measurement = expected_sim_measurement(config.config_hash(), model_hash)
-    print(json.dumps({"config_hash": config.config_hash().hex(), **measurement.values}, indent=2))
+    _print_json({"config_hash": config.config_hash().hex(), **measurement.values})
     return 0
 
 
@@ -187,17 +232,15 @@ def _replay(args: argparse.Namespace) -> int:
 
     model = args.model or packaged_model()
     if model is None:
-        print("error: pass --model PATH (no packaged model is installed)", file=sys.stderr)
-        return 2
+        return _fail(args, "error: pass --model PATH (no packaged model is installed)")
     try:
         result = replay_decision(
             load_recorded_decision(args.receipt), load_config(args.config), model
         )
     except ReplayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"error: {exc}")
     if args.json:
-        print(json.dumps(result.__dict__))
+        _print_json(result.__dict__)
     else:
         print(f"{'MATCH' if result.matches else 'MISMATCH'}: {result.detail}")
         if not result.matches:
