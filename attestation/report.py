@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -70,6 +71,12 @@ class CheckList:
         """Record a check made earlier (checks are immutable, so they may be shared)."""
         self.items.append(check)
         return check.passed
+
+    def extend(self, checks: Iterable[Check]) -> bool:
+        """Record checks made earlier; True when all of them passed."""
+        added = len(self.items)
+        self.items.extend(checks)
+        return all(check.passed for check in self.items[added:])
 
     @property
     def all_passed(self) -> bool:

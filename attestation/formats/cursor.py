@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 from attestation.errors import EvidenceFormatError
 
 
@@ -32,6 +35,10 @@ class ByteCursor:
 
     def u32(self, field: str) -> int:
         return int.from_bytes(self.take(4, field), "little")
+
+    def unpack(self, layout: struct.Struct, field: str) -> tuple[Any, ...]:
+        """Read every field of a fixed `layout` at once (`field` names it in errors)."""
+        return layout.unpack(self.take(layout.size, field))
 
     def fail(self, message: str) -> EvidenceFormatError:
         return self._error(f"{self._what}: {message}")

@@ -8,6 +8,8 @@ its true length comes from the structure and is reported as `length`.
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -119,6 +121,26 @@ class TdReport15(TdReport10):
 ReportBody = SgxReportBody | TdReport10 | TdReport15
 
 
+class KeyCertification(BaseModel):
+    """The attestation key and the QE data that certify it: the quote signature data after
+    the quote signature (ECDSA Quote Library API A.4.9), as the exact bytes in `raw`.
+
+    A platform's quoting enclave puts the same bytes here in every quote it signs, so what
+    they prove is worked out once per `raw` (see `attestation.verify_dcap`).
+    """
+
+    model_config = _FROZEN
+
+    raw: bytes
+    attestation_key: bytes
+    qe_report: SgxReportBody
+    qe_report_raw: bytes
+    qe_report_signature: bytes
+    qe_auth_data: bytes
+    certification_data_type: int
+    certification_data: bytes
+
+
 class DcapQuote(BaseModel):
     """A parsed DCAP quote with the byte ranges that verification needs."""
 
@@ -129,20 +151,60 @@ class DcapQuote(BaseModel):
     body: SgxReportBody | TdReport15 | TdReport10
     signed_region: bytes
     quote_signature: bytes
-    attestation_key: bytes
-    qe_report: SgxReportBody
-    qe_report_raw: bytes
-    qe_report_signature: bytes
-    qe_auth_data: bytes
-    certification_data_type: int
-    certification_data: bytes
+    key_certification: KeyCertification
     length: int
 
     @property
     def is_tdx(self) -> bool:
         return self.body_type in (BODY_TYPE_TD10, BODY_TYPE_TD15)
 
+    # The key certification's parts, read as parts of the quote.
+    @property
+    def attestation_key(self) -> bytes:
+        return self.key_certification.attestation_key
 
+    @property
+    def qe_report(self) -> SgxReportBody:
+        return self.key_certification.qe_report
+
+    @property
+    def qe_report_raw(self) -> bytes:
+        return self.key_certification.qe_report_raw
+
+    @property
+    def qe_report_signature(self) -> bytes:
+        return self.key_certification.qe_report_signature
+
+    @property
+    def qe_auth_data(self) -> bytes:
+        return self.key_certification.qe_auth_data
+
+    @property
+    def certification_data_type(self) -> int:
+        return self.key_certification.certification_data_type
+
+    @property
+    def certification_data(self) -> bytes:
+        return self.key_certification.certification_data
+
+
+# Fixed layouts, read with one bounds check each ("x" bytes are reserved and skipped).
+_HEADER = struct.Struct("<HHIHH16s20s")  # ECDSA Quote Library API A.4.3
+_SGX_REPORT_BODY = struct.Struct("<16s4s12x16s16s32s32x32s32x64sHHH42x16s64s")  # A.4.6
+_SGX_REPORT_BODY_FIELDS = (
+    "cpu_svn",
+    "misc_select",
+    "isv_ext_prod_id",
+    "attributes",
+    "mr_enclave",
+    "mr_signer",
+    "config_id",
+    "isv_prod_id",
+    "isv_svn",
+    "config_svn",
+    "isv_family_id",
+    "report_data",
+)
 _TD10_LAYOUT = (
     ("tee_tcb_svn", 16),
     ("mr_seam", 48),
@@ -161,6 +223,19 @@ _TD10_LAYOUT = (
     ("report_data", 64),
 )
 _TD15_EXTRA = (("tee_tcb_svn2", 16), ("mr_servicetd", 48))
+_TD_REPORTS: dict[int, tuple[struct.Struct, tuple[str, ...]]] = {
+    body_type: (
+        struct.Struct("<" + "".join(f"{size}s" for _, size in layout)),
+        tuple(name for name, _ in layout),
+    )
+    for body_type, layout in (
+        (BODY_TYPE_TD10, _TD10_LAYOUT),
+        (BODY_TYPE_TD15, _TD10_LAYOUT + _TD15_EXTRA),
+    )
+}
+assert _HEADER.size == HEADER_SIZE and _SGX_REPORT_BODY.size == SGX_REPORT_BODY_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD10][0].size == TD_REPORT10_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD15][0].size == TD_REPORT15_SIZE
 
 
 def parse_dcap_quote(data: bytes) -> DcapQuote:
@@ -185,11 +260,32 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
             f"{MAX_SIGNATURE_DATA_SIZE} bytes"
         )
     signature_data = cursor.take(signature_data_size, "signature data")
-    length = cursor.offset
     sig = ByteCursor(signature_data, QuoteFormatError, "DCAP quote signature data")
     quote_signature = sig.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    return DcapQuote(
+        header=header,
+        body_type=body_type,
+        body=body,
+        signed_region=signed_region,
+        quote_signature=quote_signature,
+        key_certification=parse_key_certification(signature_data[sig.offset :], header.version),
+        length=cursor.offset,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def parse_key_certification(data: bytes, version: int) -> KeyCertification:
+    """Parse the signature data after the quote signature of a quote of `version`.
+
+    Cached by the exact bytes: they repeat on every quote from one platform. Only results
+    are cached; a malformed input raises again on every call.
+
+    Raises:
+        QuoteFormatError: the bytes are truncated or the certification data type is wrong.
+    """
+    sig = ByteCursor(data, QuoteFormatError, "DCAP quote key certification data")
     attestation_key = sig.take(ECDSA_P256_KEY_SIZE, "attestation public key")
-    if header.version == 3:
+    if version == 3:
         qe_section = sig
     else:
         outer_type = sig.u16("certification data type")
@@ -197,7 +293,7 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         outer = sig.take(outer_size, "QE report certification data")
         if outer_type != CERT_TYPE_QE_REPORT:
             raise sig.fail(
-                f"certification data type is {outer_type}; a v{header.version} quote carries "
+                f"certification data type is {outer_type}; a v{version} quote carries "
                 f"type {CERT_TYPE_QE_REPORT} (QE report certification data)"
             )
         qe_section = ByteCursor(outer, QuoteFormatError, "QE report certification data")
@@ -211,12 +307,8 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
     certification_data = qe_section.take(
         qe_section.u32("PCK certification data size"), "PCK certification data"
     )
-    return DcapQuote(
-        header=header,
-        body_type=body_type,
-        body=body,
-        signed_region=signed_region,
-        quote_signature=quote_signature,
+    return KeyCertification(
+        raw=data,
         attestation_key=attestation_key,
         qe_report=qe_report,
         qe_report_raw=qe_report_raw,
@@ -224,35 +316,36 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         qe_auth_data=qe_auth_data,
         certification_data_type=certification_data_type,
         certification_data=certification_data,
-        length=length,
     )
 
 
 def _parse_header(cursor: ByteCursor) -> QuoteHeader:
-    header = QuoteHeader(
-        version=cursor.u16("version"),
-        att_key_type=cursor.u16("attestation key type"),
-        tee_type=cursor.u32("TEE type"),
-        qe_svn=cursor.u16("QE SVN"),
-        pce_svn=cursor.u16("PCE SVN"),
-        qe_vendor_id=cursor.take(16, "QE vendor ID"),
-        user_data=cursor.take(20, "user data"),
+    version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data = cursor.unpack(
+        _HEADER, "header"
     )
-    if header.version not in (3, 4, 5):
-        raise cursor.fail(f"quote version is {header.version}; expected 3, 4 or 5")
-    if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256:
+    if version not in (3, 4, 5):
+        raise cursor.fail(f"quote version is {version}; expected 3, 4 or 5")
+    if att_key_type != ATT_KEY_TYPE_ECDSA_P256:
         raise cursor.fail(
-            f"attestation key type is {header.att_key_type}; only "
+            f"attestation key type is {att_key_type}; only "
             f"{ATT_KEY_TYPE_ECDSA_P256} (ECDSA-256-with-P-256) is supported"
         )
-    if header.tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
+    if tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
         raise cursor.fail(
-            f"TEE type is {header.tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
+            f"TEE type is {tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
             f"or {TEE_TYPE_TDX:#x} (TDX)"
         )
-    if header.version == 3 and header.tee_type != TEE_TYPE_SGX:
-        raise cursor.fail(f"a v3 quote must be SGX, but its TEE type is {header.tee_type:#x}")
-    return header
+    if version == 3 and tee_type != TEE_TYPE_SGX:
+        raise cursor.fail(f"a v3 quote must be SGX, but its TEE type is {tee_type:#x}")
+    return QuoteHeader(
+        version=version,
+        att_key_type=att_key_type,
+        tee_type=tee_type,
+        qe_svn=qe_svn,
+        pce_svn=pce_svn,
+        qe_vendor_id=qe_vendor_id,
+        user_data=user_data,
+    )
 
 
 def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
@@ -285,43 +378,13 @@ def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
 
 
 def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
-    start = cursor.offset
-    cpu_svn = cursor.take(16, f"{what} CPUSVN")
-    misc_select = cursor.take(4, f"{what} MISCSELECT")
-    cursor.take(12, f"{what} reserved")
-    isv_ext_prod_id = cursor.take(16, f"{what} ISVEXTPRODID")
-    attributes = cursor.take(16, f"{what} ATTRIBUTES")
-    mr_enclave = cursor.take(32, f"{what} MRENCLAVE")
-    cursor.take(32, f"{what} reserved")
-    mr_signer = cursor.take(32, f"{what} MRSIGNER")
-    cursor.take(32, f"{what} reserved")
-    config_id = cursor.take(64, f"{what} CONFIGID")
-    isv_prod_id = cursor.u16(f"{what} ISVPRODID")
-    isv_svn = cursor.u16(f"{what} ISVSVN")
-    config_svn = cursor.u16(f"{what} CONFIGSVN")
-    cursor.take(42, f"{what} reserved")
-    isv_family_id = cursor.take(16, f"{what} ISVFAMILYID")
-    report_data = cursor.take(64, f"{what} REPORTDATA")
-    assert cursor.offset - start == SGX_REPORT_BODY_SIZE
-    return SgxReportBody(
-        cpu_svn=cpu_svn,
-        misc_select=misc_select,
-        isv_ext_prod_id=isv_ext_prod_id,
-        attributes=attributes,
-        mr_enclave=mr_enclave,
-        mr_signer=mr_signer,
-        config_id=config_id,
-        isv_prod_id=isv_prod_id,
-        isv_svn=isv_svn,
-        config_svn=config_svn,
-        isv_family_id=isv_family_id,
-        report_data=report_data,
-    )
+    values = cursor.unpack(_SGX_REPORT_BODY, what)
+    return SgxReportBody(**dict(zip(_SGX_REPORT_BODY_FIELDS, values, strict=True)))
 
 
 def _parse_td_report(cursor: ByteCursor, body_type: int) -> TdReport10:
-    layout = _TD10_LAYOUT + (_TD15_EXTRA if body_type == BODY_TYPE_TD15 else ())
-    values = {name: cursor.take(size, f"TD report {name}") for name, size in layout}
+    layout, names = _TD_REPORTS[body_type]
+    values = dict(zip(names, cursor.unpack(layout, "TD report"), strict=True))
     if body_type == BODY_TYPE_TD15:
         return TdReport15(**values)
     return TdReport10(**values)
