@@ -121,16 +121,22 @@ def _quote_signature_check(quote: DcapQuote, key: ec.EllipticCurvePublicKey | No
             detail="the attestation public key is not a point on P-256",
         )
     if verify_raw_signature(key, quote.quote_signature, quote.signed_region):
-        return Check(
-            name=CheckName.QUOTE_SIGNATURE,
-            passed=True,
-            detail=f"attestation key signs bytes [0, {signed}) of the quote",
-        )
+        return _quote_signature_verified(signed)
     return Check(
         name=CheckName.QUOTE_SIGNATURE,
         passed=False,
         detail="the quote signature does not verify with the attestation key over the header "
         f"and report body (bytes [0, {signed}))",
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _quote_signature_verified(signed: int) -> Check:
+    # One passed check per length of the signed region (checks are immutable, so shared).
+    return Check(
+        name=CheckName.QUOTE_SIGNATURE,
+        passed=True,
+        detail=f"attestation key signs bytes [0, {signed}) of the quote",
     )
 
 
@@ -272,7 +278,7 @@ def quote_fields(quote: DcapQuote) -> dict[str, Any]:
     }
     if header.version == 5:
         fields["body_type"] = quote.body_type
-    for name, value in quote.body:
+    for name, value in vars(quote.body).items():
         fields[name] = value.hex() if isinstance(value, bytes) else value
     debug_name = (
         "attributes_debug" if isinstance(quote.body, SgxReportBody) else "td_attributes_debug"

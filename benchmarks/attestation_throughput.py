@@ -1,9 +1,12 @@
 """Quotes verified per second on one core: ours beside Phala's dcap-qvl, same quotes, same run.
 
 Round-robin over every DCAP vector that has complete collateral, each verified at its
-manifest time with that collateral. Certificate chains and collateral are verified once and
-then cached by content, as a long-running verifier would; the first round is a warm-up.
-Both verifiers run in alternating rounds in this one process, pinned to one core.
+manifest time with that collateral. What repeats on every quote of one platform (the QE
+report and its signature, the PCK chain, the collateral) is verified once and then cached
+by its exact bytes, as a long-running verifier would; the first round is a warm-up. Each
+quote still costs its own ECDSA verification (the attestation key over header and body):
+that verification alone, with the same library, is printed as the floor. The verifiers
+and the floor run in alternating rounds in this one process, pinned to one core.
 """
 
 from __future__ import annotations
@@ -14,6 +17,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from attestation.ecdsa import verify_raw_signature
+from attestation.formats.dcap import parse_dcap_quote
 from attestation.verifier import verify_evidence
 from benchmarks.one_core import one_core
 from tests.dcap_collateral import collateral_bytes_for
@@ -49,6 +56,24 @@ def _reference(cases: list[tuple[bytes, Any, int]]) -> Callable[[int], None]:
     return run
 
 
+def _one_ecdsa(quotes: list[bytes]) -> Callable[[int], None]:
+    signed = []
+    for data in quotes:
+        quote = parse_dcap_quote(data)
+        key = ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(), b"\x04" + quote.attestation_key
+        )
+        signed.append((key, quote.quote_signature, quote.signed_region))
+
+    def run(count: int) -> None:
+        for index in range(count):
+            key, signature, message = signed[index % len(signed)]
+            if not verify_raw_signature(key, signature, message):
+                raise AssertionError("a vector's quote signature does not verify")
+
+    return run
+
+
 def _rate(run: Callable[[int], None]) -> float:
     start = time.perf_counter()
     run(QUOTES_PER_ROUND)
@@ -74,18 +99,30 @@ def _measure() -> dict[str, float]:
         for (quote, _, when), v in zip(ours_cases, entries, strict=True)
     ]
     ours, reference = _ours(ours_cases), _reference(reference_cases)
+    floor = _one_ecdsa([quote for quote, _, _ in ours_cases])
     ours(len(ours_cases))  # warm-up: fills the chain and collateral caches
     reference(len(reference_cases))
-    ours_rates, reference_rates = [], []
+    ours_rates, reference_rates, floor_rates = [], [], []
     for _ in range(ROUNDS):
         ours_rates.append(_rate(ours))
         reference_rates.append(_rate(reference))
+        floor_rates.append(_rate(floor))
     best_ours, best_reference = max(ours_rates), max(reference_rates)
+    best_floor = max(floor_rates)
     print(f"attestation: DCAP quote verification, one core, {len(entries)} quotes with collateral")
     print(f"  tee-agent verify_evidence   {best_ours:10.0f} quotes/s")
     print(f"  dcap-qvl verify (baseline)  {best_reference:10.0f} quotes/s")
-    print(f"  ratio                       {best_ours / best_reference:10.2f}x  (target >= 2x)")
-    return {"ours": best_ours, "dcap_qvl": best_reference, "ratio": best_ours / best_reference}
+    print(f"  ratio                       {best_ours / best_reference:10.2f}x  (target >= 8x)")
+    print(
+        f"  floor: one ECDSA per quote  {best_floor:10.0f} quotes/s  "
+        f"({best_floor / best_reference:.2f}x dcap-qvl; the quote signature alone)"
+    )
+    return {
+        "ours": best_ours,
+        "dcap_qvl": best_reference,
+        "ratio": best_ours / best_reference,
+        "one_ecdsa": best_floor,
+    }
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from attestation.errors import QuoteFormatError
-from attestation.formats.cursor import ByteCursor
+from attestation.formats.cursor import ByteCursor, Layout, layout
 
 HEADER_SIZE = 48
 SGX_REPORT_BODY_SIZE = 384  # Enclave Report Body, ECDSA Quote Library API A.4.6
@@ -188,54 +188,50 @@ class DcapQuote(BaseModel):
         return self.key_certification.certification_data
 
 
-# Fixed layouts, read with one bounds check each ("x" bytes are reserved and skipped).
-_HEADER = struct.Struct("<HHIHH16s20s")  # ECDSA Quote Library API A.4.3
-_SGX_REPORT_BODY = struct.Struct("<16s4s12x16s16s32s32x32s32x64sHHH42x16s64s")  # A.4.6
-_SGX_REPORT_BODY_FIELDS = (
-    "cpu_svn",
-    "misc_select",
-    "isv_ext_prod_id",
-    "attributes",
-    "mr_enclave",
-    "mr_signer",
-    "config_id",
-    "isv_prod_id",
-    "isv_svn",
-    "config_svn",
-    "isv_family_id",
-    "report_data",
+# version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data (A.4.3).
+_HEADER = struct.Struct("<HHIHH16s20s")
+_SGX_REPORT_BODY = layout(  # ECDSA Quote Library API A.4.6
+    ("cpu_svn", "16s"),
+    ("misc_select", "4s"),
+    (None, "12x"),
+    ("isv_ext_prod_id", "16s"),
+    ("attributes", "16s"),
+    ("mr_enclave", "32s"),
+    (None, "32x"),
+    ("mr_signer", "32s"),
+    (None, "32x"),
+    ("config_id", "64s"),
+    ("isv_prod_id", "H"),
+    ("isv_svn", "H"),
+    ("config_svn", "H"),
+    (None, "42x"),
+    ("isv_family_id", "16s"),
+    ("report_data", "64s"),
 )
-_TD10_LAYOUT = (
-    ("tee_tcb_svn", 16),
-    ("mr_seam", 48),
-    ("mr_signer_seam", 48),
-    ("seam_attributes", 8),
-    ("td_attributes", 8),
-    ("xfam", 8),
-    ("mr_td", 48),
-    ("mr_config_id", 48),
-    ("mr_owner", 48),
-    ("mr_owner_config", 48),
-    ("rtmr0", 48),
-    ("rtmr1", 48),
-    ("rtmr2", 48),
-    ("rtmr3", 48),
-    ("report_data", 64),
+_TD10_FIELDS: tuple[tuple[str | None, str], ...] = (  # TDX DCAP Quoting Library API A.3.2
+    ("tee_tcb_svn", "16s"),
+    ("mr_seam", "48s"),
+    ("mr_signer_seam", "48s"),
+    ("seam_attributes", "8s"),
+    ("td_attributes", "8s"),
+    ("xfam", "8s"),
+    ("mr_td", "48s"),
+    ("mr_config_id", "48s"),
+    ("mr_owner", "48s"),
+    ("mr_owner_config", "48s"),
+    ("rtmr0", "48s"),
+    ("rtmr1", "48s"),
+    ("rtmr2", "48s"),
+    ("rtmr3", "48s"),
+    ("report_data", "64s"),
 )
-_TD15_EXTRA = (("tee_tcb_svn2", 16), ("mr_servicetd", 48))
-_TD_REPORTS: dict[int, tuple[struct.Struct, tuple[str, ...]]] = {
-    body_type: (
-        struct.Struct("<" + "".join(f"{size}s" for _, size in layout)),
-        tuple(name for name, _ in layout),
-    )
-    for body_type, layout in (
-        (BODY_TYPE_TD10, _TD10_LAYOUT),
-        (BODY_TYPE_TD15, _TD10_LAYOUT + _TD15_EXTRA),
-    )
+_TD_REPORTS: dict[int, Layout] = {
+    BODY_TYPE_TD10: layout(*_TD10_FIELDS),
+    BODY_TYPE_TD15: layout(*_TD10_FIELDS, ("tee_tcb_svn2", "16s"), ("mr_servicetd", "48s")),
 }
-assert _HEADER.size == HEADER_SIZE and _SGX_REPORT_BODY.size == SGX_REPORT_BODY_SIZE
-assert _TD_REPORTS[BODY_TYPE_TD10][0].size == TD_REPORT10_SIZE
-assert _TD_REPORTS[BODY_TYPE_TD15][0].size == TD_REPORT15_SIZE
+assert _HEADER.size == HEADER_SIZE and _SGX_REPORT_BODY.struct.size == SGX_REPORT_BODY_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD10].struct.size == TD_REPORT10_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD15].struct.size == TD_REPORT15_SIZE
 
 
 def parse_dcap_quote(data: bytes) -> DcapQuote:
@@ -245,7 +241,7 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         QuoteFormatError: the bytes are truncated, inconsistent or of an unsupported kind.
     """
     cursor = ByteCursor(data, QuoteFormatError, "DCAP quote")
-    header = _parse_header(cursor)
+    header = _parse_header(cursor.take(HEADER_SIZE, "header"))
     body_type = _body_type(cursor, header)
     if body_type == BODY_TYPE_SGX:
         body: ReportBody = _parse_sgx_report_body(cursor, "report body")
@@ -259,16 +255,22 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
             f"signature data length {signature_data_size} exceeds the limit of "
             f"{MAX_SIGNATURE_DATA_SIZE} bytes"
         )
-    signature_data = cursor.take(signature_data_size, "signature data")
-    sig = ByteCursor(signature_data, QuoteFormatError, "DCAP quote signature data")
-    quote_signature = sig.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    if signature_data_size < ECDSA_P256_SIGNATURE_SIZE:
+        raise cursor.fail(
+            f"signature data length {signature_data_size} is shorter than the quote "
+            f"signature ({ECDSA_P256_SIGNATURE_SIZE} bytes)"
+        )
+    quote_signature = cursor.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    key_certification = cursor.take(
+        signature_data_size - ECDSA_P256_SIGNATURE_SIZE, "signature data"
+    )
     return DcapQuote(
         header=header,
         body_type=body_type,
         body=body,
         signed_region=signed_region,
         quote_signature=quote_signature,
-        key_certification=parse_key_certification(signature_data[sig.offset :], header.version),
+        key_certification=parse_key_certification(key_certification, header.version),
         length=cursor.offset,
     )
 
@@ -319,24 +321,27 @@ def parse_key_certification(data: bytes, version: int) -> KeyCertification:
     )
 
 
-def _parse_header(cursor: ByteCursor) -> QuoteHeader:
-    version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data = cursor.unpack(
-        _HEADER, "header"
-    )
+@functools.lru_cache(maxsize=256)
+def _parse_header(raw: bytes) -> QuoteHeader:
+    """The header, cached by its exact bytes: one platform's QE writes the same header on
+    every quote. A refused header raises again on every call."""
+    version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data = _HEADER.unpack(raw)
     if version not in (3, 4, 5):
-        raise cursor.fail(f"quote version is {version}; expected 3, 4 or 5")
+        raise QuoteFormatError(f"DCAP quote: quote version is {version}; expected 3, 4 or 5")
     if att_key_type != ATT_KEY_TYPE_ECDSA_P256:
-        raise cursor.fail(
-            f"attestation key type is {att_key_type}; only "
+        raise QuoteFormatError(
+            f"DCAP quote: attestation key type is {att_key_type}; only "
             f"{ATT_KEY_TYPE_ECDSA_P256} (ECDSA-256-with-P-256) is supported"
         )
     if tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
-        raise cursor.fail(
-            f"TEE type is {tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
+        raise QuoteFormatError(
+            f"DCAP quote: TEE type is {tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
             f"or {TEE_TYPE_TDX:#x} (TDX)"
         )
     if version == 3 and tee_type != TEE_TYPE_SGX:
-        raise cursor.fail(f"a v3 quote must be SGX, but its TEE type is {tee_type:#x}")
+        raise QuoteFormatError(
+            f"DCAP quote: a v3 quote must be SGX, but its TEE type is {tee_type:#x}"
+        )
     return QuoteHeader(
         version=version,
         att_key_type=att_key_type,
@@ -378,13 +383,11 @@ def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
 
 
 def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
-    values = cursor.unpack(_SGX_REPORT_BODY, what)
-    return SgxReportBody(**dict(zip(_SGX_REPORT_BODY_FIELDS, values, strict=True)))
+    return SgxReportBody(**cursor.read(_SGX_REPORT_BODY, what))
 
 
 def _parse_td_report(cursor: ByteCursor, body_type: int) -> TdReport10:
-    layout, names = _TD_REPORTS[body_type]
-    values = dict(zip(names, cursor.unpack(layout, "TD report"), strict=True))
+    values = cursor.read(_TD_REPORTS[body_type], "TD report")
     if body_type == BODY_TYPE_TD15:
         return TdReport15(**values)
     return TdReport10(**values)
