@@ -6,6 +6,10 @@ The checks follow Intel's quote verification flow (and go-tdx-guest's `verify` p
 3. the QE report signature by the PCK leaf certificate;
 4. the PCK chain up to a pinned root, every certificate valid at the caller's time;
 5. with collateral: its signatures, chains, CRLs and validity, then the TCB status.
+Steps 2 to 4 cover bytes a platform's QE repeats in every quote (the key certification),
+and step 5 the collateral: their outcome is worked out once per exact bytes and cached, so
+a quote from a known platform costs one ECDSA verification (step 1) and the time checks,
+which are judged against the caller's time on every call.
 Verification applies no policy: whether a TCB status or measurement is acceptable is
 decided in `attestation.policy`.
 """
