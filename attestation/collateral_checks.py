@@ -48,7 +48,8 @@ def _static_check(name: CheckName, passed: bool, detail: str) -> Check:
     return Check(name=name, passed=passed, detail=detail)
 
 
-@dataclass(frozen=True)
+# Compared and hashed by identity: each lives in one cached `_Prepared`.
+@dataclass(frozen=True, eq=False)
 class _Window:
     """A check that passes when the verification time lies in [start, end]."""
 
@@ -58,17 +59,23 @@ class _Window:
     what: str
 
     def check(self, at: datetime, when: str) -> Check:
-        inside = self.start <= at <= self.end
-        return Check(
-            name=self.name,
-            passed=inside,
-            detail=f"{self.window}; checked at {when}"
-            + ("" if inside else ": outside that window, it has expired or is not yet valid"),
-        )
+        """The check at time `at` (`when` is `at` as text), judged on every call."""
+        return _window_check(self, self.start <= at <= self.end, when)
 
     @functools.cached_property
     def window(self) -> str:
         return f"{self.what} is valid from {format_time(self.start)} to {format_time(self.end)}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_check(window: _Window, inside: bool, when: str) -> Check:
+    # Made once per window, outcome and second: a busy verifier checks many quotes a second.
+    return Check(
+        name=window.name,
+        passed=inside,
+        detail=f"{window.window}; checked at {when}"
+        + ("" if inside else ": outside that window, it has expired or is not yet valid"),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,13 +103,11 @@ def evaluate_collateral(
     expired document or signer still yields the status, and fails its validity check.
     """
     prepared = _prepare(collateral, chain.certificates_der, roots)
-    checks = CheckList()
     when = format_time(at)
-    for step in prepared.steps:
-        checks.append(step if isinstance(step, Check) else step.check(at, when))
+    checks = [step if isinstance(step, Check) else step.check(at, when) for step in prepared.steps]
     pck, tcb_info, qe_identity = prepared.pck, prepared.tcb_info, prepared.qe_identity
     if pck is None or tcb_info is None or qe_identity is None:
-        return CollateralOutcome(checks.items, None)
+        return CollateralOutcome(checks, None)
     key = _match_key(quote)
     matched = prepared.matches.get(key)
     if matched is None:
@@ -110,7 +115,7 @@ def evaluate_collateral(
         if len(prepared.matches) < 1024:
             prepared.matches[key] = matched
     return CollateralOutcome(
-        checks.items + matched.checks, matched.tcb_status, list(matched.advisory_ids)
+        checks + matched.checks, matched.tcb_status, list(matched.advisory_ids)
     )
 
 

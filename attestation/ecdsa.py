@@ -7,6 +7,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
 
 def verify_raw_signature(
     key: ec.EllipticCurvePublicKey,
@@ -25,7 +27,7 @@ def verify_raw_signature(
         int.from_bytes(raw_signature[:half], "big"), int.from_bytes(raw_signature[half:], "big")
     )
     try:
-        key.verify(signature, message, ec.ECDSA(algorithm or hashes.SHA256()))
+        key.verify(signature, message, _ECDSA_SHA256 if algorithm is None else ec.ECDSA(algorithm))
     # ValueError too: a signature the backend refuses to even check is still one that does
     # not verify, and callers turn the answer into a failed check rather than an error.
     except (InvalidSignature, ValueError):

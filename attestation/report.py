@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -70,6 +71,10 @@ class CheckList:
         """Record a check made earlier (checks are immutable, so they may be shared)."""
         self.items.append(check)
         return check.passed
+
+    def extend(self, checks: Iterable[Check]) -> None:
+        """Record checks made earlier, in order (checks are immutable, so they may be shared)."""
+        self.items.extend(checks)
 
     @property
     def all_passed(self) -> bool:

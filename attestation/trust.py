@@ -91,15 +91,16 @@ class TrustAnchors:
     # Roots the caller passed by name (a simulated root, a private test root).
     extra_roots: frozenset[bytes] = field(default_factory=frozenset)
 
-    @property
+    # Each union is made once per instance (it is frozen): verifiers key caches on them.
+    @functools.cached_property
     def dcap_roots(self) -> frozenset[bytes]:
         return self.intel_roots | self.extra_roots
 
-    @property
+    @functools.cached_property
     def nitro_trusted(self) -> frozenset[bytes]:
         return self.nitro_roots | self.extra_roots
 
-    @property
+    @functools.cached_property
     def amd_trusted(self) -> frozenset[bytes]:
         return self.amd_arks | self.extra_roots
 

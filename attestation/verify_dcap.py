@@ -6,6 +6,10 @@ The checks follow Intel's quote verification flow (and go-tdx-guest's `verify` p
 3. the QE report signature by the PCK leaf certificate;
 4. the PCK chain up to a pinned root, every certificate valid at the caller's time;
 5. with collateral: its signatures, chains, CRLs and validity, then the TCB status.
+Steps 2 to 4 cover bytes a platform's QE repeats in every quote (the key certification),
+and step 5 the collateral: their outcome is worked out once per exact bytes and cached, so
+a quote from a known platform costs one ECDSA verification (step 1) and the time checks,
+which are judged against the caller's time on every call.
 Verification applies no policy: whether a TCB status or measurement is acceptable is
 decided in `attestation.policy`.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,21 +34,28 @@ from attestation.errors import QuoteFormatError
 from attestation.formats.dcap import (
     CERT_TYPE_PCK_CHAIN,
     DcapQuote,
+    KeyCertification,
     SgxReportBody,
     TdReport10,
     parse_dcap_quote,
+    parse_key_certification,
 )
-from attestation.report import CheckList, TeeKind, VerificationReport
+from attestation.report import Check, CheckList, TeeKind, VerificationReport
 from attestation.trust import MALFORMED_X509, TrustAnchors
 from attestation.x509chain import (
     ChainAssessment,
-    add_chain_checks,
     assess_chain,
+    chain_validity_check,
     load_certificate,
     public_key_of,
+    static_chain_checks,
 )
 
 _ZERO32 = bytes(32)
+_SIMULATED_ROOT_HINT = (
+    "this is a tee-agent simulated root: it is trusted only when passed "
+    "explicitly (--trust-root <sim dir>/root.pem)"
+)
 
 
 def verify_dcap_quote(
@@ -64,35 +76,18 @@ def verify_dcap_quote(
         CollateralFormatError: a collateral file cannot be read.
     """
     quote = parse_dcap_quote(data)
+    certified = _certified_key(
+        quote.key_certification.raw, quote.header.version, pck_chain_pem, anchors.dcap_roots
+    )
     checks = CheckList()
-    checks.add(*_quote_signature_check(quote))
-    checks.add(*_qe_binding_check(quote))
-
-    chain = _pck_chain(quote, pck_chain_pem, anchors)
-    if chain is None:
-        checks.add(
-            CheckName.PCK_CHAIN_PRESENT,
-            False,
-            f"certification data type {quote.certification_data_type} carries no PCK "
-            f"certificate chain (type {CERT_TYPE_PCK_CHAIN} expected), and none was supplied",
-        )
-        tee: TeeKind = "tdx" if quote.is_tdx else "sgx"
-    else:
-        checks.add(*_qe_report_signature_check(quote, chain))
-        simulated = chain.simulated
-        tee = "sim" if simulated else ("tdx" if quote.is_tdx else "sgx")
-        add_chain_checks(
-            checks,
-            chain,
-            at,
-            PCK_CHAIN_CHECKS,
-            untrusted_hint=(
-                "this is a tee-agent simulated root: it is trusted only when passed "
-                "explicitly (--trust-root <sim dir>/root.pem)"
-                if simulated
-                else None
-            ),
-        )
+    checks.append(_quote_signature_check(quote, certified.attestation_key))
+    checks.extend(certified.checks)
+    chain = certified.chain
+    tee: TeeKind = "tdx" if quote.is_tdx else "sgx"
+    if chain is not None:
+        checks.append(chain_validity_check(chain, at, CheckName.PCK_CHAIN_VALIDITY))
+        if chain.simulated:
+            tee = "sim"
 
     tcb_status: str | None = None
     advisory_ids: list[str] = []
@@ -102,8 +97,7 @@ def verify_dcap_quote(
             checks.add(CheckName.COLLATERAL_APPLICABLE, False, "collateral needs the PCK chain")
         else:
             outcome = evaluate_collateral(quote, chain, bundle, roots=anchors.dcap_roots, at=at)
-            for check in outcome.checks:
-                checks.append(check)
+            checks.extend(outcome.checks)
             tcb_status, advisory_ids = outcome.tcb_status, outcome.advisory_ids
 
     return VerificationReport(
@@ -122,31 +116,84 @@ def verify_dcap_quote(
     )
 
 
-def _quote_signature_check(quote: DcapQuote) -> tuple[CheckName, bool, str]:
-    key = _attestation_key(quote.attestation_key)
+def _quote_signature_check(quote: DcapQuote, key: ec.EllipticCurvePublicKey | None) -> Check:
+    signed = len(quote.signed_region)
     if key is None:
-        return (
-            CheckName.QUOTE_SIGNATURE,
-            False,
-            "the attestation public key is not a point on P-256",
+        return Check(
+            name=CheckName.QUOTE_SIGNATURE,
+            passed=False,
+            detail="the attestation public key is not a point on P-256",
         )
     if verify_raw_signature(key, quote.quote_signature, quote.signed_region):
-        return (
-            CheckName.QUOTE_SIGNATURE,
-            True,
-            f"attestation key signs bytes [0, {len(quote.signed_region)}) of the quote",
-        )
-    return (
-        CheckName.QUOTE_SIGNATURE,
-        False,
-        "the quote signature does not verify with the attestation key over the header and "
-        f"report body (bytes [0, {len(quote.signed_region)}))",
+        return _quote_signature_verified(signed)
+    return Check(
+        name=CheckName.QUOTE_SIGNATURE,
+        passed=False,
+        detail="the quote signature does not verify with the attestation key over the header "
+        f"and report body (bytes [0, {signed}))",
     )
 
 
-def _qe_binding_check(quote: DcapQuote) -> tuple[CheckName, bool, str]:
-    expected = hashlib.sha256(quote.attestation_key + quote.qe_auth_data).digest()
-    found = quote.qe_report.report_data
+@functools.lru_cache(maxsize=8)
+def _quote_signature_verified(signed: int) -> Check:
+    # One passed check per length of the signed region (checks are immutable, so shared).
+    return Check(
+        name=CheckName.QUOTE_SIGNATURE,
+        passed=True,
+        detail=f"attestation key signs bytes [0, {signed}) of the quote",
+    )
+
+
+@dataclass(frozen=True)
+class _CertifiedKey:
+    """What a quote's key certification proves, whatever the quote body and the time."""
+
+    attestation_key: ec.EllipticCurvePublicKey | None
+    # The QE report binding, then PCK_CHAIN_PRESENT (failed) or the QE report signature and
+    # the PCK chain's signature and pinned-root checks; its validity depends on the time.
+    checks: tuple[Check, ...]
+    chain: ChainAssessment | None
+
+
+@functools.lru_cache(maxsize=256)
+def _certified_key(
+    raw: bytes, version: int, supplied_pem: bytes | None, roots: frozenset[bytes]
+) -> _CertifiedKey:
+    """Judge a quote's key certification (signature data after the quote signature).
+
+    Cached by its exact bytes, the supplied chain and the roots: a platform's QE repeats the
+    bytes in every quote, so the QE report signature and the PCK chain are verified once per
+    platform. Only results are cached: an input that raises (a PCK chain that cannot be
+    read) raises again on every call, and a failed check is cached as that failed check.
+
+    Raises:
+        QuoteFormatError: the bytes cannot be parsed, or the PCK chain cannot be read.
+    """
+    certification = parse_key_certification(raw, version)
+    checks = CheckList()
+    checks.add(*_qe_binding_check(certification))
+    chain = _pck_chain(certification, supplied_pem, roots)
+    if chain is None:
+        checks.add(
+            CheckName.PCK_CHAIN_PRESENT,
+            False,
+            f"certification data type {certification.certification_data_type} carries no PCK "
+            f"certificate chain (type {CERT_TYPE_PCK_CHAIN} expected), and none was supplied",
+        )
+    else:
+        checks.add(*_qe_report_signature_check(certification, chain))
+        hint = _SIMULATED_ROOT_HINT if chain.simulated else None
+        checks.extend(static_chain_checks(chain, PCK_CHAIN_CHECKS, hint))
+    return _CertifiedKey(
+        attestation_key=_attestation_key(certification.attestation_key),
+        checks=tuple(checks.items),
+        chain=chain,
+    )
+
+
+def _qe_binding_check(certification: KeyCertification) -> tuple[CheckName, bool, str]:
+    expected = hashlib.sha256(certification.attestation_key + certification.qe_auth_data).digest()
+    found = certification.qe_report.report_data
     if found[:32] == expected and found[32:] == _ZERO32:
         return (
             CheckName.QE_REPORT_DATA_BINDS_ATTESTATION_KEY,
@@ -163,9 +210,12 @@ def _qe_binding_check(quote: DcapQuote) -> tuple[CheckName, bool, str]:
 
 
 def _qe_report_signature_check(
-    quote: DcapQuote, chain: ChainAssessment
+    certification: KeyCertification, chain: ChainAssessment
 ) -> tuple[CheckName, bool, str]:
-    if _qe_report_signed_by(quote.qe_report_raw, quote.qe_report_signature, chain):
+    leaf_key = public_key_of(chain.leaf)
+    if isinstance(leaf_key, ec.EllipticCurvePublicKey) and verify_raw_signature(
+        leaf_key, certification.qe_report_signature, certification.qe_report_raw
+    ):
         return (CheckName.QE_REPORT_SIGNATURE, True, "the PCK leaf certificate signs the QE report")
     return (
         CheckName.QE_REPORT_SIGNATURE,
@@ -174,25 +224,16 @@ def _qe_report_signature_check(
     )
 
 
-@functools.lru_cache(maxsize=1024)
-def _qe_report_signed_by(report: bytes, signature: bytes, chain: ChainAssessment) -> bool:
-    """The QE report's signature check, cached: a platform's QE report repeats across quotes."""
-    leaf_key = public_key_of(chain.leaf)
-    if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
-        return False
-    return verify_raw_signature(leaf_key, signature, report)
-
-
 def _pck_chain(
-    quote: DcapQuote, supplied_pem: bytes | None, anchors: TrustAnchors
+    certification: KeyCertification, supplied_pem: bytes | None, roots: frozenset[bytes]
 ) -> ChainAssessment | None:
-    if quote.certification_data_type == CERT_TYPE_PCK_CHAIN:
-        pem = quote.certification_data
+    if certification.certification_data_type == CERT_TYPE_PCK_CHAIN:
+        pem = certification.certification_data
     elif supplied_pem is not None:
         pem = supplied_pem
     else:
         return None
-    return assess_chain(_pem_chain_der(pem), anchors.dcap_roots)
+    return assess_chain(_pem_chain_der(pem), roots)
 
 
 @functools.lru_cache(maxsize=256)
@@ -207,7 +248,6 @@ def _pem_chain_der(pem: bytes) -> tuple[bytes, ...]:
     return chain
 
 
-@functools.lru_cache(maxsize=1024)
 def _attestation_key(raw_xy: bytes) -> ec.EllipticCurvePublicKey | None:
     try:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + raw_xy)
@@ -242,7 +282,7 @@ def quote_fields(quote: DcapQuote) -> dict[str, Any]:
     }
     if header.version == 5:
         fields["body_type"] = quote.body_type
-    for name, value in quote.body:
+    for name, value in vars(quote.body).items():
         fields[name] = value.hex() if isinstance(value, bytes) else value
     debug_name = (
         "attributes_debug" if isinstance(quote.body, SgxReportBody) else "td_attributes_debug"

@@ -171,10 +171,13 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 
 @functools.lru_cache(maxsize=512)
-def _static_chain_checks(
-    assessment: ChainAssessment, names: ChainCheckNames, untrusted_hint: str | None
+def static_chain_checks(
+    assessment: ChainAssessment, names: ChainCheckNames, untrusted_hint: str | None = None
 ) -> tuple[Check, Check]:
-    """The time-independent chain checks, made once per chain (checks are immutable)."""
+    """The time-independent chain checks (signatures, pinned root), made once per chain.
+
+    `untrusted_hint` is appended to the pinned-root failure, to tell the reader what to do.
+    """
     root_detail = assessment.root_detail
     if not assessment.root_pinned and untrusted_hint:
         root_detail = f"{root_detail}; {untrusted_hint}"
@@ -186,6 +189,22 @@ def _static_chain_checks(
         ),
         Check(name=names.root_pinned, passed=assessment.root_pinned, detail=root_detail),
     )
+
+
+def chain_validity_check(assessment: ChainAssessment, at: datetime, name: str) -> Check:
+    """Whether every certificate of the chain is valid at `at`, judged on every call."""
+    return _validity_check(assessment, name, assessment.valid_at(at), _iso(at))
+
+
+@functools.lru_cache(maxsize=1024)
+def _validity_check(assessment: ChainAssessment, name: str, valid: bool, when: str) -> Check:
+    # Made once per chain, outcome and second: a busy verifier checks many quotes a second.
+    window = assessment.window
+    if valid:
+        detail = f"every certificate is valid at {when} (chain window {window})"
+    else:
+        detail = f"not every certificate is valid at {when}: the chain is valid only in {window}"
+    return Check(name=name, passed=valid, detail=detail)
 
 
 def add_chain_checks(
@@ -200,14 +219,7 @@ def add_chain_checks(
 
     `untrusted_hint` is appended to the pinned-root failure, to tell the reader what to do.
     """
-    signatures, root = _static_chain_checks(assessment, names, untrusted_hint)
+    signatures, root = static_chain_checks(assessment, names, untrusted_hint)
     ok = checks.append(signatures) & checks.append(root)
-    window = assessment.window
-    valid = assessment.valid_at(at)
-    detail = (
-        f"every certificate is valid at {_iso(at)} (chain window {window})"
-        if valid
-        else f"not every certificate is valid at {_iso(at)}: the chain is valid only in {window}"
-    )
-    ok &= checks.add(names.validity, valid, detail)
+    ok &= checks.append(chain_validity_check(assessment, at, names.validity))
     return ok

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import struct
+from typing import Any, NamedTuple
+
 from attestation.errors import EvidenceFormatError
+
+
+class Layout(NamedTuple):
+    """A fixed little-endian layout: its struct, and the names of the fields it keeps."""
+
+    struct: struct.Struct
+    names: tuple[str, ...]
+
+
+def layout(*fields: tuple[str | None, str]) -> Layout:
+    """A layout of (name, struct code) pairs; reserved bytes ("x" codes) have no name."""
+    return Layout(
+        struct.Struct("<" + "".join(code for _, code in fields)),
+        tuple(name for name, _ in fields if name is not None),
+    )
 
 
 class ByteCursor:
@@ -32,6 +50,11 @@ class ByteCursor:
 
     def u32(self, field: str) -> int:
         return int.from_bytes(self.take(4, field), "little")
+
+    def read(self, fields: Layout, what: str) -> dict[str, Any]:
+        """Read a layout's named fields at once, with one bounds check (`what` in errors)."""
+        values = fields.struct.unpack(self.take(fields.struct.size, what))
+        return dict(zip(fields.names, values, strict=True))
 
     def fail(self, message: str) -> EvidenceFormatError:
         return self._error(f"{self._what}: {message}")

@@ -8,12 +8,14 @@ its true length comes from the structure and is reported as `length`.
 
 from __future__ import annotations
 
+import functools
+import struct
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from attestation.errors import QuoteFormatError
-from attestation.formats.cursor import ByteCursor
+from attestation.formats.cursor import ByteCursor, Layout, layout
 
 HEADER_SIZE = 48
 SGX_REPORT_BODY_SIZE = 384  # Enclave Report Body, ECDSA Quote Library API A.4.6
@@ -119,6 +121,26 @@ class TdReport15(TdReport10):
 ReportBody = SgxReportBody | TdReport10 | TdReport15
 
 
+class KeyCertification(BaseModel):
+    """The attestation key and the QE data that certify it: the quote signature data after
+    the quote signature (ECDSA Quote Library API A.4.9), as the exact bytes in `raw`.
+
+    A platform's quoting enclave puts the same bytes here in every quote it signs, so what
+    they prove is worked out once per `raw` (see `attestation.verify_dcap`).
+    """
+
+    model_config = _FROZEN
+
+    raw: bytes
+    attestation_key: bytes
+    qe_report: SgxReportBody
+    qe_report_raw: bytes
+    qe_report_signature: bytes
+    qe_auth_data: bytes
+    certification_data_type: int
+    certification_data: bytes
+
+
 class DcapQuote(BaseModel):
     """A parsed DCAP quote with the byte ranges that verification needs."""
 
@@ -129,38 +151,87 @@ class DcapQuote(BaseModel):
     body: SgxReportBody | TdReport15 | TdReport10
     signed_region: bytes
     quote_signature: bytes
-    attestation_key: bytes
-    qe_report: SgxReportBody
-    qe_report_raw: bytes
-    qe_report_signature: bytes
-    qe_auth_data: bytes
-    certification_data_type: int
-    certification_data: bytes
+    key_certification: KeyCertification
     length: int
 
     @property
     def is_tdx(self) -> bool:
         return self.body_type in (BODY_TYPE_TD10, BODY_TYPE_TD15)
 
+    # The key certification's parts, read as parts of the quote.
+    @property
+    def attestation_key(self) -> bytes:
+        return self.key_certification.attestation_key
 
-_TD10_LAYOUT = (
-    ("tee_tcb_svn", 16),
-    ("mr_seam", 48),
-    ("mr_signer_seam", 48),
-    ("seam_attributes", 8),
-    ("td_attributes", 8),
-    ("xfam", 8),
-    ("mr_td", 48),
-    ("mr_config_id", 48),
-    ("mr_owner", 48),
-    ("mr_owner_config", 48),
-    ("rtmr0", 48),
-    ("rtmr1", 48),
-    ("rtmr2", 48),
-    ("rtmr3", 48),
-    ("report_data", 64),
+    @property
+    def qe_report(self) -> SgxReportBody:
+        return self.key_certification.qe_report
+
+    @property
+    def qe_report_raw(self) -> bytes:
+        return self.key_certification.qe_report_raw
+
+    @property
+    def qe_report_signature(self) -> bytes:
+        return self.key_certification.qe_report_signature
+
+    @property
+    def qe_auth_data(self) -> bytes:
+        return self.key_certification.qe_auth_data
+
+    @property
+    def certification_data_type(self) -> int:
+        return self.key_certification.certification_data_type
+
+    @property
+    def certification_data(self) -> bytes:
+        return self.key_certification.certification_data
+
+
+# version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data (A.4.3).
+_HEADER = struct.Struct("<HHIHH16s20s")
+_SGX_REPORT_BODY = layout(  # ECDSA Quote Library API A.4.6
+    ("cpu_svn", "16s"),
+    ("misc_select", "4s"),
+    (None, "12x"),
+    ("isv_ext_prod_id", "16s"),
+    ("attributes", "16s"),
+    ("mr_enclave", "32s"),
+    (None, "32x"),
+    ("mr_signer", "32s"),
+    (None, "32x"),
+    ("config_id", "64s"),
+    ("isv_prod_id", "H"),
+    ("isv_svn", "H"),
+    ("config_svn", "H"),
+    (None, "42x"),
+    ("isv_family_id", "16s"),
+    ("report_data", "64s"),
 )
-_TD15_EXTRA = (("tee_tcb_svn2", 16), ("mr_servicetd", 48))
+_TD10_FIELDS: tuple[tuple[str | None, str], ...] = (  # TDX DCAP Quoting Library API A.3.2
+    ("tee_tcb_svn", "16s"),
+    ("mr_seam", "48s"),
+    ("mr_signer_seam", "48s"),
+    ("seam_attributes", "8s"),
+    ("td_attributes", "8s"),
+    ("xfam", "8s"),
+    ("mr_td", "48s"),
+    ("mr_config_id", "48s"),
+    ("mr_owner", "48s"),
+    ("mr_owner_config", "48s"),
+    ("rtmr0", "48s"),
+    ("rtmr1", "48s"),
+    ("rtmr2", "48s"),
+    ("rtmr3", "48s"),
+    ("report_data", "64s"),
+)
+_TD_REPORTS: dict[int, Layout] = {
+    BODY_TYPE_TD10: layout(*_TD10_FIELDS),
+    BODY_TYPE_TD15: layout(*_TD10_FIELDS, ("tee_tcb_svn2", "16s"), ("mr_servicetd", "48s")),
+}
+assert _HEADER.size == HEADER_SIZE and _SGX_REPORT_BODY.struct.size == SGX_REPORT_BODY_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD10].struct.size == TD_REPORT10_SIZE
+assert _TD_REPORTS[BODY_TYPE_TD15].struct.size == TD_REPORT15_SIZE
 
 
 def parse_dcap_quote(data: bytes) -> DcapQuote:
@@ -170,7 +241,7 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         QuoteFormatError: the bytes are truncated, inconsistent or of an unsupported kind.
     """
     cursor = ByteCursor(data, QuoteFormatError, "DCAP quote")
-    header = _parse_header(cursor)
+    header = _parse_header(cursor.take(HEADER_SIZE, "header"))
     body_type = _body_type(cursor, header)
     if body_type == BODY_TYPE_SGX:
         body: ReportBody = _parse_sgx_report_body(cursor, "report body")
@@ -184,12 +255,39 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
             f"signature data length {signature_data_size} exceeds the limit of "
             f"{MAX_SIGNATURE_DATA_SIZE} bytes"
         )
-    signature_data = cursor.take(signature_data_size, "signature data")
-    length = cursor.offset
-    sig = ByteCursor(signature_data, QuoteFormatError, "DCAP quote signature data")
-    quote_signature = sig.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    if signature_data_size < ECDSA_P256_SIGNATURE_SIZE:
+        raise cursor.fail(
+            f"signature data length {signature_data_size} is shorter than the quote "
+            f"signature ({ECDSA_P256_SIGNATURE_SIZE} bytes)"
+        )
+    quote_signature = cursor.take(ECDSA_P256_SIGNATURE_SIZE, "quote signature")
+    key_certification = cursor.take(
+        signature_data_size - ECDSA_P256_SIGNATURE_SIZE, "signature data"
+    )
+    return DcapQuote(
+        header=header,
+        body_type=body_type,
+        body=body,
+        signed_region=signed_region,
+        quote_signature=quote_signature,
+        key_certification=parse_key_certification(key_certification, header.version),
+        length=cursor.offset,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def parse_key_certification(data: bytes, version: int) -> KeyCertification:
+    """Parse the signature data after the quote signature of a quote of `version`.
+
+    Cached by the exact bytes: they repeat on every quote from one platform. Only results
+    are cached; a malformed input raises again on every call.
+
+    Raises:
+        QuoteFormatError: the bytes are truncated or the certification data type is wrong.
+    """
+    sig = ByteCursor(data, QuoteFormatError, "DCAP quote key certification data")
     attestation_key = sig.take(ECDSA_P256_KEY_SIZE, "attestation public key")
-    if header.version == 3:
+    if version == 3:
         qe_section = sig
     else:
         outer_type = sig.u16("certification data type")
@@ -197,7 +295,7 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         outer = sig.take(outer_size, "QE report certification data")
         if outer_type != CERT_TYPE_QE_REPORT:
             raise sig.fail(
-                f"certification data type is {outer_type}; a v{header.version} quote carries "
+                f"certification data type is {outer_type}; a v{version} quote carries "
                 f"type {CERT_TYPE_QE_REPORT} (QE report certification data)"
             )
         qe_section = ByteCursor(outer, QuoteFormatError, "QE report certification data")
@@ -211,12 +309,8 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
     certification_data = qe_section.take(
         qe_section.u32("PCK certification data size"), "PCK certification data"
     )
-    return DcapQuote(
-        header=header,
-        body_type=body_type,
-        body=body,
-        signed_region=signed_region,
-        quote_signature=quote_signature,
+    return KeyCertification(
+        raw=data,
         attestation_key=attestation_key,
         qe_report=qe_report,
         qe_report_raw=qe_report_raw,
@@ -224,35 +318,39 @@ def parse_dcap_quote(data: bytes) -> DcapQuote:
         qe_auth_data=qe_auth_data,
         certification_data_type=certification_data_type,
         certification_data=certification_data,
-        length=length,
     )
 
 
-def _parse_header(cursor: ByteCursor) -> QuoteHeader:
-    header = QuoteHeader(
-        version=cursor.u16("version"),
-        att_key_type=cursor.u16("attestation key type"),
-        tee_type=cursor.u32("TEE type"),
-        qe_svn=cursor.u16("QE SVN"),
-        pce_svn=cursor.u16("PCE SVN"),
-        qe_vendor_id=cursor.take(16, "QE vendor ID"),
-        user_data=cursor.take(20, "user data"),
-    )
-    if header.version not in (3, 4, 5):
-        raise cursor.fail(f"quote version is {header.version}; expected 3, 4 or 5")
-    if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256:
-        raise cursor.fail(
-            f"attestation key type is {header.att_key_type}; only "
+@functools.lru_cache(maxsize=256)
+def _parse_header(raw: bytes) -> QuoteHeader:
+    """The header, cached by its exact bytes: one platform's QE writes the same header on
+    every quote. A refused header raises again on every call."""
+    version, att_key_type, tee_type, qe_svn, pce_svn, qe_vendor_id, user_data = _HEADER.unpack(raw)
+    if version not in (3, 4, 5):
+        raise QuoteFormatError(f"DCAP quote: quote version is {version}; expected 3, 4 or 5")
+    if att_key_type != ATT_KEY_TYPE_ECDSA_P256:
+        raise QuoteFormatError(
+            f"DCAP quote: attestation key type is {att_key_type}; only "
             f"{ATT_KEY_TYPE_ECDSA_P256} (ECDSA-256-with-P-256) is supported"
         )
-    if header.tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
-        raise cursor.fail(
-            f"TEE type is {header.tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
+    if tee_type not in (TEE_TYPE_SGX, TEE_TYPE_TDX):
+        raise QuoteFormatError(
+            f"DCAP quote: TEE type is {tee_type:#x}; expected {TEE_TYPE_SGX:#x} (SGX) "
             f"or {TEE_TYPE_TDX:#x} (TDX)"
         )
-    if header.version == 3 and header.tee_type != TEE_TYPE_SGX:
-        raise cursor.fail(f"a v3 quote must be SGX, but its TEE type is {header.tee_type:#x}")
-    return header
+    if version == 3 and tee_type != TEE_TYPE_SGX:
+        raise QuoteFormatError(
+            f"DCAP quote: a v3 quote must be SGX, but its TEE type is {tee_type:#x}"
+        )
+    return QuoteHeader(
+        version=version,
+        att_key_type=att_key_type,
+        tee_type=tee_type,
+        qe_svn=qe_svn,
+        pce_svn=pce_svn,
+        qe_vendor_id=qe_vendor_id,
+        user_data=user_data,
+    )
 
 
 def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
@@ -285,43 +383,11 @@ def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
 
 
 def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
-    start = cursor.offset
-    cpu_svn = cursor.take(16, f"{what} CPUSVN")
-    misc_select = cursor.take(4, f"{what} MISCSELECT")
-    cursor.take(12, f"{what} reserved")
-    isv_ext_prod_id = cursor.take(16, f"{what} ISVEXTPRODID")
-    attributes = cursor.take(16, f"{what} ATTRIBUTES")
-    mr_enclave = cursor.take(32, f"{what} MRENCLAVE")
-    cursor.take(32, f"{what} reserved")
-    mr_signer = cursor.take(32, f"{what} MRSIGNER")
-    cursor.take(32, f"{what} reserved")
-    config_id = cursor.take(64, f"{what} CONFIGID")
-    isv_prod_id = cursor.u16(f"{what} ISVPRODID")
-    isv_svn = cursor.u16(f"{what} ISVSVN")
-    config_svn = cursor.u16(f"{what} CONFIGSVN")
-    cursor.take(42, f"{what} reserved")
-    isv_family_id = cursor.take(16, f"{what} ISVFAMILYID")
-    report_data = cursor.take(64, f"{what} REPORTDATA")
-    assert cursor.offset - start == SGX_REPORT_BODY_SIZE
-    return SgxReportBody(
-        cpu_svn=cpu_svn,
-        misc_select=misc_select,
-        isv_ext_prod_id=isv_ext_prod_id,
-        attributes=attributes,
-        mr_enclave=mr_enclave,
-        mr_signer=mr_signer,
-        config_id=config_id,
-        isv_prod_id=isv_prod_id,
-        isv_svn=isv_svn,
-        config_svn=config_svn,
-        isv_family_id=isv_family_id,
-        report_data=report_data,
-    )
+    return SgxReportBody(**cursor.read(_SGX_REPORT_BODY, what))
 
 
 def _parse_td_report(cursor: ByteCursor, body_type: int) -> TdReport10:
-    layout = _TD10_LAYOUT + (_TD15_EXTRA if body_type == BODY_TYPE_TD15 else ())
-    values = {name: cursor.take(size, f"TD report {name}") for name, size in layout}
+    values = cursor.read(_TD_REPORTS[body_type], "TD report")
     if body_type == BODY_TYPE_TD15:
         return TdReport15(**values)
     return TdReport10(**values)
