@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Any
 
-from eth_hash.auto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attestation.errors import ReceiptFormatError
 from attestation.jsontext import loads_bounded
+from attestation.keccak import keccak256 as keccak
 
 # EIP-712 §"Definition of encodeType": the exact type strings hashed into typeHash.
 RECEIPT_TYPE = (

@@ -55,9 +55,7 @@ _MAX_WINDOW = 1 << 16
 # the runs between such ticks stay short, so a hostile batch pays for a window check only
 # every few dozen ticks and costs about what checking each tick alone does.
 _MAX_ALONE = 64
-# A batch of at most this many ticks goes alone from the start: for so few, a window check's
-# dozen numpy calls on tiny arrays cost more than checking each tick by itself (a backtest,
-# or a host relaying one candle at a time, sends one tick per Ingest).
+# Batches of at most this many ticks (a backtest's one candle) go alone: cheaper for so few.
 _FEW_TICKS = 4
 
 
@@ -71,9 +69,9 @@ class DecisionEngine:
         self.policy = policy
         self.signer = signer
         self.config_hash = config_hash
-        self._keep = max(config.policy.rule.long_window + 1, 64)
-        self._window_ms = config.market.price_move_window_seconds * 1000
         rule = config.policy.rule
+        self._keep = max(rule.long_window + 1, 64)
+        self._window_ms = config.market.price_move_window_seconds * 1000
         self._features = RollingFeatures(rule.short_window, rule.long_window)
         # How long each decision of the last batch took (reported to the host's metrics).
         self.decision_seconds: list[float] = []
@@ -158,7 +156,7 @@ class DecisionEngine:
                 if clean >= _RETRY_WINDOW:
                     burst = 1
                 window, alone, burst = _RETRY_WINDOW, burst, min(2 * burst, _MAX_ALONE)
-            for tick in ticks.ticks(index, len(ticks)):
+            for tick in ticks.ticks(index, len(ticks)) if index < len(ticks) else ():
                 state.ticks_refused += 1
                 refused.append((tick.seq, BACKLOG))
                 tally.add(tick, BACKLOG)
@@ -276,9 +274,8 @@ class DecisionEngine:
         )
         verdict = judge(judged, context, self.config)
         if not verdict.allowed:
-            self._receipt(
-                state, f"refused:{verdict.reason}", input_json, decision_json, NO_HASH, timestamp
-            )
+            refused = f"refused:{verdict.reason}"
+            self._receipt(state, refused, input_json, decision_json, NO_HASH, timestamp)
             return
         seq = self._receipt(state, "signed", input_json, decision_json, NO_HASH, timestamp)
         call = vault_swap(self.config, plan, max_fee, deadline, seq, state.head_hash)
