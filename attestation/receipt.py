@@ -186,6 +186,9 @@ def receipt_digest(
     )  # fmt: skip
 
 
+_FIVE_HASH_LENGTHS = [32] * 5
+
+
 # The enclave hashes each receipt twice (to sign it, then as the chain's new head, or when
 # it releases it): the second time comes from here. Positional, so the key is quick to make.
 @lru_cache(maxsize=256)
@@ -202,7 +205,7 @@ def _receipt_digest(
     chain_id: int,
 ) -> bytes:
     hashes = (prev_hash, input_digest, model_hash, config_hash, decision_hash)
-    if any(len(value) != 32 for value in (*hashes, tx_hash)):
+    if list(map(len, hashes)) != _FIVE_HASH_LENGTHS or len(tx_hash) != 32:
         raise ReceiptFormatError("every receipt hash must be exactly 32 bytes")
     if not (0 <= seq <= _UINT64_MAX and 0 <= timestamp <= _UINT64_MAX):
         raise ReceiptFormatError(f"seq {seq} or timestamp {timestamp} is outside uint64")

@@ -104,9 +104,13 @@ def rlp_encode(item: int | bytes | list[Any]) -> bytes:
     Raises:
         SignerError: a negative integer or an unsupported type.
     """
-    if type(item) is int and 0 <= item < 0x80:
-        # A single byte below 0x80 is its own encoding; 0 is the empty string's, 0x80.
-        return bytes((item,)) if item else b"\x80"
+    if type(item) is int and item >= 0:
+        # A single byte below 0x80 is its own encoding; 0 is the empty string's, 0x80; any
+        # other is its big-endian bytes (at least one, 0x80 or above) after their length.
+        if item < 0x80:
+            return bytes((item,)) if item else b"\x80"
+        raw = item.to_bytes((item.bit_length() + 7) // 8, "big")
+        return _rlp_length(len(raw), 0x80) + raw
     if isinstance(item, bytes):
         if len(item) == 1 and item[0] < 0x80:
             return item

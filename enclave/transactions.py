@@ -83,7 +83,7 @@ def vault_swap_calldata(
         _uint_word(receipt_seq, 64),
         receipt_digest if type(receipt_digest) is bytes and len(receipt_digest) == 32 else None,
     ]
-    if any(word is None for word in words):
+    if None in words:
         return VAULT_SWAP_SELECTOR + encode(_VAULT_SWAP_ARGUMENTS, arguments)
     return VAULT_SWAP_SELECTOR + b"".join(word for word in words if word is not None)
 
@@ -166,13 +166,16 @@ def _read_swap_words(data: bytes) -> tuple[str, str, str, int, int, int, int, by
     """The swap's arguments from its eight words, as eth_abi decodes them (addresses in
     lowercase hex); None when a padding is not zero (eth_abi then decides)."""
     words = [data[start : start + 32] for start in range(4, _SWAP_CALLDATA_BYTES, 32)]
-    if any(word[:12] != _ADDRESS_PADDING for word in words[:3]):
+    first, second, third = words[0], words[1], words[2]
+    if first[:12] != _ADDRESS_PADDING or second[:12] != _ADDRESS_PADDING:
         return None
-    if words[6][:24] != _UINT64_PADDING:
+    if third[:12] != _ADDRESS_PADDING or words[6][:24] != _UINT64_PADDING:
         return None
-    router, token_in, token_out = ("0x" + word[12:].hex() for word in words[:3])
-    amount_in, min_out, deadline, seq = (int.from_bytes(word) for word in words[3:7])
-    return router, token_in, token_out, amount_in, min_out, deadline, seq, words[7]
+    return (
+        "0x" + first[12:].hex(), "0x" + second[12:].hex(), "0x" + third[12:].hex(),
+        int.from_bytes(words[3]), int.from_bytes(words[4]), int.from_bytes(words[5]),
+        int.from_bytes(words[6]), words[7],
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)
