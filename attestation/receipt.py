@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Any
 
-from eth_hash.auto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from attestation.errors import ReceiptFormatError
 from attestation.jsontext import loads_bounded
+from attestation.keccak import keccak256 as keccak
 
 # EIP-712 §"Definition of encodeType": the exact type strings hashed into typeHash.
 RECEIPT_TYPE = (
@@ -80,10 +80,18 @@ class Receipt(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The receipt as JSON-ready values: numbers, the verdict, and 0x-prefixed hex."""
-        out: dict[str, Any] = self.model_dump()
-        for name in (*_HASH_FIELDS, "signature"):
-            out[name] = "0x" + out[name].hex()
-        return out
+        return {
+            "seq": self.seq,
+            "prev_hash": "0x" + self.prev_hash.hex(),
+            "input_digest": "0x" + self.input_digest.hex(),
+            "model_hash": "0x" + self.model_hash.hex(),
+            "config_hash": "0x" + self.config_hash.hex(),
+            "decision_hash": "0x" + self.decision_hash.hex(),
+            "verdict": self.verdict,
+            "tx_hash": "0x" + self.tx_hash.hex(),
+            "timestamp": self.timestamp,
+            "signature": "0x" + self.signature.hex(),
+        }
 
     @classmethod
     def from_json_dict(cls, data: Any) -> Receipt:
@@ -153,9 +161,6 @@ def _domain_separator(chain_id: int) -> bytes:
     )
 
 
-# The enclave hashes each receipt twice (to sign it, then as the chain's new head): the
-# second time comes from here.
-@lru_cache(maxsize=256)
 def receipt_digest(
     *,
     seq: int,
@@ -175,15 +180,45 @@ def receipt_digest(
         ReceiptFormatError: a hash is not 32 bytes, seq or timestamp is outside uint64, or
             chain_id is not a positive uint256.
     """
+    return _receipt_digest(
+        seq, prev_hash, input_digest, model_hash, config_hash, decision_hash, verdict, tx_hash,
+        timestamp, chain_id,
+    )  # fmt: skip
+
+
+_FIVE_HASH_LENGTHS = [32] * 5
+
+
+# The enclave hashes each receipt twice (to sign it, then as the chain's new head, or when
+# it releases it): the second time comes from here. Positional, so the key is quick to make.
+@lru_cache(maxsize=256)
+def _receipt_digest(
+    seq: int,
+    prev_hash: bytes,
+    input_digest: bytes,
+    model_hash: bytes,
+    config_hash: bytes,
+    decision_hash: bytes,
+    verdict: str,
+    tx_hash: bytes,
+    timestamp: int,
+    chain_id: int,
+) -> bytes:
     hashes = (prev_hash, input_digest, model_hash, config_hash, decision_hash)
-    if any(len(value) != 32 for value in (*hashes, tx_hash)):
+    if list(map(len, hashes)) != _FIVE_HASH_LENGTHS or len(tx_hash) != 32:
         raise ReceiptFormatError("every receipt hash must be exactly 32 bytes")
     if not (0 <= seq <= _UINT64_MAX and 0 <= timestamp <= _UINT64_MAX):
         raise ReceiptFormatError(f"seq {seq} or timestamp {timestamp} is outside uint64")
     # EIP-712 encodeData: atomic values as 32-byte words, a string as the keccak of its UTF-8.
-    words = (seq.to_bytes(32, "big"), *hashes, keccak(verdict.encode()), tx_hash)
+    words = (seq.to_bytes(32, "big"), *hashes, _string_hash(verdict), tx_hash)
     struct_hash = keccak(b"".join((_RECEIPT_TYPE_HASH, *words, timestamp.to_bytes(32, "big"))))
     return keccak(_EIP712_PREFIX + domain_separator(chain_id) + struct_hash)
+
+
+@lru_cache(maxsize=256)
+def _string_hash(text: str) -> bytes:
+    # Cached: the verdicts are a few strings ("hold", "signed", "refused:<guardrail>"...).
+    return keccak(text.encode())
 
 
 def receipt_hash(receipt: Receipt, chain_id: int) -> bytes:
@@ -192,6 +227,8 @@ def receipt_hash(receipt: Receipt, chain_id: int) -> bytes:
     Raises:
         ReceiptFormatError: chain_id is not a positive uint256.
     """
-    return receipt_digest(
-        **{name: getattr(receipt, name) for name in _SIGNED_FIELDS}, chain_id=chain_id
-    )
+    return _receipt_digest(
+        receipt.seq, receipt.prev_hash, receipt.input_digest, receipt.model_hash,
+        receipt.config_hash, receipt.decision_hash, receipt.verdict, receipt.tx_hash,
+        receipt.timestamp, chain_id,
+    )  # fmt: skip

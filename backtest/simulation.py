@@ -108,7 +108,7 @@ class Simulation:
             end_balances=self.balances,
         )
         symbol = self.pair.symbol
-        closes = candles.close.tolist()
+        closes, stamps = candles.close.tolist(), candles.timestamp_ms.tolist()
         done = 0
         for index, close in enumerate(closes):
             columns = TickColumns(
@@ -119,7 +119,7 @@ class Simulation:
                 candles.volume[index : index + 1],
             )
             self.engine.report_twaps({symbol: close})
-            now_ms = int(candles.timestamp_ms[index])
+            now_ms = stamps[index]
             self.engine.ingest(self.state, [columns], None, self.balances, now_ms)
             outcome.decision_seconds += sum(self.engine.decision_seconds)
             self._collect(outcome, close, now_ms)

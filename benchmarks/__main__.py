@@ -5,6 +5,7 @@ from __future__ import annotations
 from benchmarks import (
     attestation_throughput,
     backtest,
+    decision_parts,
     host_throughput,
     llm_policy,
     load,
@@ -16,6 +17,7 @@ from benchmarks import (
 def main() -> None:
     attestation_throughput.main()
     signing.main()
+    decision_parts.main()
     llm_policy.main()
     host_throughput.main()
     load.main()

@@ -26,11 +26,12 @@ from enclave.guardrails import (
     notional_spent,
 )
 from enclave.in_flight import AccountView, apply_account_view, track
-from enclave.market import features, refusal_reason, remember
+from enclave.market import refusal_reason, remember
 from enclave.owner import OwnerCommand
 from enclave.policy import Decision, MarketView, Policy, hold
 from enclave.receipts import make_receipt
 from enclave.refusals import RefusalTally
+from enclave.rolling_features import RollingFeatures
 from enclave.signer import AccountSigner, Eip1559Transaction
 from enclave.state import (
     MAX_PENDING_BYTES,
@@ -54,6 +55,8 @@ _MAX_WINDOW = 1 << 16
 # the runs between such ticks stay short, so a hostile batch pays for a window check only
 # every few dozen ticks and costs about what checking each tick alone does.
 _MAX_ALONE = 64
+# Batches of at most this many ticks (a backtest's one candle) go alone: cheaper for so few.
+_FEW_TICKS = 4
 
 
 class DecisionEngine:
@@ -66,8 +69,10 @@ class DecisionEngine:
         self.policy = policy
         self.signer = signer
         self.config_hash = config_hash
-        self._keep = max(config.policy.rule.long_window + 1, 64)
+        rule = config.policy.rule
+        self._keep = max(rule.long_window + 1, 64)
         self._window_ms = config.market.price_move_window_seconds * 1000
+        self._features = RollingFeatures(rule.short_window, rule.long_window)
         # How long each decision of the last batch took (reported to the host's metrics).
         self.decision_seconds: list[float] = []
         # The vault's TWAP per pair symbol as the host last reported it: host input, so not
@@ -117,7 +122,8 @@ class DecisionEngine:
         for ticks in batches:
             # `alone`: ticks still to take one by one; `burst`: how many the next window
             # check that stops early sends that way.
-            index, window, alone, burst = 0, _FIRST_WINDOW, 0, 1
+            index, window, burst = 0, _FIRST_WINDOW, 1
+            alone = len(ticks) if len(ticks) <= _FEW_TICKS else 0
             while index < len(ticks) and not self._backlogged():
                 if alone:
                     taken = ticks.ticks(index, index + alone)
@@ -150,7 +156,7 @@ class DecisionEngine:
                 if clean >= _RETRY_WINDOW:
                     burst = 1
                 window, alone, burst = _RETRY_WINDOW, burst, min(2 * burst, _MAX_ALONE)
-            for tick in ticks.ticks(index, len(ticks)):
+            for tick in ticks.ticks(index, len(ticks)) if index < len(ticks) else ():
                 state.ticks_refused += 1
                 refused.append((tick.seq, BACKLOG))
                 tally.add(tick, BACKLOG)
@@ -268,9 +274,8 @@ class DecisionEngine:
         )
         verdict = judge(judged, context, self.config)
         if not verdict.allowed:
-            self._receipt(
-                state, f"refused:{verdict.reason}", input_json, decision_json, NO_HASH, timestamp
-            )
+            refused = f"refused:{verdict.reason}"
+            self._receipt(state, refused, input_json, decision_json, NO_HASH, timestamp)
             return
         seq = self._receipt(state, "signed", input_json, decision_json, NO_HASH, timestamp)
         call = vault_swap(self.config, plan, max_fee, deadline, seq, state.head_hash)
@@ -282,7 +287,6 @@ class DecisionEngine:
     def _view(
         self, state: EnclaveState, pair: Pair, tick: Tick, balances: dict[str, int]
     ) -> MarketView:
-        rule = self.config.policy.rule
         base, quote = self.config.tokens[pair.base], self.config.tokens[pair.quote]
         now = tick.timestamp_ms // 1000
         rails = self.config.guardrails
@@ -297,9 +301,7 @@ class DecisionEngine:
             base=pair.base,
             quote=pair.quote,
             timestamp=now,
-            features=features(
-                state.market.closes[pair.symbol], rule.short_window, rule.long_window
-            ),
+            features=self._features.features(pair.symbol, state.market.closes[pair.symbol]),
             base_balance=Decimal(balances.get(pair.base, 0)).scaleb(-base.decimals),
             quote_balance=Decimal(balances.get(pair.quote, 0)).scaleb(-quote.decimals),
             notional_left_today_usd=_scaled(left, scale),

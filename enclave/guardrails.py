@@ -91,7 +91,7 @@ class GuardrailContext:
 def notional_spent(spent: list[SpendEntry], now: int) -> Decimal:
     """Notional of swaps signed in the 24 hours (and `CHAIN_LAG_SECONDS`) up to `now`."""
     return sum(
-        (entry.notional_usd for entry in spent if now - entry.timestamp < SPEND_WINDOW_SECONDS),
+        [entry.notional_usd for entry in spent if now - entry.timestamp < SPEND_WINDOW_SECONDS],
         Decimal(0),
     )
 

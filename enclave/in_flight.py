@@ -58,8 +58,13 @@ def bumped(fee: int) -> int:
 
 
 def track(state: EnclaveState, tx: Eip1559Transaction, tx_hash: bytes, receipt_seq: int) -> None:
-    """Remember `tx`, just signed as the transaction of receipt `receipt_seq`."""
-    state.in_flight.append(
+    """Remember `tx`, just signed as the transaction of receipt `receipt_seq`; past
+    MAX_IN_FLIGHT, only the highest nonces are kept."""
+    in_flight = state.in_flight
+    # Kept in nonce order (`EnclaveState` sorts what it loads): a nonce above the last one
+    # keeps that order, and then the highest nonces are simply the last ones.
+    in_order = not in_flight or in_flight[-1].nonce <= tx.nonce
+    in_flight.append(
         InFlightTransaction(
             nonce=tx.nonce,
             chain_id=tx.chain_id,
@@ -76,8 +81,10 @@ def track(state: EnclaveState, tx: Eip1559Transaction, tx_hash: bytes, receipt_s
             signed_block=state.chain_block or None,
         )
     )
-    if len(state.in_flight) > MAX_IN_FLIGHT:
-        state.in_flight = sorted(state.in_flight, key=lambda t: t.nonce)[-MAX_IN_FLIGHT:]
+    if len(in_flight) > MAX_IN_FLIGHT:
+        if not in_order:
+            in_flight = sorted(in_flight, key=lambda t: t.nonce)
+        state.in_flight = in_flight[-MAX_IN_FLIGHT:]
 
 
 def apply_account_view(

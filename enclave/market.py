@@ -17,7 +17,9 @@ window compare each candle with the one before it.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -146,15 +148,37 @@ class Features(BaseModel):
 
 def features(closes: Sequence[float], short_window: int, long_window: int) -> Features:
     """Returns, moving averages and volatility over the last closes (None until enough)."""
+    returns = recent_returns(closes, long_window)
+    volatility = population_stdev(returns) if len(returns) >= 2 else None
+    return features_of(closes, returns, volatility, short_window, long_window)
+
+
+def recent_returns(closes: Sequence[float], long_window: int) -> list[float]:
+    """`closes[i] / closes[i - 1] - 1` over the last `long_window` steps of the closes,
+    divided and shifted a whole list at a time (the same floats as one by one)."""
     count = len(closes)
-    returns = [closes[i] / closes[i - 1] - 1 for i in range(max(1, count - long_window), count)]
+    first = max(1, count - long_window)
+    ratios = map(operator.truediv, closes[first:count], closes[first - 1 : count - 1])
+    return list(map(operator.sub, ratios, itertools.repeat(1.0)))
+
+
+def features_of(
+    closes: Sequence[float],
+    returns: list[float],
+    volatility: float | None,
+    short_window: int,
+    long_window: int,
+) -> Features:
+    """The `Features` of `closes`, given their `recent_returns` and those returns'
+    population standard deviation (None for fewer than two)."""
+    count = len(closes)
     return Features(
         price=closes[-1],
         closes=count,
         return_1=returns[-1] if returns else None,
         sma_short=statistics.fmean(closes[-short_window:]) if count >= short_window else None,
         sma_long=statistics.fmean(closes[-long_window:]) if count >= long_window else None,
-        volatility=population_stdev(returns) if len(returns) >= 2 else None,
+        volatility=volatility,
     )
 
 
@@ -175,16 +199,16 @@ def population_stdev(values: Sequence[float]) -> float:
     count = len(values)
     if count < 1 or not all(map(math.isfinite, values)):
         return statistics.pstdev(values)
-    ratios = [value.as_integer_ratio() for value in values]
-    scale = max(denominator for _, denominator in ratios)  # each a power of two
-    scaled = [numerator * (scale // denominator) for numerator, denominator in ratios]
+    numerators, denominators = zip(*map(float.as_integer_ratio, values), strict=True)
+    scale = max(denominators)  # each a power of two
+    scaled = list(map(operator.mul, numerators, map(scale.__floordiv__, denominators)))
     total = sum(scaled)
-    squares = sum(x * x for x in scaled)
+    squares = sum(map(operator.mul, scaled, scaled))
     # The variance: (count * sum(x^2) - sum(x)^2) / (count^2 * scale^2), over the values.
-    return _sqrt_of_fraction(count * squares - total * total, count * count * scale * scale)
+    return sqrt_of_fraction(count * squares - total * total, count * count * scale * scale)
 
 
-def _sqrt_of_fraction(numerator: int, denominator: int) -> float:
+def sqrt_of_fraction(numerator: int, denominator: int) -> float:
     """The square root of numerator/denominator (>= 0), correctly rounded to a float: an
     integer square root with _SQRT_BITS bits, rounded to odd, then one rounding to float."""
     shift = (numerator.bit_length() - denominator.bit_length() - _SQRT_BITS) // 2

@@ -7,8 +7,9 @@ guardrails that run after it decide what is signed.
 
 from __future__ import annotations
 
-import json
+import math
 from decimal import ROUND_DOWN, Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,7 +37,13 @@ class Decision(BaseModel):
     rationale: str = Field(max_length=200)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The receipt's decision text: `json.dumps(self.model_dump(mode="json"),
+        sort_keys=True, separators=(",", ":"))`, written field by field in that order."""
+        return (
+            f'{{"action":{_text(self.action)},"amount":"{self.amount}",'
+            f'"max_slippage_bps":{int.__repr__(self.max_slippage_bps)},'
+            f'"pair":{_text(self.pair)},"rationale":{_text(self.rationale)}}}'
+        )
 
 
 class MarketView(BaseModel):
@@ -56,7 +63,37 @@ class MarketView(BaseModel):
     max_notional_per_trade_usd: Decimal
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The receipt's input text: `json.dumps(self.model_dump(mode="json"),
+        sort_keys=True, separators=(",", ":"))`, written field by field in that order (a
+        decision's receipt is made on every tick that falls due, and json.dumps of the
+        dumped model costs several times this)."""
+        f = self.features
+        return (
+            f'{{"base":{_text(self.base)},"base_balance":"{self.base_balance}",'
+            f'"features":{{"closes":{int.__repr__(f.closes)},"price":{_number(f.price)},'
+            f'"return_1":{_number(f.return_1)},"sma_long":{_number(f.sma_long)},'
+            f'"sma_short":{_number(f.sma_short)},"volatility":{_number(f.volatility)}}},'
+            f'"max_notional_per_trade_usd":"{self.max_notional_per_trade_usd}",'
+            f'"notional_left_today_usd":"{self.notional_left_today_usd}",'
+            f'"pair":{_text(self.pair)},"quote":{_text(self.quote)},'
+            f'"quote_balance":"{self.quote_balance}","timestamp":{int.__repr__(self.timestamp)}}}'
+        )
+
+
+# JSON values as json.dumps writes them (ensure_ascii, allow_nan): a string escaped to ASCII
+# by the same C function; a float by float.__repr__, or NaN, Infinity, -Infinity; None as
+# null. (A Decimal is its str() in quotes, as model_dump(mode="json") makes it a string.)
+_text = encode_basestring_ascii
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "null"
+    if math.isfinite(value):
+        return float.__repr__(value)
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 class Policy(Protocol):

@@ -40,6 +40,8 @@ class RefusalTally:
     @property
     def evidence(self) -> int:
         """Refused ticks that need a receipt: all but the duplicates."""
+        if self.first is None:  # none kept as evidence: none refused, or only duplicates
+            return 0
         return sum(count for reason, count in self.by_reason.items() if reason != DUPLICATE_SEQ)
 
     def verdict(self) -> str:

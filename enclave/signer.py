@@ -13,11 +13,11 @@ from typing import Any
 
 from coincurve import PrivateKey
 from eth_account.messages import encode_typed_data
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attestation.ethereum import SECP256K1_N
+from attestation.keccak import keccak256 as keccak
 
 # EIP-2718 / EIP-1559: the transaction type byte of a dynamic-fee transaction.
 EIP1559_TX_TYPE = b"\x02"
@@ -104,6 +104,13 @@ def rlp_encode(item: int | bytes | list[Any]) -> bytes:
     Raises:
         SignerError: a negative integer or an unsupported type.
     """
+    if type(item) is int and item >= 0:
+        # A single byte below 0x80 is its own encoding; 0 is the empty string's, 0x80; any
+        # other is its big-endian bytes (at least one, 0x80 or above) after their length.
+        if item < 0x80:
+            return bytes((item,)) if item else b"\x80"
+        raw = item.to_bytes((item.bit_length() + 7) // 8, "big")
+        return _rlp_length(len(raw), 0x80) + raw
     if isinstance(item, bytes):
         if len(item) == 1 and item[0] < 0x80:
             return item

@@ -101,7 +101,8 @@ class EnclaveState(BaseModel):
     pending_receipts: list[PendingReceipt] = []
     pending_transactions: list[PendingTransaction] = []
     # The highest block number the host has reported (never goes back), and the signed
-    # transactions not yet known to be mined, by nonce. Both absent from older sealed states.
+    # transactions not yet known to be mined, in nonce order (`enclave.in_flight` keeps
+    # it). Both absent from older sealed states.
     chain_block: int = 0
     in_flight: list[InFlightTransaction] = []
 
@@ -113,6 +114,13 @@ class EnclaveState(BaseModel):
     @classmethod
     def _from_hex(cls, value: object) -> object:
         return bytes.fromhex(value) if isinstance(value, str) else value
+
+    @field_validator("in_flight")
+    @classmethod
+    def _in_nonce_order(cls, value: list[InFlightTransaction]) -> list[InFlightTransaction]:
+        # Every state the enclave seals has them in nonce order already (each nonce it signs
+        # is above every earlier one); sorting (stably) here makes that hold for any input.
+        return sorted(value, key=lambda t: t.nonce)
 
     @field_validator("format")
     @classmethod

@@ -83,7 +83,7 @@ def vault_swap_calldata(
         _uint_word(receipt_seq, 64),
         receipt_digest if type(receipt_digest) is bytes and len(receipt_digest) == 32 else None,
     ]
-    if any(word is None for word in words):
+    if None in words:
         return VAULT_SWAP_SELECTOR + encode(_VAULT_SWAP_ARGUMENTS, arguments)
     return VAULT_SWAP_SELECTOR + b"".join(word for word in words if word is not None)
 
@@ -126,15 +126,21 @@ class DecodedCall:
 
 
 def decode_call(data: bytes) -> DecodedCall | None:
-    """Decode vault swap calldata; None for anything else or anything malformed."""
+    """Decode vault swap calldata; None for anything else or anything malformed.
+
+    Calldata of exactly the eight words, each padded as eth_abi's strict decoder requires,
+    is read directly (the same values as eth_abi's); anything else goes to eth_abi, whose
+    checks then apply.
+    """
     if data[:4] != VAULT_SWAP_SELECTOR:
         return None
-    try:
-        router, token_in, token_out, amount_in, min_out, deadline, seq, digest = decode(
-            _VAULT_SWAP_ARGUMENTS, data[4:]
-        )
-    except Exception:
-        return None
+    values = _read_swap_words(data) if len(data) == _SWAP_CALLDATA_BYTES else None
+    if values is None:
+        try:
+            values = decode(_VAULT_SWAP_ARGUMENTS, data[4:])
+        except Exception:
+            return None
+    router, token_in, token_out, amount_in, min_out, deadline, seq, digest = values
     return DecodedCall(
         function="swap",
         router=_checksummed(router),
@@ -146,6 +152,30 @@ def decode_call(data: bytes) -> DecodedCall | None:
         receipt_seq=seq,
         receipt_digest=digest,
     )
+
+
+# The selector and eight 32-byte words (every argument of the swap is a static type).
+_SWAP_CALLDATA_BYTES = 4 + 8 * 32
+# Zero bytes that pad an address (12) and a uint64 (24) to a word: eth_abi's strict decoder
+# refuses anything else there (NonEmptyPaddingBytes).
+_ADDRESS_PADDING = bytes(12)
+_UINT64_PADDING = bytes(24)
+
+
+def _read_swap_words(data: bytes) -> tuple[str, str, str, int, int, int, int, bytes] | None:
+    """The swap's arguments from its eight words, as eth_abi decodes them (addresses in
+    lowercase hex); None when a padding is not zero (eth_abi then decides)."""
+    words = [data[start : start + 32] for start in range(4, _SWAP_CALLDATA_BYTES, 32)]
+    first, second, third = words[0], words[1], words[2]
+    if first[:12] != _ADDRESS_PADDING or second[:12] != _ADDRESS_PADDING:
+        return None
+    if third[:12] != _ADDRESS_PADDING or words[6][:24] != _UINT64_PADDING:
+        return None
+    return (
+        "0x" + first[12:].hex(), "0x" + second[12:].hex(), "0x" + third[12:].hex(),
+        int.from_bytes(words[3]), int.from_bytes(words[4]), int.from_bytes(words[5]),
+        int.from_bytes(words[6]), words[7],
+    )  # fmt: skip
 
 
 @functools.lru_cache(maxsize=256)

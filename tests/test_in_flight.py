@@ -17,8 +17,9 @@ from attestation.receipt_chain import verify_receipts
 from enclave.config import load_config
 from enclave.core import EnclaveCore, Released
 from enclave.guardrails import GWEI
-from enclave.in_flight import AccountView, bumped
+from enclave.in_flight import MAX_IN_FLIGHT, AccountView, bumped, track
 from enclave.server import PlatformChoice, make_platform, make_policy
+from enclave.signer import Eip1559Transaction
 from enclave.state import EnclaveState
 from enclave.vault_trades import FeeHint
 from tests.enclave_harness import CHAIN_ID, EnclaveWorld, serialized, ticks, twaps
@@ -293,3 +294,31 @@ def test_the_account_view_crosses_the_wire_and_a_restart(world: EnclaveWorld) ->
     assert released.receipts[-1].verdict == (f"replaced:{original.transactions[0].receipt_seq}")
     assert released.receipts[-1].tx_hash == released.transactions[1].tx_hash
     assert status.next_nonce == 1
+
+
+def _signed(nonce: int) -> Eip1559Transaction:
+    return Eip1559Transaction(
+        chain_id=CHAIN_ID, nonce=nonce, max_priority_fee_per_gas=GWEI, max_fee_per_gas=GWEI,
+        gas=21_000, to=bytes(20), value=0,
+    )  # fmt: skip
+
+
+def test_past_the_cap_the_highest_nonces_are_kept_and_a_state_loads_in_nonce_order() -> None:
+    state = EnclaveState.fresh()
+    for nonce in range(MAX_IN_FLIGHT + 5):
+        track(state, _signed(nonce), nonce.to_bytes(32, "big"), receipt_seq=nonce + 1)
+    assert [t.nonce for t in state.in_flight] == list(range(5, MAX_IN_FLIGHT + 5))
+    # A nonce below the last one (never signed so: each nonce is above every earlier one)
+    # still leaves the highest nonces, in order.
+    track(state, _signed(3), bytes(32), receipt_seq=9_999)
+    assert [t.nonce for t in state.in_flight] == list(range(5, MAX_IN_FLIGHT + 5))
+    track(state, _signed(2_000), bytes(32), receipt_seq=10_000)
+    assert [t.nonce for t in state.in_flight] == [*range(6, MAX_IN_FLIGHT + 5), 2_000]
+    # A state holding them out of order (none the enclave seals does) loads in nonce order,
+    # the order it keeps them in; equal nonces keep their order.
+    data = json.loads(state.to_bytes())
+    data["in_flight"] = [*data["in_flight"][:3][::-1], dict(data["in_flight"][0], tx_hash="ab")]
+    loaded = EnclaveState.from_bytes(json.dumps(data).encode())
+    assert [(t.nonce, t.tx_hash[:2]) for t in loaded.in_flight] == [
+        (6, "00"), (6, "ab"), (7, "00"), (8, "00"),
+    ]  # fmt: skip

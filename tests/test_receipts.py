@@ -153,6 +153,17 @@ def test_receipt_signature_recovers_with_our_code_and_eth_account() -> None:
     assert AGENT.sign_typed_data(typed_data(fields, CHAIN_ID)) == receipt.signature
 
 
+def test_the_json_form_is_every_field_in_order_with_bytes_in_0x_hex() -> None:
+    (receipt,) = build_chain(1)
+    expected = {
+        name: "0x" + value.hex() if isinstance(value, bytes) else value
+        for name, value in receipt.model_dump().items()
+    }
+    as_json = receipt.to_json_dict()
+    assert list(as_json.items()) == list(expected.items())
+    assert Receipt.from_json_dict(as_json) == receipt
+
+
 def test_type_string_is_the_published_one() -> None:
     assert RECEIPT_TYPE == (
         "Receipt(uint64 seq,bytes32 prevHash,bytes32 inputDigest,bytes32 modelHash,bytes32 "
