@@ -162,7 +162,12 @@ def _measure() -> dict[str, float]:
             report = verify_receipts(chain, address=signer.address, chain_id=CHAIN_ID)
             assert report.valid
 
-    sealer = Sealer(bytes(range(32)), Measurement(values={"mr_td": "00" * 48}))
+    sealer = Sealer(
+        bytes(range(32)),
+        Measurement(values={"mr_td": "00" * 48}),
+        config_hash=bytes(32),
+        model_hash=bytes(32),
+    )
     state = os.urandom(SEALED_STATE_BYTES)
 
     def seal(count: int) -> None:

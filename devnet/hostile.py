@@ -177,7 +177,12 @@ def leaked_account(session: Session) -> LocalAccount:
         model_hash=model,
     )
     state = EnclaveState.from_bytes(
-        Sealer(platform.sealing_key(), platform.measurement()).unseal(latest[1])
+        Sealer(
+            platform.sealing_key(),
+            platform.measurement(),
+            config_hash=session.config.config_hash(),
+            model_hash=identity.model_hash,
+        ).unseal(latest[1])
     )
     account: LocalAccount = Account.from_key(state.account_secret)
     if account.address != identity.address:

@@ -106,7 +106,15 @@ class EnclaveCore:
         self._clock = clock
         self.config_hash = config.config_hash()
         self.measurement = platform.measurement()
-        self._sealer = Sealer(platform.sealing_key(), self.measurement)
+        self._sealer = Sealer(
+            platform.sealing_key(),
+            self.measurement,
+            config_hash=self.config_hash,
+            model_hash=policy.model_hash,
+            # Only the simulated platform's version 1 blobs were bound to config and model
+            # (through rtmr0 and rtmr1); see enclave.sealing.
+            opens_version_1=platform.name == "sim",
+        )
         self._state: EnclaveState | None = None
         self._last_sealed = b""
         self._engine: DecisionEngine | None = None
@@ -132,7 +140,9 @@ class EnclaveCore:
             try:
                 plaintext = self._sealer.unseal(sealed_state)
             except SealingError as exc:
-                raise EnclaveError("failed_precondition", f"refusing to start: {exc}") from None
+                # Chained, so the typed cause (another config, model, measurement) stays
+                # reachable to in-process callers; the message names it for everyone else.
+                raise EnclaveError("failed_precondition", f"refusing to start: {exc}") from exc
             try:
                 state = EnclaveState.from_bytes(plaintext)
             except ValidationError as exc:

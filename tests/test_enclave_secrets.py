@@ -69,7 +69,12 @@ def test_no_reply_error_or_log_line_carries_a_key(tmp_path: Path) -> None:
     pki = load_sim_pki(world.sim_dir)
     measurement = expected_sim_measurement(opened.identity.config_hash, None)
     state = EnclaveState.from_bytes(
-        Sealer(pki.sealing_secret, measurement).unseal(ingested.sealed_state)
+        Sealer(
+            pki.sealing_secret,
+            measurement,
+            config_hash=opened.identity.config_hash,
+            model_hash=opened.identity.model_hash,
+        ).unseal(ingested.sealed_state)
     )
     assert AccountSigner.from_bytes(state.account_secret).address == opened.identity.address
     # Named, so a failure says which secret leaked where without printing it (pytest shows

@@ -24,20 +24,28 @@ from enclave.sealing import Sealer, SealingError
 
 KEY = bytes(range(32))
 MEASUREMENT = Measurement(values={"mr_td": "11" * 48, "rtmr0": "22" * 48})
+CONFIG_HASH = bytes(range(32))
+MODEL_HASH = bytes(32)
+
+
+def sealer_for(
+    measurement: Measurement = MEASUREMENT, key: bytes = KEY, config_hash: bytes = CONFIG_HASH
+) -> Sealer:
+    return Sealer(key, measurement, config_hash=config_hash, model_hash=MODEL_HASH)
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.binary(max_size=4096))
 def test_seal_then_unseal_gives_back_the_plaintext(plaintext: bytes) -> None:
-    sealer = Sealer(KEY, MEASUREMENT)
+    sealer = sealer_for()
     blob = sealer.seal(plaintext)
     if len(plaintext) >= 16:  # shorter strings may turn up in random bytes by chance
         assert plaintext not in blob
-    assert Sealer(KEY, MEASUREMENT).unseal(blob) == plaintext
+    assert sealer_for().unseal(blob) == plaintext
 
 
 def test_every_changed_byte_is_refused() -> None:
-    sealer = Sealer(KEY, MEASUREMENT)
+    sealer = sealer_for()
     blob = sealer.seal(b"state" * 20)
     for position in range(len(blob)):
         changed = blob[:position] + bytes([blob[position] ^ 0x80]) + blob[position + 1 :]
@@ -46,7 +54,7 @@ def test_every_changed_byte_is_refused() -> None:
 
 
 def test_every_truncation_is_refused() -> None:
-    sealer = Sealer(KEY, MEASUREMENT)
+    sealer = sealer_for()
     blob = sealer.seal(b"state")
     for size in range(len(blob)):
         with pytest.raises(SealingError):
@@ -54,20 +62,20 @@ def test_every_truncation_is_refused() -> None:
 
 
 def test_another_measurement_is_named_in_the_refusal() -> None:
-    blob = Sealer(KEY, MEASUREMENT).seal(b"state")
+    blob = sealer_for().seal(b"state")
     other = Measurement(values={"mr_td": "11" * 48, "rtmr0": "33" * 48})
     with pytest.raises(SealingError, match="another measurement"):
-        Sealer(KEY, other).unseal(blob)
+        sealer_for(other).unseal(blob)
 
 
 def test_another_platform_key_fails_authentication() -> None:
-    blob = Sealer(KEY, MEASUREMENT).seal(b"state")
+    blob = sealer_for().seal(b"state")
     with pytest.raises(SealingError, match="failed authentication"):
-        Sealer(bytes(32), MEASUREMENT).unseal(blob)
+        sealer_for(key=bytes(32)).unseal(blob)
 
 
 def test_the_sealer_never_shows_its_key() -> None:
-    sealer = Sealer(KEY, MEASUREMENT)
+    sealer = sealer_for()
     assert KEY.hex() not in repr(sealer) and KEY.hex() not in str(sealer)
 
 
