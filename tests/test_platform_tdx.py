@@ -223,7 +223,7 @@ def test_key_never_appears_in_repr(tmp_path: Path) -> None:
     text = repr(platform)
     assert text == (
         f"TdxPlatform(base={str(tmp_path / 'tsm' / 'report')!r}, "
-        f"sealing_key_file={str(tmp_path / 'sealing.key')!r})"
+        f"sealing_key_file={str(tmp_path / 'sealing.key')!r}, kms=None)"
     )
     assert KEY.hex() not in text.lower()
 

@@ -1,4 +1,5 @@
-"""Intel TDX backend: quotes through Linux configfs-tsm, sealing key from a provisioned file.
+"""Intel TDX backend: quotes through Linux configfs-tsm, the agent's events in RTMR3, and a
+sealing key from dstack's KMS (or a provisioned file).
 
 Quotes follow the kernel's report interface (Documentation/ABI/testing/configfs-tsm-report):
 make a report entry directory under /sys/kernel/config/tsm/report, write up to 64 bytes to
@@ -6,13 +7,20 @@ its `inblob`, read the quote from its `outblob`, remove the directory. The `gene
 attribute counts writes, so reading it before and after shows whether another writer raced
 us; every attempt uses a fresh entry of its own, as that document recommends.
 
-TDX has no hardware sealing key. In deployments a KMS hands the key out after checking this
-TD's quote (the dstack pattern) and provisions it to a file, which this backend reads.
+Before its first quote or sealing key, the backend extends RTMR3 with the config and model
+hashes (`enclave.platform.tdx_rtmr`), once per boot, and checks that the quoted RTMR3 replays
+from the event log it serves.
+
+TDX has no hardware sealing key. In a dstack CVM the KMS hands the app its keys after
+checking the TD's quote, and the guest agent derives ours with GetKey
+(`enclave.platform.dstack_agent`); elsewhere a KMS may provision a key file, which this
+backend reads. `enclave.sealing` binds the measurement, config and model on top.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import stat
@@ -23,6 +31,8 @@ from pathlib import Path
 from attestation.errors import QuoteFormatError
 from attestation.formats.dcap import TdReport10, parse_dcap_quote
 from enclave.platform.base import REPORT_DATA_SIZE, Measurement, PlatformError
+from enclave.platform.dstack_agent import DstackAgent, DstackAgentError
+from enclave.platform.tdx_rtmr import Rtmr3Measurer, check_replay
 
 # configfs-tsm-report ABI: the report interface root and the attributes of an entry.
 DEFAULT_TSM_REPORT_DIR = Path("/sys/kernel/config/tsm/report")
@@ -44,6 +54,10 @@ ENTRY_PREFIX = "tee-agent"
 SEALING_KEY_SIZE = 32
 _MAX_KEY_FILE_SIZE = 4096
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+# GetKey's path is "the domain separator for deterministic key material" (dstack's
+# sdk/curl/api.md); the version lets a later derivation take a new path.
+KMS_SEALING_KEY_PATH = "tee-agent/sealing-key/v1"
+KMS_SEALING_KEY_PURPOSE = "sealing"
 
 
 class ConfigfsOps:
@@ -91,8 +105,10 @@ class ConfigfsOps:
 class TdxPlatform:
     """An Intel TDX guest, quoting through configfs-tsm.
 
-    base: the configfs-tsm report directory. sealing_key_file: where the KMS provisions the
-    sealing key (None: sealing_key() refuses). ops: the file operations, left as the plain
+    base: the configfs-tsm report directory. Sealing key source, one of: sealing_key_file,
+    where a KMS provisioned the key; kms, dstack's guest agent (GetKey); neither makes
+    sealing_key() refuse. rtmr3: what puts the agent's events in RTMR3 (None: nothing is
+    extended, and the event log is empty). ops: the file operations, left as the plain
     system calls except in tests, which pass a fake kernel (tests/fake_tsm.py).
     """
 
@@ -104,16 +120,27 @@ class TdxPlatform:
         base: Path = DEFAULT_TSM_REPORT_DIR,
         sealing_key_file: Path | None = None,
         *,
+        kms: DstackAgent | None = None,
+        rtmr3: Rtmr3Measurer | None = None,
         ops: ConfigfsOps | None = None,
     ) -> None:
+        if sealing_key_file is not None and kms is not None:
+            raise PlatformError(
+                "TDX takes one sealing key source: a provisioned key file or dstack's KMS"
+            )
         self.base = base
         self.sealing_key_file = sealing_key_file
+        self.kms = kms
+        self.rtmr3 = rtmr3
         self._ops = ops if ops is not None else ConfigfsOps()
         self._measurement: Measurement | None = None
+        self._measured = False
 
     def __repr__(self) -> str:
         key_file = None if self.sealing_key_file is None else str(self.sealing_key_file)
-        return f"TdxPlatform(base={str(self.base)!r}, sealing_key_file={key_file!r})"
+        return (
+            f"TdxPlatform(base={str(self.base)!r}, sealing_key_file={key_file!r}, kms={self.kms!r})"
+        )
 
     def quote(self, report_data: bytes) -> bytes:
         """A TDX quote (the raw `outblob`) over exactly 64 bytes of report data.
@@ -127,6 +154,10 @@ class TdxPlatform:
             raise PlatformError(
                 f"report_data must be exactly {REPORT_DATA_SIZE} bytes; got {len(report_data)}"
             )
+        self._ensure_measured()
+        return self._device_quote(report_data)
+
+    def _device_quote(self, report_data: bytes) -> bytes:
         if not self.base.is_dir():
             raise PlatformError(
                 f"configfs-tsm is not available at {self.base}: is this a TDX guest with "
@@ -143,29 +174,63 @@ class TdxPlatform:
         )
 
     def measurement(self) -> Measurement:
-        """MRTD and RTMR0..3 (lowercase hex), from a quote over 64 zero bytes; cached.
+        """MRTD and RTMR0..3 (lowercase hex), from a quote over 64 zero bytes, taken after
+        RTMR3 holds the agent's events; cached.
 
         Raises:
-            PlatformError: the quote fails (see `quote`), or the outblob is not a TDX quote.
+            PlatformError: measuring RTMR3 fails (see `tdx_rtmr`), the quote fails (see
+                `quote`), or the outblob is not a TDX quote.
         """
+        self._ensure_measured()
         if self._measurement is None:
-            self._measurement = _td_measurement(self.quote(bytes(REPORT_DATA_SIZE)))
+            self._measurement = _td_measurement(self._device_quote(bytes(REPORT_DATA_SIZE)))
         return self._measurement
 
-    def sealing_key(self) -> bytes:
-        """The 32-byte sealing key the KMS provisioned to `sealing_key_file`.
+    def event_log(self) -> bytes:
+        """The event log that explains RTMR3 (dstack's JSON form); b"[]" without one.
 
         Raises:
-            PlatformError: no file is configured; it is missing or unreadable; it is
-                accessible to group or others; or it holds neither 32 raw bytes nor 64 hex
-                characters. Messages name the file, never its contents.
+            PlatformError: as `measurement`, or the log cannot be read.
         """
-        if self.sealing_key_file is None:
+        self._ensure_measured()
+        if self.rtmr3 is None:
+            return b"[]"
+        return json.dumps(self.rtmr3.entries()).encode()
+
+    def sealing_key(self) -> bytes:
+        """The 32-byte sealing key, from dstack's KMS or the provisioned file, after RTMR3
+        holds the agent's events.
+
+        Raises:
+            PlatformError: no key source is configured; dstack's agent fails (the message
+                says how, never with the key); or the file is missing, unreadable,
+                accessible to group or others, or holds neither 32 raw bytes nor 64 hex
+                characters (messages name the file, never its contents).
+        """
+        if self.kms is None and self.sealing_key_file is None:
             raise PlatformError(
-                "TDX has no hardware sealing key: set sealing_key_file to the file where the "
-                "KMS provisions this TD's key after attestation"
+                "TDX has no hardware sealing key and none is configured: use dstack's KMS "
+                "(sealing key source dstack-kms, in a dstack CVM) or a key file a KMS "
+                "provisions after attestation (sealing key source file)"
             )
+        self._ensure_measured()
+        if self.kms is not None:
+            try:
+                return self.kms.get_key(KMS_SEALING_KEY_PATH, KMS_SEALING_KEY_PURPOSE)
+            except DstackAgentError as exc:
+                raise PlatformError(f"no sealing key from dstack's KMS: {exc}") from None
+        assert self.sealing_key_file is not None
         return _read_key_file(self.sealing_key_file)
+
+    def _ensure_measured(self) -> None:
+        """Once per process: extend RTMR3 (unless this boot did), quote, check the replay."""
+        if self._measured or self.rtmr3 is None:
+            return
+        self.rtmr3.ensure()
+        measurement = _td_measurement(self._device_quote(bytes(REPORT_DATA_SIZE)))
+        check_replay(self.rtmr3.entries(), bytes.fromhex(measurement.values["rtmr3"]))
+        self._measurement = measurement
+        self._measured = True
 
     def _attempt(self, report_data: bytes) -> bytes | None:
         """One quote in a fresh entry; None when `generation` shows a concurrent writer."""
