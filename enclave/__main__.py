@@ -1,6 +1,7 @@
 """`python -m enclave`: serve the enclave, or manage the simulated platform.
 
     python -m enclave serve --socket DIR/enclave.sock --config FILE [--platform sim --sim-dir D]
+        [--platform tdx [--sealing-key-source dstack-kms|file] [--sealing-key-file F]]
         [--lock FILE] [--host-pipe-fd N] [--die-with-parent PID]
     python -m enclave sim init [--dir D]
     python -m enclave sim quote --dir D --report-data HEX [--config FILE] [--out FILE]
@@ -58,7 +59,19 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
     serve.add_argument("--platform", choices=["sim", "tdx", "sgx"], default="sim")
     serve.add_argument("--sim-dir", type=Path, default=DEFAULT_SIM_DIR)
     serve.add_argument("--tsm-base", type=Path, help="configfs-tsm report directory (tdx)")
+    serve.add_argument(
+        "--sealing-key-source",
+        choices=["dstack-kms", "file"],
+        help="where TDX gets its sealing key (default: dstack-kms; file with --sealing-key-file)",
+    )
     serve.add_argument("--sealing-key-file", type=Path, help="KMS-provisioned key (tdx)")
+    serve.add_argument(
+        "--dstack-endpoint", help="dstack guest agent socket or URL (tdx; default: as its SDKs)"
+    )
+    serve.add_argument(
+        "--tdx-measurements", type=Path, help="tdx_guest sysfs measurements directory (tdx)"
+    )
+    serve.add_argument("--rtmr3-log", type=Path, help="event log of our RTMR3 extensions (tdx)")
     serve.add_argument("--gramine-base", type=Path, help="Gramine /dev/attestation (sgx)")
     serve.add_argument("--model", type=Path, help="GGUF model for the LLM policy")
     serve.add_argument(
@@ -164,7 +177,15 @@ def _serve(args: argparse.Namespace) -> int:
     policy = make_policy(config, args.model)
     platform = make_platform(
         PlatformChoice(
-            args.platform, args.sim_dir, args.tsm_base, args.sealing_key_file, args.gramine_base
+            args.platform,
+            args.sim_dir,
+            args.tsm_base,
+            args.sealing_key_file,
+            args.gramine_base,
+            sealing_key_source=args.sealing_key_source,
+            dstack_endpoint=args.dstack_endpoint,
+            tdx_measurements=args.tdx_measurements,
+            rtmr3_log=args.rtmr3_log,
         ),
         config,
         policy,

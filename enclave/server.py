@@ -40,6 +40,16 @@ class PlatformChoice:
     tsm_base: Path | None = None
     sealing_key_file: Path | None = None
     gramine_base: Path | None = None
+    # TDX: "dstack-kms" (default) or "file" (sealing_key_file, inferred when only it is set).
+    sealing_key_source: str | None = None
+    # TDX: dstack's guest agent (socket path or URL); None: as dstack's SDKs find it.
+    dstack_endpoint: str | None = None
+    # TDX, kernel route to RTMR3: the sysfs measurements directory and our event log.
+    tdx_measurements: Path | None = None
+    rtmr3_log: Path | None = None
+
+
+KEY_SOURCES = ("dstack-kms", "file")
 
 
 def make_policy(config: EnclaveConfig, model_path: Path | None = None) -> Policy:
@@ -74,6 +84,11 @@ def make_platform(choice: PlatformChoice, config: EnclaveConfig, policy: Policy)
         PlatformError: the backend cannot be used here (message says why).
     """
     model_hash = None if policy.model_hash == bytes(32) else policy.model_hash
+    if choice.kind != "tdx" and (choice.sealing_key_source or choice.dstack_endpoint):
+        raise PlatformError(
+            f"the {choice.kind} platform has its own sealing key: a sealing key source or "
+            "dstack endpoint applies to tdx only"
+        )
     if choice.kind == "sim":
         from enclave.platform.sim import SimPlatform
 
@@ -81,17 +96,65 @@ def make_platform(choice: PlatformChoice, config: EnclaveConfig, policy: Policy)
             raise PlatformError("the sim platform needs --sim-dir (made by `tee-agent sim init`)")
         return SimPlatform(choice.sim_dir, config_hash=config.config_hash(), model_hash=model_hash)
     if choice.kind == "tdx":
-        from enclave.platform.tdx import TdxPlatform
-
-        return TdxPlatform(
-            choice.tsm_base or Path("/sys/kernel/config/tsm/report"),
-            sealing_key_file=choice.sealing_key_file,
-        )
+        return _make_tdx(choice, config.config_hash(), model_hash)
     if choice.kind == "sgx":
         from enclave.platform.sgx import SgxPlatform
 
         return SgxPlatform(choice.gramine_base or Path("/dev/attestation"))
     raise PlatformError(f"unknown platform {choice.kind!r}: expected sim, tdx or sgx")
+
+
+def _make_tdx(choice: PlatformChoice, config_hash: bytes, model_hash: bytes | None) -> Platform:
+    """TDX with the agent's RTMR3 events and its sealing key source.
+
+    Raises:
+        PlatformError: an unknown key source, a file source without a file (or a file with
+            dstack-kms), or dstack-kms with no guest agent to ask.
+    """
+    from enclave.platform.dstack_agent import DstackAgent, find_endpoint
+    from enclave.platform.runtime_events import agent_events
+    from enclave.platform.tdx import DEFAULT_TSM_REPORT_DIR, TdxPlatform
+    from enclave.platform.tdx_rtmr import (
+        DEFAULT_EVENT_LOG,
+        DEFAULT_MEASUREMENTS_DIR,
+        KernelRtmr3,
+        Rtmr3Measurer,
+    )
+
+    source = choice.sealing_key_source or (
+        "file" if choice.sealing_key_file is not None else "dstack-kms"
+    )
+    if source not in KEY_SOURCES:
+        raise PlatformError(f"unknown sealing key source {source!r}: expected dstack-kms or file")
+    if source == "file" and choice.sealing_key_file is None:
+        raise PlatformError("sealing key source file needs --sealing-key-file")
+    if source == "dstack-kms" and choice.sealing_key_file is not None:
+        raise PlatformError(
+            "a sealing key file was given with sealing key source dstack-kms: pick one"
+        )
+    endpoint = choice.dstack_endpoint or find_endpoint()
+    dstack = DstackAgent(endpoint) if endpoint else None
+    if source == "dstack-kms" and dstack is None:
+        raise PlatformError(
+            "sealing key source dstack-kms needs dstack's guest agent, and there is none: no "
+            "socket at /var/run/dstack.sock (or dstack's other paths) and neither "
+            "--dstack-endpoint nor DSTACK_SIMULATOR_ENDPOINT set. Run in a dstack CVM with "
+            "the socket mounted, or use sealing key source file with a KMS-provisioned key"
+        )
+    measurer = Rtmr3Measurer(
+        agent_events(config_hash, model_hash),
+        kernel=KernelRtmr3(
+            choice.tdx_measurements or DEFAULT_MEASUREMENTS_DIR,
+            choice.rtmr3_log or DEFAULT_EVENT_LOG,
+        ),
+        dstack=dstack,
+    )
+    return TdxPlatform(
+        choice.tsm_base or DEFAULT_TSM_REPORT_DIR,
+        choice.sealing_key_file if source == "file" else None,
+        kms=dstack if source == "dstack-kms" else None,
+        rtmr3=measurer,
+    )
 
 
 def check_socket_directory(socket_path: Path) -> None:

@@ -121,9 +121,48 @@ class EnclaveSection(BaseModel):
     # None: data_dir/sim (HostConfig.sim_path), so it follows a data_dir override.
     sim_dir: Path | None = None
     model: Path | None = None
+    # TDX only (no hardware sealing key): "dstack-kms" (the default on tdx) asks dstack's
+    # guest agent for a KMS-derived key; "file" reads sealing_key_file, which a KMS
+    # provisioned. No key is ever written to disk by tee-agent.
+    sealing_key_source: Literal["dstack-kms", "file"] | None = None
+    sealing_key_file: Path | None = None
+    # dstack's guest agent: a unix socket path or an http URL. None: as dstack's SDKs find
+    # it (DSTACK_SIMULATOR_ENDPOINT, then /var/run/dstack.sock and its other paths).
+    dstack_endpoint: str | None = None
     restart_backoff_initial_seconds: float = Field(default=0.2, gt=0, le=600)
     restart_backoff_max_seconds: float = Field(default=10.0, gt=0, le=3600)
     ready_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _key_source_fits_platform(self) -> EnclaveSection:
+        if self.platform != "tdx":
+            given = [
+                name
+                for name in ("sealing_key_source", "sealing_key_file", "dstack_endpoint")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only the tdx platform takes a sealing key source "
+                    f"(platform is {self.platform!r}, which has its own sealing key)"
+                )
+            return self
+        if self.key_source == "file" and self.sealing_key_file is None:
+            raise ValueError('sealing_key_source = "file" needs sealing_key_file')
+        if self.key_source == "dstack-kms" and self.sealing_key_file is not None:
+            raise ValueError(
+                'sealing_key_file is set but sealing_key_source is "dstack-kms": set '
+                'sealing_key_source = "file" to use the file, or remove sealing_key_file'
+            )
+        return self
+
+    @property
+    def key_source(self) -> str | None:
+        """The sealing key source the enclave gets: on tdx the configured one, else
+        "dstack-kms"; None on the other platforms (they have their own)."""
+        if self.platform != "tdx":
+            return None
+        return self.sealing_key_source or "dstack-kms"
 
     @model_validator(mode="after")
     def _backoff_ordered(self) -> EnclaveSection:
@@ -301,6 +340,7 @@ def _resolve_paths(config: HostConfig, base: Path, source: str) -> HostConfig:
                     "config": absolute(enclave.config),
                     "sim_dir": optional(enclave.sim_dir),
                     "model": optional(enclave.model),
+                    "sealing_key_file": optional(enclave.sealing_key_file),
                 }
             ),
             "market": market.model_copy(update={"file": absolute(market.file)}),

@@ -39,6 +39,11 @@ class EnclaveLaunch:
     platform: str = "sim"
     sim_dir: Path | None = None
     model: Path | None = None
+    # TDX: where its sealing key comes from ("dstack-kms" or "file"), and the file or
+    # dstack's endpoint; None leaves the enclave's defaults.
+    sealing_key_source: str | None = None
+    sealing_key_file: Path | None = None
+    dstack_endpoint: str | None = None
     ready_timeout: float = 60.0
     backoff_initial: float = 0.2
     backoff_max: float = 10.0
@@ -61,6 +66,12 @@ class EnclaveLaunch:
             command += ["--sim-dir", str(self.sim_dir)]
         if self.model is not None:
             command += ["--model", str(self.model)]
+        if self.sealing_key_source is not None:
+            command += ["--sealing-key-source", self.sealing_key_source]
+        if self.sealing_key_file is not None:
+            command += ["--sealing-key-file", str(self.sealing_key_file)]
+        if self.dstack_endpoint is not None:
+            command += ["--dstack-endpoint", self.dstack_endpoint]
         return command + list(self.extra_args)
 
 
