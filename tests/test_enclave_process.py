@@ -132,13 +132,15 @@ def test_a_damaged_sealed_state_is_refused_and_the_enclave_stays_closed(
         assert not enclave.stub.GetStatus(pb.GetStatusRequest()).open
 
 
-def test_sealed_state_of_another_measurement_is_refused(world: EnclaveWorld) -> None:
+def test_sealed_state_of_another_config_is_refused_naming_the_config(
+    world: EnclaveWorld,
+) -> None:
     with world.enclave() as enclave:
         sealed = enclave.stub.Open(pb.OpenRequest()).sealed_state
-    world.write_config(max_notional_per_trade_usd=999)  # another config: another rtmr0
+    world.write_config(max_notional_per_trade_usd=999)  # another config (and another rtmr0)
     with world.enclave() as enclave, pytest.raises(grpc.RpcError) as refused:
         enclave.stub.Open(pb.OpenRequest(sealed_state=sealed))
-    assert "another measurement" in refused.value.details()
+    assert "another config" in refused.value.details()
 
 
 def test_sealed_state_of_another_platform_is_refused(world: EnclaveWorld, tmp_path: Path) -> None:

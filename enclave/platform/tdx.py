@@ -147,7 +147,7 @@ class TdxPlatform:
 
         Raises:
             PlatformError: report_data is not 64 bytes (checked before touching the device);
-                configfs-tsm is missing or not accessible; the provider is not `tdx_guest`;
+                RTMR3 cannot be measured (see `measurement`); configfs-tsm is missing or not accessible; the provider is not `tdx_guest`;
                 the outblob is empty; or another writer raced us on every attempt.
         """
         if len(report_data) != REPORT_DATA_SIZE:
