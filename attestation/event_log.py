@@ -83,12 +83,14 @@ def digest_problem(index: int, event: LoggedEvent) -> str | None:
     """Why event `index`'s digest does not follow from its content, or None when it does."""
     where = f"event {index} (imr {event.imr}, {event.event or f'type {event.event_type:#x}'})"
     if event.event_type == RAW_DIGEST_EVENT_TYPE and len(event.payload) > RTMR_SIZE:
-        return f"{where}: a raw-digest payload is at most {RTMR_SIZE} bytes, found {len(event.payload)}"
+        size = len(event.payload)
+        return f"{where}: a raw-digest payload is at most {RTMR_SIZE} bytes, found {size}"
     expected = expected_digest(event)
     if expected is None:
         return None
     if event.digest and event.digest != expected:
-        return f"{where}: digest expected {expected.hex()} from its content, found {event.digest.hex()}"
+        found = event.digest.hex()
+        return f"{where}: digest expected {expected.hex()} from its content, found {found}"
     if (
         event.event_type == DSTACK_RUNTIME_EVENT_TYPE
         and event.preimage is not None
