@@ -62,7 +62,8 @@ TCG_EVENT_TYPE_NAMES = {
 SPEC_ID_SIGNATURE = b"Spec ID Event03\x00"  # PFP 10.4.5.1, TCG_EfiSpecIdEvent.signature
 SHA1_DIGEST_SIZE = 20  # TCG_PCClientPCREvent.digest (PFP 10.2.1)
 TPM_ALG_SHA384 = 0x000C  # TCG Algorithm Registry, TPM_ALG_ID
-END_OF_LOG = 0xFFFFFFFF  # unused log space is 0xFF (CCEL's log area, as TDVF leaves it)
+# Unused log space is 0xFF (CCEL's log area, as TDVF leaves it): a pcrIndex of 0xFFFFFFFF.
+END_OF_LOG = b"\xff\xff\xff\xff"
 CC_MR_INDEX_MRTD = 0  # UEFI 2.10, 38.4.1: 0 = MRTD, 1..4 = RTMR0..3
 # A real log names one to a few algorithms; more is a hostile header or a corrupt one.
 MAX_ALGORITHMS = 8
@@ -96,9 +97,9 @@ def parse_ccel(data: bytes) -> EventLog:
         )
     events: list[LoggedEvent] = []
     mrtd_events = 0
-    while cursor.offset + 4 <= len(data):
-        index = int.from_bytes(data[cursor.offset : cursor.offset + 4], "little")
-        if index == END_OF_LOG:
+    while cursor.offset < len(data):
+        start = data[cursor.offset : cursor.offset + 4]
+        if start == END_OF_LOG[: len(start)]:  # the 0xFF padding after the last event
             break
         if len(events) + mrtd_events >= MAX_EVENTS:
             raise EventLogSizeError(f"CCEL event log: more than {MAX_EVENTS} events")
