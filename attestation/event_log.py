@@ -23,21 +23,49 @@ import hashlib
 import json
 
 from attestation.checks import CheckName
-from attestation.formats.ccel import EV_NO_ACTION
+from attestation.errors import EventLogMalformedError, EventLogSizeError
+from attestation.formats.ccel import EV_NO_ACTION, looks_like_ccel, parse_ccel
 from attestation.formats.event_log import (
     DSTACK_RUNTIME_EVENT_TYPE,
+    MAX_EVENT_LOG_SIZE,
     RAW_DIGEST_EVENT_TYPE,
     RTMR_COUNT,
     RTMR_SIZE,
     EventLog,
     LoggedEvent,
-    parse_event_log,
+    parse_dstack_event_log,
 )
 from attestation.report import Check, EventLogSection, LoggedEventView, VerificationReport
 
 ZERO_RTMR = bytes(RTMR_SIZE)
 # Evidence kinds whose reports carry RTMR0-3 (simulated quotes have the TDX layout).
 _RTMR_KINDS = ("tdx", "sim")
+
+
+def parse_event_log(data: bytes) -> EventLog:
+    """Parse an event log in either form, telling them apart by content.
+
+    JSON starts (after white space) with `[` or `{`; the CCEL form starts with the TCG
+    spec-ID header event, whose event type is EV_NO_ACTION (3).
+
+    Raises:
+        EventLogSizeError: the log or one of its parts is over the bounds above.
+        EventLogTruncatedError: the log ends inside a structure.
+        EventLogMalformedError: the bytes are of neither form, or a field is invalid.
+    """
+    if len(data) > MAX_EVENT_LOG_SIZE:
+        raise EventLogSizeError(
+            f"event log: expected at most {MAX_EVENT_LOG_SIZE} bytes, found {len(data)}"
+        )
+    if data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] in (b"[", b"{"):
+        return parse_dstack_event_log(data)
+    if looks_like_ccel(data):
+        return parse_ccel(data)
+    raise EventLogMalformedError(
+        f"event log: the first bytes {data[:8].hex()!r} start neither dstack's JSON form "
+        "(a JSON array of events) nor the CCEL/TCG binary form (a spec-ID header event "
+        "of type EV_NO_ACTION)"
+    )
 
 
 def runtime_event_preimage(event: LoggedEvent) -> bytes:

@@ -20,14 +20,18 @@ from attestation.errors import (
     EventLogTruncatedError,
     EvidenceFormatError,
 )
-from attestation.event_log import attach_event_log, replay_rtmrs, verify_event_log
+from attestation.event_log import (
+    attach_event_log,
+    parse_event_log,
+    replay_rtmrs,
+    verify_event_log,
+)
 from attestation.formats.ccel import EV_NO_ACTION, TPM_ALG_SHA384, parse_ccel
 from attestation.formats.event_log import (
     DSTACK_RUNTIME_EVENT_TYPE,
     MAX_EVENT_LOG_SIZE,
     MAX_EVENTS,
     RAW_DIGEST_EVENT_TYPE,
-    parse_event_log,
 )
 from attestation.policy import policy_from_mapping, validate
 from tests.event_log_builders import (

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from attestation.checks import CheckName
-from attestation.event_log import replay_rtmrs
+from attestation.event_log import parse_event_log, replay_rtmrs
 from attestation.formats.dcap import TdReport10, parse_dcap_quote
-from attestation.formats.event_log import parse_dstack_event_log, parse_event_log
+from attestation.formats.event_log import parse_dstack_event_log
 from attestation.policy import policy_from_mapping, validate
 from attestation.verifier import verify_evidence
 

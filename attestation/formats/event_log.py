@@ -10,6 +10,8 @@ Two forms reach a verifier:
 - the CCEL/TCG binary form (`attestation.formats.ccel`): what Linux exposes at
   /sys/firmware/acpi/tables/data/CCEL.
 
+`attestation.event_log.parse_event_log` tells the two apart by content.
+
 Parsing checks shapes and sizes only; whether the digests hold and replay to a quote's
 registers is `attestation.event_log`'s business.
 """
@@ -82,34 +84,6 @@ class EventLog(BaseModel):
     form: EventLogForm
     events: tuple[LoggedEvent, ...]
     mrtd_events: int = 0
-
-
-def parse_event_log(data: bytes) -> EventLog:
-    """Parse an event log in either form, telling them apart by content.
-
-    JSON starts (after white space) with `[` or `{`; the CCEL form starts with the TCG
-    spec-ID header event, whose event type is EV_NO_ACTION (3).
-
-    Raises:
-        EventLogSizeError: the log or one of its parts is over the bounds above.
-        EventLogTruncatedError: the log ends inside a structure.
-        EventLogMalformedError: the bytes are of neither form, or a field is invalid.
-    """
-    from attestation.formats.ccel import looks_like_ccel, parse_ccel
-
-    if len(data) > MAX_EVENT_LOG_SIZE:
-        raise EventLogSizeError(
-            f"event log: expected at most {MAX_EVENT_LOG_SIZE} bytes, found {len(data)}"
-        )
-    if data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] in (b"[", b"{"):
-        return parse_dstack_event_log(data)
-    if looks_like_ccel(data):
-        return parse_ccel(data)
-    raise EventLogMalformedError(
-        f"event log: the first bytes {data[:8].hex()!r} start neither dstack's JSON form "
-        "(a JSON array of events) nor the CCEL/TCG binary form (a spec-ID header event "
-        "of type EV_NO_ACTION)"
-    )
 
 
 def parse_dstack_event_log(data: bytes) -> EventLog:
