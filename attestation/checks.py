@@ -75,6 +75,7 @@ class CheckName(StrEnum):
     # A TDX event log given with the evidence (attestation.event_log).
     EVENT_LOG_DIGESTS = "event_log_digests"
     EVENT_LOG_REPLAY = "event_log_replay"
+    EVENT_LOG_BINDS_IDENTITY = "event_log_binds_identity"
 
     # The validation policy (attestation.policy): one per rule, see POLICY_CHECKS.
     POLICY_VERIFIED = "policy_verified"

@@ -15,6 +15,7 @@ The model-hash event is absent when the agent runs without a model.
 
 from __future__ import annotations
 
+from attestation.binding import EnclaveIdentity
 from attestation.checks import CheckName
 from attestation.formats.event_log import DSTACK_RUNTIME_EVENT_TYPE, RAW_DIGEST_EVENT_TYPE
 from attestation.policy_schema import EventLogRule
@@ -66,6 +67,40 @@ def event_log_policy_checks(report: VerificationReport, rule: EventLogRule) -> l
     if rule.config_hash is not None:
         checks.append(_agent_events_check(report.tee, events, rule))
     return checks
+
+
+def identity_events_check(report: VerificationReport, identity: EnclaveIdentity) -> Check:
+    """`event_log_binds_identity`: the verified log's `tee-agent.config-hash` event holds the
+    config hash that the quote's report_data binds for `identity` (its first 32 bytes are
+    SHA-256(tag, address, X25519 key, config hash): `attestation.binding`).
+
+    For a verifier that knows the agent's identity (`tee-agent verify agent`, an SDK): the
+    log then says which config the attested keys run, without pinning it in a policy.
+    """
+    name = CheckName.EVENT_LOG_BINDS_IDENTITY
+    section = report.event_log
+    if section is None or not section.verified:
+        return Check(name=name, passed=False, detail="no verified event log to compare")
+    bound = identity.identity_digest().hex()
+    if report.report_data.lower()[: 2 * len(identity.identity_digest())] != bound:
+        return Check(
+            name=name,
+            passed=False,
+            detail=f"report_data does not bind this identity (expected {bound} first)",
+        )
+    rule = EventLogRule(config_hash=identity.config_hash.hex())
+    model = [e.payload for e in section.events if e.event == MODEL_HASH_EVENT]
+    if len(model) == 1:
+        rule = EventLogRule(config_hash=rule.config_hash, model_hash=model[0])
+    problem = _agent_events_problem(report.tee, section.events, rule)
+    if problem is not None:
+        return Check(name=name, passed=False, detail=problem)
+    return Check(
+        name=name,
+        passed=True,
+        detail=f"the event log records config hash {rule.config_hash}, the one report_data "
+        "binds with the agent's address and X25519 key",
+    )
 
 
 def compose_hashes(events: list[LoggedEventView]) -> list[str]:

@@ -388,3 +388,22 @@ def test_event_log_rules_fail_without_a_verified_log() -> None:
     events = dstack_events()
     events[5] = {**events[5], "event_payload": "00" * 32}
     assert judged(events, {"compose_hash": "00" * 32}).policy_ok is False
+
+
+def test_the_log_binds_the_config_hash_report_data_binds() -> None:
+    from attestation.binding import EnclaveIdentity
+    from attestation.policy_event_log import identity_events_check
+
+    identity = EnclaveIdentity(
+        address="0x" + "11" * 20, x25519_public_key=bytes(32), config_hash=CONFIG
+    )
+    bound = identity.identity_digest().hex() + "00" * 32
+    report = verify_event_log(tdx_report(replay(dstack_events())), dstack_log(dstack_events()))
+    ok = identity_events_check(report.model_copy(update={"report_data": bound}), identity)
+    assert ok.passed and ok.name == CheckName.EVENT_LOG_BINDS_IDENTITY
+    other = identity.model_copy(update={"config_hash": MODEL})
+    rebound = other.identity_digest().hex() + "00" * 32
+    mismatch = identity_events_check(report.model_copy(update={"report_data": rebound}), other)
+    assert not mismatch.passed and f"expected {MODEL.hex()}" in mismatch.detail
+    unbound = identity_events_check(report, identity)  # report_data is all zeros
+    assert not unbound.passed and "does not bind" in unbound.detail
