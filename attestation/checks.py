@@ -72,6 +72,11 @@ class CheckName(StrEnum):
     # The identity binding in report_data (attestation.binding).
     REPORT_DATA_BINDING = "report_data_binding"
 
+    # A TDX event log given with the evidence (attestation.event_log).
+    EVENT_LOG_DIGESTS = "event_log_digests"
+    EVENT_LOG_REPLAY = "event_log_replay"
+    EVENT_LOG_BINDS_IDENTITY = "event_log_binds_identity"
+
     # The validation policy (attestation.policy): one per rule, see POLICY_CHECKS.
     POLICY_VERIFIED = "policy_verified"
     POLICY_MEASUREMENT = "policy_measurement"
@@ -79,6 +84,9 @@ class CheckName(StrEnum):
     POLICY_DEBUG = "policy_debug"
     POLICY_REPORT_DATA = "policy_report_data"
     POLICY_EVIDENCE_AGE = "policy_evidence_age"
+    POLICY_EVENT_LOG = "policy_event_log"
+    POLICY_COMPOSE_HASH = "policy_compose_hash"
+    POLICY_AGENT_EVENTS = "policy_agent_events"
 
     # A chain of decision receipts (attestation.receipt_chain).
     RECEIPT_SIGNATURE = "receipt_signature"
@@ -99,6 +107,9 @@ POLICY_CHECKS = frozenset(
         CheckName.POLICY_DEBUG,
         CheckName.POLICY_REPORT_DATA,
         CheckName.POLICY_EVIDENCE_AGE,
+        CheckName.POLICY_EVENT_LOG,
+        CheckName.POLICY_COMPOSE_HASH,
+        CheckName.POLICY_AGENT_EVENTS,
     }
 )
 

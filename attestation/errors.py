@@ -53,3 +53,19 @@ class ReceiptFormatError(AttestationError):
     A missing or unknown field, a hash that is not 32 bytes of hex, a signature that is not
     65 bytes ending in v 27/28, a number outside uint64, a verdict that is not short ASCII.
     """
+
+
+class EventLogError(EvidenceFormatError):
+    """A TDX event log (dstack's JSON form or the CCEL/TCG binary form) cannot be read."""
+
+
+class EventLogTruncatedError(EventLogError):
+    """The event log ends inside a structure: a field, a digest or an event's data."""
+
+
+class EventLogSizeError(EventLogError):
+    """The event log, or a part of it, is larger than any real log (a hostile size)."""
+
+
+class EventLogMalformedError(EventLogError):
+    """The event log is not of either form, or a field holds a value no log may hold."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 # The nonce after a report_data prefix is the one the identity binding appends.
 from attestation.binding import NONCE_SIZE
 from attestation.checks import CheckName
+from attestation.policy_event_log import event_log_policy_checks
 from attestation.policy_schema import (
     NitroMeasurementSet,
     ReportDataRule,
@@ -64,7 +65,8 @@ def validate(
 
     The copy carries the report's checks followed by one `policy_*` check per rule
     (policy_verified, policy_measurement, policy_tcb_status, policy_debug, and
-    policy_report_data / policy_evidence_age when the policy sets them), and `policy_ok`
+    policy_report_data / policy_evidence_age / policy_event_log, policy_compose_hash,
+    policy_agent_events when the policy sets them), and `policy_ok`
     true only when every one of them passed. Evidence that did not verify never passes a
     policy. `nonce` is the 32 bytes the caller expects after a report_data `prefix`.
 
@@ -108,6 +110,8 @@ def policy_checks(
         checks.append(_report_data_check(report, policy.report_data, nonce))
     if policy.max_age_seconds is not None:
         checks.append(_evidence_age_check(report, policy.max_age_seconds, at))
+    if policy.event_log is not None:
+        checks.extend(event_log_policy_checks(report, policy.event_log))
     return checks
 
 

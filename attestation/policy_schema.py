@@ -10,6 +10,10 @@ the policy to a verification report.
     [report_data]                          # optional; exactly one of:
     exact = "<hex>"                        #   the whole report_data
     prefix = "<32 bytes hex>"              #   report_data = prefix || the caller's nonce
+    [event_log]                            # optional: needs a TDX event log (--event-log)
+    compose_hash = "<32 bytes hex>"        #   dstack's compose-hash event in RTMR3 holds this
+    config_hash = "<32 bytes hex>"         #   the agent's own events hold this config hash
+    model_hash = "<32 bytes hex>"          #   and this model hash (none allowed without it)
     [[tdx]]                                # TDX and simulated quotes; any one set may match
     mr_td = "<48 bytes hex>"               #   rtmr0..rtmr3 optional
     [[sgx]]                                # mr_enclave and/or mr_signer (+ isv_prod_id),
@@ -68,6 +72,9 @@ NITRO_PCR_SIZE = 48
 NITRO_MAX_PCR_INDEX = 31
 SNP_MEASUREMENT_SIZE = 48
 REPORT_DATA_PREFIX_SIZE = 32
+# dstack's compose hash is SHA-256 of the app compose file (dstack-util system_setup.rs,
+# emit_runtime_event("compose-hash", ...)); tee-agent's config and model hashes are SHA-256.
+EVENT_HASH_SIZE = 32
 # Nitro user data is at most 512 bytes; DCAP and SNP report_data is 64 bytes.
 MAX_REPORT_DATA_SIZE = 1024
 U16_MAX = 0xFFFF
@@ -98,6 +105,7 @@ SgxHex = Annotated[StrictStr, _hex_of_size(SGX_MEASUREMENT_SIZE)]
 NitroPcrHex = Annotated[StrictStr, _hex_of_size(NITRO_PCR_SIZE)]
 SnpHex = Annotated[StrictStr, _hex_of_size(SNP_MEASUREMENT_SIZE)]
 PrefixHex = Annotated[StrictStr, _hex_of_size(REPORT_DATA_PREFIX_SIZE)]
+EventHashHex = Annotated[StrictStr, _hex_of_size(EVENT_HASH_SIZE)]
 AnyHex = Annotated[StrictStr, _hex_of_size(None)]
 U16 = Annotated[StrictInt, Field(ge=0, le=U16_MAX)]
 
@@ -193,6 +201,28 @@ class ReportDataRule(BaseModel):
         return self
 
 
+class EventLogRule(BaseModel):
+    """What the TDX event log given with the evidence must show ([event_log]).
+
+    The table's presence requires a log that verified (digests hold, replay equals the
+    quote's RTMRs). `compose_hash`: dstack's `compose-hash` event in RTMR3 carries it.
+    `config_hash`: the agent's own events carry it, and `model_hash` (or, without it, no
+    model-hash event at all).
+    """
+
+    model_config = _STRICT
+
+    compose_hash: EventHashHex | None = None
+    config_hash: EventHashHex | None = None
+    model_hash: EventHashHex | None = None
+
+    @model_validator(mode="after")
+    def _model_with_config(self) -> EventLogRule:
+        if self.model_hash is not None and self.config_hash is None:
+            raise ValueError("[event_log] model_hash needs config_hash (the agent's events)")
+        return self
+
+
 def _known_statuses(statuses: tuple[str, ...]) -> tuple[str, ...]:
     if not statuses:
         raise ValueError("expected at least one TCB status; an empty list would accept nothing")
@@ -219,6 +249,7 @@ class ValidationPolicy(BaseModel):
     allow_debug: StrictBool = False
     max_age_seconds: Annotated[StrictInt, Field(gt=0)] | None = None
     report_data: ReportDataRule | None = None
+    event_log: EventLogRule | None = None
     tdx: tuple[TdxMeasurementSet, ...] = ()
     sgx: tuple[SgxMeasurementSet, ...] = ()
     nitro: tuple[NitroMeasurementSet, ...] = ()
@@ -290,6 +321,7 @@ _PLAIN_MESSAGES = {
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     tables: dict[str, type[BaseModel]] = {
         "report_data": ReportDataRule,
+        "event_log": EventLogRule,
         "tdx": TdxMeasurementSet,
         "sgx": SgxMeasurementSet,
         "nitro": NitroMeasurementSet,

@@ -22,6 +22,36 @@ class Check(BaseModel):
     detail: str
 
 
+class LoggedEventView(BaseModel):
+    """One event of a verified event log, as a report shows it (digest and payload hex)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    imr: int
+    event_type: int
+    event: str
+    digest: str
+    payload: str
+
+
+class EventLogSection(BaseModel):
+    """What an event log given with the evidence says, and whether it holds.
+
+    `verified`: every event's digest follows from its content where the content fixes it,
+    and the replay (`rtmrs`, lowercase hex) equals the quote's RTMR0-3. `form` is
+    "dstack-json" or "ccel"; `mrtd_events` counts CCEL events for MRTD, which no replay
+    covers.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    form: str
+    verified: bool
+    rtmrs: dict[str, str]
+    events: list[LoggedEventView]
+    mrtd_events: int = 0
+
+
 class VerificationReport(BaseModel):
     """What a piece of evidence proves, check by check.
 
@@ -47,6 +77,8 @@ class VerificationReport(BaseModel):
     # Seconds since the epoch at which the evidence says it was made, when it says so
     # (Nitro documents carry a timestamp; DCAP quotes and SNP reports do not).
     evidence_time: int | None = None
+    # The event log given with the evidence, checked against its RTMRs; None without one.
+    event_log: EventLogSection | None = None
 
     def failed_checks(self) -> list[Check]:
         """The checks that did not pass, in the order they ran."""

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from attestation.encoding import decode_evidence
 from attestation.errors import CertificateChainError, CollateralFormatError, EvidenceFormatError
+from attestation.event_log import verify_event_log
 from attestation.report import VerificationReport
 from attestation.trust import TrustAnchors, certificates_from_bytes, default_trust_anchors
 from attestation.verify_dcap import verify_dcap_quote
@@ -45,17 +46,21 @@ def verify_evidence(
     at: datetime,
     anchors: TrustAnchors | None = None,
     collateral: list[bytes] | None = None,
+    event_log: bytes | None = None,
 ) -> VerificationReport:
     """Verify signatures and certificate chains of any supported evidence at time `at`.
 
     `evidence` may be raw bytes, hex text or base64 text, with trailing bytes after the
     structure. `collateral` holds the files that go with it: Intel collateral (a dcap-qvl
     QuoteCollateralV3 JSON, or PCS TCB Info / QE Identity bodies, CRLs and issuer
-    certificates) for DCAP quotes, the VCEK certificate for SEV-SNP. No policy is applied:
-    the report's `policy_ok` is None.
+    certificates) for DCAP quotes, the VCEK certificate for SEV-SNP. `event_log` is a TDX
+    event log (dstack's JSON form or CCEL binary; `attestation.event_log`): it must replay
+    to the quote's RTMRs, else the report is invalid. No policy is applied: the report's
+    `policy_ok` is None.
 
     Raises:
-        EvidenceFormatError: the evidence cannot be parsed (the subclass names the format).
+        EvidenceFormatError: the evidence cannot be parsed (the subclass names the format);
+            EventLogError when it is the event log.
         CollateralFormatError: a collateral file cannot be read.
         ValueError: `at` has no timezone (a caller error, not an evidence problem).
     """
@@ -67,10 +72,13 @@ def verify_evidence(
     data = decode_evidence(evidence)
     kind = detect_kind(data)
     if kind == "dcap":
-        return verify_dcap_quote(data, at=at, anchors=anchors, collateral=collateral or [])
-    if kind == "nitro":
-        return verify_nitro_document(data, at=at, anchors=anchors)
-    return verify_snp_report(data, at=at, anchors=anchors, vcek_der=_vcek_der(collateral or []))
+        report = verify_dcap_quote(data, at=at, anchors=anchors, collateral=collateral or [])
+    elif kind == "nitro":
+        report = verify_nitro_document(data, at=at, anchors=anchors)
+    else:
+        vcek = _vcek_der(collateral or [])
+        report = verify_snp_report(data, at=at, anchors=anchors, vcek_der=vcek)
+    return report if event_log is None else verify_event_log(report, event_log)
 
 
 def _vcek_der(collateral: list[bytes]) -> bytes | None:

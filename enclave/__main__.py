@@ -5,6 +5,7 @@
         [--lock FILE] [--host-pipe-fd N] [--die-with-parent PID]
     python -m enclave sim init [--dir D]
     python -m enclave sim quote --dir D --report-data HEX [--config FILE] [--out FILE]
+        [--event-log-out FILE]
     python -m enclave measure --config FILE
     python -m enclave replay-decision RECEIPT --config FILE [--model GGUF] [--json]
 
@@ -94,6 +95,13 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
     quote.add_argument("--report-data", required=True, help="64 bytes as 128 hex digits")
     quote.add_argument("--config", type=Path, help="measured config; rtmr0 stays zero without")
     quote.add_argument("--out", type=Path, help="write the quote here instead of hex to stdout")
+    quote.add_argument(
+        "--event-log-out",
+        type=Path,
+        metavar="FILE",
+        help="also write the platform's event log (dstack JSON form) here, for "
+        "`verify quote --event-log`",
+    )
 
     measure = commands.add_parser("measure", help="print the simulated measurement for a config")
     measure.add_argument("--config", type=Path, required=True)
@@ -224,7 +232,11 @@ def _sim_quote(args: argparse.Namespace) -> int:
             f"--report-data: expected 64 bytes as 128 hex digits, found {args.report_data!r}"
         ) from None
     config_hash = load_config(args.config).config_hash() if args.config else None
-    quote = SimPlatform(args.dir, config_hash=config_hash, model_hash=None).quote(report_data)
+    platform = SimPlatform(args.dir, config_hash=config_hash, model_hash=None)
+    quote = platform.quote(report_data)
+    if args.event_log_out:
+        args.event_log_out.write_bytes(platform.event_log())
+        print(f"wrote the event log to {args.event_log_out}", file=sys.stderr)
     if args.out:
         args.out.write_bytes(quote)
         print(f"wrote {len(quote)} bytes to {args.out}", file=sys.stderr)

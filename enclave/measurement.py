@@ -13,15 +13,22 @@ This is the one place that defines it:
 where extend(register, digest) = SHA-384(register || digest padded with zeros to 48 bytes),
 the TDX RTMR extension rule (TDX Module ABI, TDG.MR.RTMR.EXTEND). A verifier recomputes all of
 them with `expected_sim_measurement`.
+
+`sim_event_log` describes rtmr0 and rtmr1 as an event log in dstack's JSON form, with
+tee-agent's raw-digest event type (0x08000002: the digest is the payload zero-padded to 48
+bytes), so `attestation.event_log` replays it to the same registers.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from attestation.formats.event_log import RAW_DIGEST_EVENT_TYPE
+from attestation.policy_event_log import CONFIG_HASH_EVENT, MODEL_HASH_EVENT
 from enclave.platform.base import Measurement
 
 MEASURED_PACKAGES = ("enclave", "attestation", "tee_agent_rpc")
@@ -89,3 +96,23 @@ def expected_sim_measurement(
             "rtmr3": ZERO_REGISTER.hex(),
         }
     )
+
+
+def sim_event_log(config_hash: bytes | None, model_hash: bytes | None) -> bytes:
+    """The simulated platform's event log (dstack's JSON form): one raw-digest event per
+    register `expected_sim_measurement` extends, b"[]" when it extends none."""
+    events = [
+        {
+            "imr": imr,
+            "event_type": RAW_DIGEST_EVENT_TYPE,
+            "digest": digest.ljust(REGISTER_SIZE, b"\x00").hex(),
+            "event": name,
+            "event_payload": digest.hex(),
+        }
+        for imr, name, digest in (
+            (0, CONFIG_HASH_EVENT, config_hash),
+            (1, MODEL_HASH_EVENT, model_hash),
+        )
+        if digest
+    ]
+    return json.dumps(events, separators=(",", ":")).encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 # Every target, by module name (fuzz/<name>.py, seeds under fuzz/corpus/<name>/).
 TARGETS = (
     "quotes",
+    "event_logs",
     "collateral",
     "receipts_file",
     "owner_commands",

@@ -114,6 +114,18 @@ def quote_invalid(out: dict[str, Any], _: Given) -> None:
     assert "cose_signature" in failed(out) and out["error"].startswith("cose_signature")
 
 
+def event_log_mismatch(out: dict[str, Any], _: Given) -> None:
+    # The quote itself verifies; its RTMRs are not what the log replays to.
+    assert out["valid"] is False and out["tee"] == "tdx"
+    assert failed(out) == ["event_log_replay"] and out["error"].startswith("event_log_replay")
+    log = out["event_log"]
+    assert log["verified"] is False and set(log["rtmrs"]) == {f"rtmr{i}" for i in range(4)}
+    assert [(e["imr"], e["event"]) for e in log["events"]] == [
+        (3, "tee-agent.config-hash"),
+        (3, "tee-agent.model-hash"),
+    ]
+
+
 def agent_ok(out: dict[str, Any], given: Given) -> None:
     assert out["valid"] is True and out["error"] is None and failed(out) == []
     assert out["address"] == given.now.address and out["receipts"] == given.now.receipts

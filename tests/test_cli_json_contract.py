@@ -53,6 +53,8 @@ CONSTANTS = {
     "nitro_at": entry(NITRO_INVALID)["expected"]["verify_at"],
     "manifest": str(VECTORS_DIR / "MANIFEST.json"),
     "candles": str(REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"),
+    # The agent's own TDX events alone: they do not replay to any real quote's RTMRs.
+    "agent_events": str(REPO / "tests" / "vectors" / "event-log" / "tee-agent-tdx-events.json"),
 }
 
 
@@ -110,6 +112,14 @@ CASES = [
          checks.quote_invalid),
     Case("verify quote", "bad_input", "verify quote {manifest}", 2,
          error="unrecognized evidence"),
+    Case("verify quote", "event_log_mismatch", "verify quote {tdx} --collateral {tdx_collateral} "
+         "--at 2025-07-01T00:00:00Z --event-log {agent_events}", 1, checks.event_log_mismatch),
+    Case("verify quote", "event_log_missing", "verify quote {tdx} --event-log {tmp}/none.json",
+         2, error="cannot read event log file {tmp}/none.json"),
+    Case("verify quote", "event_log_garbage", "verify quote {tdx} --event-log {candles}", 2,
+         error="start neither dstack's JSON form"),
+    Case("verify quote", "event_log_not_a_log", "verify quote {tdx} --event-log {manifest}", 2,
+         error="expected a JSON array of events"),
     Case("verify agent", "ok", "verify agent --rpc {rpc} --host {target} --trust-root {root}",
          0, checks.agent_ok),
     # The agent attests, but the vault it is audited against has another agent active.
@@ -304,17 +314,29 @@ def test_sim_init_and_sim_quote_make_a_quote_that_verifies_to_the_named_root(
     assert "already holds a simulated platform" in again.stderr
 
     report_data = bytes(range(64)).hex()
+    log = tmp_path / "event-log.json"
     made = tee_agent("sim", "quote", "--dir", str(platform), "--report-data", report_data,
-                     "--config", str(config), cwd=tmp_path)  # fmt: skip
+                     "--config", str(config), "--event-log-out", str(log), cwd=tmp_path)  # fmt: skip
     assert made.returncode == 0, made.stderr
     [line] = made.stdout.splitlines()
     quote = tmp_path / "quote.hex"
     quote.write_text(line)
     checked = tee_agent("verify", "quote", str(quote), "--trust-root", str(platform / "root.pem"),
-                        "--json", cwd=tmp_path)  # fmt: skip
+                        "--event-log", str(log), "--json", cwd=tmp_path)  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     report = json.loads(checked.stdout)
     assert report["valid"] is True and report["tee"] == "sim"
+    assert report["event_log"]["verified"] is True
+    # One byte of the config-hash event's payload flipped: its digest no longer follows.
+    events = json.loads(log.read_text())
+    events[0]["event_payload"] = ("01" if events[0]["event_payload"][:2] != "01" else "02") + (
+        events[0]["event_payload"][2:]
+    )
+    log.write_text(json.dumps(events))
+    flipped = tee_agent("verify", "quote", str(quote), "--trust-root", str(platform / "root.pem"),
+                        "--event-log", str(log), "--json", cwd=tmp_path)  # fmt: skip
+    assert flipped.returncode == 1 and len(flipped.stdout.splitlines()) == 1
+    assert json.loads(flipped.stdout)["error"].startswith("event_log_digests")
     assert report["report_data"] == report_data
     # The measurement `enclave measure` says a verifier should expect for this config.
     measure = tee_agent("enclave", "measure", "--config", str(config), cwd=tmp_path)

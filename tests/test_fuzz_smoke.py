@@ -21,6 +21,7 @@ from fuzz.mutate import inputs
 # core per input) get fewer; about 12,000 in all, a few seconds.
 MUTATIONS = {
     "quotes": 3000,
+    "event_logs": 3000,
     "collateral": 1500,
     "receipts_file": 3000,
     "owner_commands": 2000,

@@ -59,6 +59,20 @@ class Platform(Protocol):
         """
         ...
 
+    def event_log(self) -> bytes:
+        """The platform's event log in dstack's JSON form, b"[]" when it keeps none.
+
+        A JSON array of {"imr": 0..3, "event_type": int, "digest": 48 bytes lowercase hex,
+        "event": name, "event_payload": lowercase hex}, one object per extension of an
+        RTMR, in order, so that a verifier replays it to the quote's RTMR0-3
+        (`attestation.event_log`). The agent's own events are `tee-agent.config-hash` and
+        `tee-agent.model-hash` (docs/enclave.md, "Event logs").
+
+        Raises:
+            PlatformError: the platform's log cannot be read.
+        """
+        ...
+
     def sealing_key(self) -> bytes:
         """Secret key material (at least 16 bytes) only this measurement on this platform
         can obtain.

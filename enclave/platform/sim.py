@@ -12,7 +12,7 @@ from pathlib import Path
 
 from attestation.formats.dcap import SgxReportBody, TdReport10
 from attestation.formats.dcap_encode import build_tdx_v4_quote
-from enclave.measurement import expected_sim_measurement
+from enclave.measurement import expected_sim_measurement, sim_event_log
 from enclave.platform.base import REPORT_DATA_SIZE, Measurement, PlatformError
 from enclave.platform.sim_pki import SimPlatformError, load_sim_pki
 
@@ -40,6 +40,7 @@ class SimPlatform:
         except SimPlatformError as exc:
             raise PlatformError(str(exc)) from None
         self._measurement = expected_sim_measurement(config_hash, model_hash)
+        self._event_log = sim_event_log(config_hash, model_hash)
 
     def __repr__(self) -> str:
         return f"SimPlatform(directory={str(self._pki.directory)!r})"
@@ -91,6 +92,9 @@ class SimPlatform:
             pck_key=self._pki.pck_key,
             pck_chain_pem=self._pki.pck_chain_pem,
         )
+
+    def event_log(self) -> bytes:
+        return self._event_log
 
     def sealing_key(self) -> bytes:
         return self._pki.sealing_secret

@@ -40,4 +40,5 @@ def failure_object(message: str) -> dict[str, object]:
         "checks": [],
         "error": message,
         "evidence_time": None,
+        "event_log": None,
     }

@@ -154,6 +154,12 @@ def _add_verify(commands: Subparsers) -> None:
         help="Intel collateral (one dcap-qvl JSON bundle or several PCS files) or, for "
         "SEV-SNP, the VCEK certificate; may be given several times",
     )
+    quote.add_argument(
+        "--event-log",
+        metavar="FILE",
+        help="the TD's event log: dstack's JSON form (or its GetQuote reply) or the CCEL "
+        "binary; it must replay to the quote's RTMR0-3",
+    )
     quote.add_argument("--policy", metavar="FILE", help="validation policy (TOML)")
     quote.add_argument(
         "--nonce",

@@ -2,7 +2,9 @@
 
 It verifies any supported evidence (Intel TDX/SGX DCAP quote, AWS Nitro document, AMD
 SEV-SNP report, tee-agent simulated quote) and, with `--policy`, validates its fields.
-`valid` says the evidence is genuine; `policy_ok` says the caller's policy accepts it.
+With `--event-log`, a TDX event log (dstack's JSON form or the CCEL binary) must replay to
+the quote's RTMR0-3, and the report lists its events. `valid` says the evidence is genuine
+(and the log holds); `policy_ok` says the caller's policy accepts it.
 """
 
 from __future__ import annotations
@@ -66,8 +68,11 @@ def _verify(args: argparse.Namespace) -> VerificationReport:
     anchors = trust_anchors(args.trust_root)
     evidence = read_input(args.file, "evidence")
     collateral = [read_input(path, "collateral") for path in args.collateral]
+    event_log = read_input(args.event_log, "event log") if args.event_log else None
 
-    report = verify_evidence(evidence, at=at, anchors=anchors, collateral=collateral)
+    report = verify_evidence(
+        evidence, at=at, anchors=anchors, collateral=collateral, event_log=event_log
+    )
     if policy is not None:
         report = validate(report, policy, at=at, nonce=nonce)
     return report
