@@ -86,6 +86,9 @@ class Agent:
         self.alarm = ""
         # When (time.time()) the enclave last accepted a tick; None: not since the start.
         self.last_accepted_at: float | None = None
+        # Non-empty while this host follows another that drives the agent (`host.leadership`):
+        # who leads. Changes and enclave calls are then refused with FAILED_PRECONDITION.
+        self.following = ""
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -101,6 +104,15 @@ class Agent:
     def stop(self) -> None:
         self.supervisor.stop()
         self._watchers.close()
+
+    def _refuse_if_following(self) -> None:
+        """Raises AgentError (FAILED_PRECONDITION, naming the leader) on a follower."""
+        if self.following:
+            raise AgentError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this host follows and does not drive the agent: the lease is "
+                f"{self.following}; send this to the leader",
+            )
 
     def _stored_sealed_state(self) -> bytes:
         latest = self.storage.latest_sealed_state()
@@ -124,6 +136,7 @@ class Agent:
             AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
                 like), or it cannot be brought back.
         """
+        self._refuse_if_following()
         results: list[BatchResult] = []
         with self._turn():
             flow = IngestFlow(self, self.supervisor, results.append)
@@ -146,6 +159,7 @@ class Agent:
         Raises:
             AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
         """
+        self._refuse_if_following()
         # Held to the end: a stream waiting for the lock would otherwise store receipts of
         # its own before the head is read, and the seq returned would be one of those.
         with self._turn():
@@ -217,6 +231,7 @@ class Agent:
             AgentError: as `ingest`; InvalidBatch and read errors from `requests`, after
                 the batches before them are settled.
         """
+        self._refuse_if_following()
         while True:
             try:
                 work = self._enriched(next(requests))  # outside the lock: may wait
@@ -378,6 +393,7 @@ class Agent:
         return self._read(lambda enclave: enclave.status())
 
     def _read(self, call: Callable[[EnclaveClient], Answer]) -> Answer:
+        self._refuse_if_following()
         try:
             return call(self.supervisor.client)
         except grpc.RpcError as exc:

@@ -21,6 +21,11 @@ class ChainViolation(StorageError):
     """A receipt does not extend the stored chain (gap, reorder, or wrong previous hash)."""
 
 
+class FencedOut(StorageError):
+    """A write by a host whose lease (fencing token) is no longer the live one: refused,
+    nothing of it stored. The host must stop driving the agent (host/storage/lease.py)."""
+
+
 # A table row as the database driver returns it: its columns' types are the schema's
 # (host/storage/migrations.py), which the driver does not know.
 Row = tuple[Any, ...]
