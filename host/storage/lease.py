@@ -132,7 +132,8 @@ class PostgresLease:
                 if "connect_timeout" not in conninfo_to_dict(self._dsn):
                     options["connect_timeout"] = _CONNECT_TIMEOUT
                 self._connection = psycopg.connect(self._dsn, autocommit=True, **options)
-            return self._connection.execute(sql, params).fetchone()
+            cursor = self._connection.execute(sql, params)
+            return cursor.fetchone() if cursor.description else None
         except psycopg.Error as error:
             raise LeaseError(f"{what} failed on {self._where}: {error}") from None
 
