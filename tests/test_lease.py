@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,10 +17,10 @@ from tests.test_storage import CHAIN, signed_transaction
 
 
 @pytest.fixture
-def dsn(postgres_server: PostgresServer) -> Iterator[str]:
+def dsn(postgres_server: PostgresServer) -> str:
     url = postgres_server.new_schema()
     open_storage(url).close()  # migrated: the lease table exists
-    yield url
+    return url
 
 
 def sql(dsn: str, statement: str) -> list[tuple[object, ...]]:
@@ -130,7 +129,7 @@ def test_a_fenced_store_refuses_every_write_once_its_token_is_stale(dsn: str) ->
         stored_everything(old)  # the lease is live: every write goes through
         wait_until(lambda: (row := b.current()) is not None and not row.live)
         # Expired, not yet taken over: refused already (the holder may be replaced any time).
-        with pytest.raises(FencedOut, match="token 1 .* has holder host-a, token 1, expired"):
+        with pytest.raises(FencedOut, match=r"token 1 .* has holder host-a, token 1, expired"):
             old.save_sealed_state(2, b"sealed 2")
         taken = b.acquire()
         assert taken is not None and taken.token == 2
@@ -142,7 +141,7 @@ def test_a_fenced_store_refuses_every_write_once_its_token_is_stale(dsn: str) ->
             lambda: old.set_transaction_status(signed_transaction(0, 1).tx_hash, "dropped"),
             lambda: old.put_meta("address", "0xlate"),
         ):
-            with pytest.raises(FencedOut, match="writes with token 1 but the lease .* token 2"):
+            with pytest.raises(FencedOut, match=r"writes with token 1 but the lease .* token 2"):
                 write()
         # Nothing of the late writes is stored; the new leader writes on.
         assert new.latest_sealed_state() == (1, b"sealed 1") and new.head()[0] == 2
