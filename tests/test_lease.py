@@ -61,7 +61,9 @@ def test_an_expired_lease_goes_to_the_next_contender_with_the_next_token(dsn: st
         wait_until(lambda: (row := b.current()) is not None and not row.live)
         taken = b.acquire()
         assert taken is not None and taken.token == 2
-        with pytest.raises(Exception, match="no longer held by host-a: held by host-b with token 2"):
+        with pytest.raises(
+            Exception, match="no longer held by host-a: held by host-b with token 2"
+        ):
             a.renew()  # LeaseLost: it expired, and an expired lease is never renewed
         assert a.held is None and a.acquire() is None  # host-b's is live now
     finally:
