@@ -308,7 +308,9 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
     stopping = threading.Event()
 
     def loop() -> None:
-        while not stopping.wait(0.5):
+        # Set at once (a follower must not answer SERVING for half a second), then twice
+        # a second.
+        while True:
             state = agent.supervisor.state
             status = (
                 health_pb2.HealthCheckResponse.SERVING
@@ -317,6 +319,8 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
             )
             for name in ("", SERVICE_NAME):
                 servicer.set(name, status)
+            if stopping.wait(0.5):
+                return
 
     threading.Thread(target=loop, name="health", daemon=True).start()
     return stopping
