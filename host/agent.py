@@ -29,7 +29,7 @@ import grpc
 from attestation.binding import AgentAttestation
 from host.enclave_client import EnclaveClient, EnclaveStatus, Ingested, IngestInput, Opened
 from host.ingest_flow import ATTEMPTS, RETRYABLE, IngestFlow
-from host.outcomes import AgentError, BatchResult, Released
+from host.outcomes import AgentError, BatchResult, Released, refuse_when_following
 from host.storage.base import Storage
 from host.supervisor import EnclaveSupervisor, EnclaveUnavailable, OnOpen
 from host.tick_stream import JoinedBatches
@@ -86,8 +86,7 @@ class Agent:
         self.alarm = ""
         # When (time.time()) the enclave last accepted a tick; None: not since the start.
         self.last_accepted_at: float | None = None
-        # Non-empty while this host follows another that drives the agent (`host.leadership`):
-        # who leads. Changes and enclave calls are then refused with FAILED_PRECONDITION.
+        # While this host follows (`host.leadership`): who leads; changes are then refused.
         self.following = ""
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
@@ -104,15 +103,6 @@ class Agent:
     def stop(self) -> None:
         self.supervisor.stop()
         self._watchers.close()
-
-    def _refuse_if_following(self) -> None:
-        """Raises AgentError (FAILED_PRECONDITION, naming the leader) on a follower."""
-        if self.following:
-            raise AgentError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"this host follows and does not drive the agent: the lease is "
-                f"{self.following}; send this to the leader",
-            )
 
     def _stored_sealed_state(self) -> bytes:
         latest = self.storage.latest_sealed_state()
@@ -136,7 +126,6 @@ class Agent:
             AgentError: the enclave refused the batch itself (INVALID_ARGUMENT and the
                 like), or it cannot be brought back.
         """
-        self._refuse_if_following()
         results: list[BatchResult] = []
         with self._turn():
             flow = IngestFlow(self, self.supervisor, results.append)
@@ -159,7 +148,6 @@ class Agent:
         Raises:
             AgentError: PERMISSION_DENIED when the enclave refuses it (forged, replayed...).
         """
-        self._refuse_if_following()
         # Held to the end: a stream waiting for the lock would otherwise store receipts of
         # its own before the head is read, and the seq returned would be one of those.
         with self._turn():
@@ -170,6 +158,7 @@ class Agent:
     @contextmanager
     def _turn(self) -> Iterator[None]:
         """Hold the agent's lock; a stream holding it gives way while others wait."""
+        refuse_when_following(self.following)
         with self._waiting_lock:
             self._waiting += 1
         with self._lock:
@@ -231,7 +220,6 @@ class Agent:
             AgentError: as `ingest`; InvalidBatch and read errors from `requests`, after
                 the batches before them are settled.
         """
-        self._refuse_if_following()
         while True:
             try:
                 work = self._enriched(next(requests))  # outside the lock: may wait
@@ -393,7 +381,7 @@ class Agent:
         return self._read(lambda enclave: enclave.status())
 
     def _read(self, call: Callable[[EnclaveClient], Answer]) -> Answer:
-        self._refuse_if_following()
+        refuse_when_following(self.following)
         try:
             return call(self.supervisor.client)
         except grpc.RpcError as exc:

@@ -16,8 +16,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from host.storage.lease import HeldLease, LeaseError, LeaseLost, PostgresLease, describe
+from host.storage.lease import HeldLease, LeaseError, LeaseLost, describe
+
+if TYPE_CHECKING:  # psycopg is the `postgres` extra
+    from host.storage.postgres_lease import PostgresLease
 
 log = logging.getLogger("tee_agent.host.lease")
 

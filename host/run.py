@@ -20,7 +20,6 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -35,12 +34,9 @@ from host.leadership import Leadership
 from host.market.feed import follow_pool, replay_market
 from host.metrics import HostMetrics, LiveFigures, MetricsObserver
 from host.outcomes import AgentError
-from host.storage.base import Storage
-from host.storage.open import open_storage
+from host.storage.base import Fence, FencedStorage, Storage
+from host.storage.open import open_lease, open_storage
 from host.supervisor import EnclaveLaunch, EnclaveSupervisor
-
-if TYPE_CHECKING:  # psycopg is the `postgres` extra: imported only with a PostgreSQL store
-    from host.storage.postgres import PostgresStorage
 
 log = logging.getLogger("tee_agent.host")
 
@@ -86,9 +82,7 @@ class RunningHost:
         held = leadership.wait_to_lead(stop)
         if held is None:
             return False
-        from host.storage.postgres import Fence
-
-        self._postgres().fence(Fence(leadership.lease.name, held.holder, held.token))
+        self._fenced().fence(Fence(leadership.lease.name, held.holder, held.token))
         leadership.hold(self._lease_lost)
         try:
             self.agent.start()
@@ -102,15 +96,13 @@ class RunningHost:
         self.metrics.lease_held.set(1)
         return True
 
-    def _postgres(self) -> PostgresStorage:
-        from host.storage.postgres import PostgresStorage
-
-        assert isinstance(self.storage, PostgresStorage)  # a lease is taken on PostgreSQL only
+    def _fenced(self) -> FencedStorage:
+        assert isinstance(self.storage, FencedStorage)  # a lease is taken on PostgreSQL only
         return self.storage
 
     def _lease_lost(self, reason: str) -> None:
         """Stop driving the agent at once: no more writes, no enclave, no broadcasts."""
-        self._postgres().fence_out(f"this host lost the agent's lease ({reason})")
+        self._fenced().fence_out(f"this host lost the agent's lease ({reason})")
         self.agent.supervisor.abandon()
         if self.chain is not None:
             self.chain.stopping.set()
@@ -233,7 +225,6 @@ def _connect_chain(
 
 def _leadership(config: HostConfig, agent: Agent, metrics: HostMetrics) -> Leadership:
     """The lease this host must hold to drive the agent; until then, the agent follows."""
-    from host.storage.lease import PostgresLease  # psycopg: the `postgres` extra
 
     def on_role(role: str, detail: str) -> None:
         if role == "follower":
@@ -242,7 +233,7 @@ def _leadership(config: HostConfig, agent: Agent, metrics: HostMetrics) -> Leade
 
     agent.following = "not yet read"
     metrics.lease_held.set(0)
-    return Leadership(PostgresLease(config.storage.url, config.storage.lease_seconds), on_role)
+    return Leadership(open_lease(config.storage.url, config.storage.lease_seconds), on_role)
 
 
 def _start_agent(agent: Agent) -> None:

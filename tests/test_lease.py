@@ -9,11 +9,15 @@ import time
 import pytest
 
 from host.leadership import Leadership
-from host.storage.base import FencedOut, Storage
-from host.storage.lease import PostgresLease
+from host.storage.base import Fence, FencedOut, Storage
 from host.storage.open import open_storage
 from tests.postgres_harness import PostgresServer, psycopg
 from tests.test_storage import CHAIN, signed_transaction
+
+pytest.importorskip("psycopg", reason="the `postgres` extra is not installed")
+
+from host.storage.postgres import PostgresStorage
+from host.storage.postgres_lease import PostgresLease
 
 
 @pytest.fixture
@@ -119,8 +123,6 @@ def stored_everything(store: Storage) -> None:
 
 
 def test_a_fenced_store_refuses_every_write_once_its_token_is_stale(dsn: str) -> None:
-    from host.storage.postgres import Fence, PostgresStorage
-
     a, b = PostgresLease(dsn, 1, "host-a"), PostgresLease(dsn, 30, "host-b")
     old, new = open_storage(dsn), open_storage(dsn)
     assert isinstance(old, PostgresStorage) and isinstance(new, PostgresStorage)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -29,7 +28,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from host.storage.base import FencedOut, StorageError
+from host.storage.base import Fence, FencedOut, StorageError
 from host.storage.sql_store import SqlCursor, SqlStorage, WriteLock
 
 # pg_advisory_xact_lock key held while migrating ("tAgtSchm" as 8 bytes), so that hosts
@@ -48,15 +47,6 @@ _FENCE_CHECK = (
     "SELECT holder, token, expires_at - extract(epoch FROM now()) FROM agent_lease"
     " WHERE name = %s FOR SHARE"
 )
-
-
-@dataclass(frozen=True)
-class Fence:
-    """The lease a fenced store's writes must still hold: its row, holder and token."""
-
-    name: str
-    holder: str
-    token: int
 
 
 @lru_cache(maxsize=128)
