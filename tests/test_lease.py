@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tee_agent_rpc import agent_pb2 as pb
+from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 
+from host.config import load_host_config
 from host.leadership import Leadership
+from host.metrics import HostMetrics
+from host.run import start_host
 from host.storage.base import Fence, FencedOut, Storage
 from host.storage.open import open_storage
+from tests.enclave_harness import EnclaveWorld
+from tests.host_harness import AUTH, host_toml, tick_batches
 from tests.postgres_harness import PostgresServer, psycopg
 from tests.test_storage import CHAIN, signed_transaction
 
@@ -217,3 +227,60 @@ def test_a_leader_that_cannot_renew_stops_by_its_deadline(dsn: str) -> None:
         assert "no renewal of the lease went through before its expiry" in leadership.lost
     finally:
         leadership.close()
+
+
+def test_a_host_follows_until_it_holds_the_lease_then_drives_and_releases_it(
+    tmp_path: Path, dsn: str
+) -> None:
+    """In process: a follower serves reads, refuses changes naming the leader, reports
+    NOT_SERVING and a lease gauge of 0; once the lease is free it leads, and on stop it
+    releases the lease at once."""
+    world = EnclaveWorld(tmp_path)
+    world.write_config(decision_interval_seconds=3600)
+    config_file = tmp_path / "tee-agent.toml"
+    config_file.write_text(
+        host_toml(world, tmp_path / "data") + f'\n[storage]\nurl = "{dsn}"\nlease_seconds = 30\n'
+    )
+    other = PostgresLease(dsn, 30, "other-host")
+    assert other.acquire() is not None
+    metrics = HostMetrics()
+    running = start_host(
+        load_host_config(config_file), listen="127.0.0.1:0", metrics=metrics, lead=False
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.AgentStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+            leading = threading.Event()
+            stop = threading.Event()
+            leader = threading.Thread(target=lambda: running.lead(stop) and leading.set())
+            leader.start()
+            wait_until(lambda: "other-host" in running.agent.following)
+            status = stub.GetStatus(pb.GetStatusRequest())
+            assert status.enclave_state == "follower" and status.receipts == 0
+            assert running.agent.supervisor.pid is None  # no enclave while following
+            check = health.Check(health_pb2.HealthCheckRequest())
+            assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert metrics.lease_held._value.get() == 0
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.StreamMarketData(tick_batches(3), metadata=AUTH)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "held by other-host with token 1" in (refused.value.details() or "")
+            other.release()
+            assert leading.wait(timeout=120)
+            assert stub.GetStatus(pb.GetStatusRequest()).enclave_state == "running"
+            assert metrics.lease_held._value.get() == 1
+            summary = stub.StreamMarketData(tick_batches(3), metadata=AUTH)
+            assert summary.accepted == 3
+            row = other.current()
+            assert row is not None and row.live and row.token == 2
+            assert row.holder == running.leadership.lease.holder  # type: ignore[union-attr]
+    finally:
+        stop.set()
+        running.stop()
+        other.close()
+    row = other.current()
+    assert row is not None and row.holder == "" and not row.live  # released on stop
+    taken = other.acquire()  # at once, not after the ttl
+    assert taken is not None and taken.token == 3
+    other.close()
