@@ -52,6 +52,10 @@ CHAIN_ID = 31337
 # The follower tries every third of the lease; then it starts its enclave (a few seconds on
 # a loaded machine) before it reports "running".
 TAKEOVER_BOUND = LEASE_SECONDS + LEASE_SECONDS / 3 + 20
+WAITING_FOR_RECEIPTS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE receipts%'"
+)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 120.0) -> Any:
@@ -241,26 +245,36 @@ def test_one_leader_kill_9_and_a_paused_leader_lose_nothing(
             trade_through((2080, 2030, 1980, 1930))
             versions.append(newest_sealed_version(dsn))
 
-            # The killed machine comes back: it follows. Then the leader is paused past its
-            # lease: the comeback takes over; woken, the paused one stops without a write.
+            # The killed machine comes back: it follows. Then the leader is paused in the
+            # middle of a write (held up by a table lock the test takes): the comeback
+            # takes over; woken, the paused one finds its write refused by the fencing
+            # token, and stops.
             old, paused = leader, follower
             old.start()
             wait_for(lambda: old.state() == "follower")
             paused_enclave = paused.enclave_pid()
-            assert paused_enclave is not None
-            head_before_pause = store.head()
-            assert paused.process is not None
-            paused.process.send_signal(signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            wait_for(lambda: old.state() == "running", timeout=TAKEOVER_BOUND)
-            print(f"takeover from a paused leader: {time.monotonic() - stopped_at:.2f} s")
-            assert sql(dsn, "SELECT token FROM agent_lease") == [(3,)]
-            trade_through((1960, 2000, 2050))
-            versions.append(newest_sealed_version(dsn))
-            head_at_wake = store.head()
-            paused.process.send_signal(signal.SIGCONT)
+            assert paused_enclave is not None and paused.process is not None
+            assert psycopg is not None
+            with psycopg.connect(dsn) as blocker:
+                blocker.execute("LOCK TABLE receipts IN SHARE ROW EXCLUSIVE MODE")
+                head_before_pause = store.head()
+                mover.move_to(Decimal(1960))  # a tick: the leader's next write is a receipt
+                wait_for(lambda: sql(dsn, WAITING_FOR_RECEIPTS)[0][0] >= 1)
+                paused.process.send_signal(signal.SIGSTOP)
+                stopped_at = time.monotonic()
+                wait_for(lambda: sql(dsn, "SELECT token FROM agent_lease") == [(3,)],
+                         timeout=TAKEOVER_BOUND)  # fmt: skip
+                print(f"lease taken from a paused leader: {time.monotonic() - stopped_at:.2f} s")
+                blocker.rollback()  # the paused leader's write goes on, as it wakes:
+                paused.process.send_signal(signal.SIGCONT)
             assert paused.process.wait(timeout=60) == EXIT_LEASE_LOST
             wait_for(lambda: not alive(paused_enclave), timeout=15)
+            wait_for(lambda: old.state() == "running", timeout=TAKEOVER_BOUND)
+            assert "write refused by the fencing token" in paused.log()
+            assert "writes with token 2 but the lease of 'agent' has holder" in paused.log()
+            trade_through((2000, 2050))
+            versions.append(newest_sealed_version(dsn))
+            head_at_wake = store.head()
             assert "lease is lost" in paused.log()
             assert old.state() == "running"  # the leader drives on, unharmed
             trade_through((2100,))

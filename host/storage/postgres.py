@@ -154,10 +154,10 @@ class PostgresStorage(SqlStorage):
         Raises:
             FencedOut: it does not (taken over, expired, released), or the lease was lost.
         """
-        if self._fenced_out:
-            raise FencedOut(f"write refused: {self._fenced_out}")
         fence = self._fence
         if fence is None:
+            if self._fenced_out:
+                raise FencedOut(f"write refused: {self._fenced_out}")
             return
         cursor.execute(_FENCE_CHECK, (fence.name,))
         row = cursor.fetchone()
@@ -171,6 +171,8 @@ class PostgresStorage(SqlStorage):
                 f"with token {fence.token} but the lease of {fence.name!r} has {now}; "
                 "another host drives the agent now (or may): this one must stop"
             )
+        if self._fenced_out:  # the database still says ours, but this host gave it up
+            raise FencedOut(f"write refused: {self._fenced_out}")
 
     def _live_connection(self) -> psycopg.Connection[TupleRow]:
         """The connection, made again if the server dropped it (restart, failover)."""
