@@ -80,6 +80,7 @@ class Leadership:
             "leading: the agent's lease is ours",
             extra={"holder": self.lease.holder, "token": held.token if held else None},
         )
+        self._on_role("leader", f"token {held.token if held else '?'}")
         threading.Thread(target=self._renew_loop, name="lease-renew", daemon=True).start()
         threading.Thread(target=self._watchdog, name="lease-watchdog", daemon=True).start()
 

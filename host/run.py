@@ -229,7 +229,8 @@ def _leadership(config: HostConfig, agent: Agent, metrics: HostMetrics) -> Leade
     def on_role(role: str, detail: str) -> None:
         if role == "follower":
             agent.following = detail
-        metrics.lease_held.set(1 if role == "leader" else 0)
+        if role != "leader":  # a leader's gauge goes to 1 once its enclave runs (lead)
+            metrics.lease_held.set(0)
 
     agent.following = "not yet read"
     metrics.lease_held.set(0)

@@ -18,6 +18,7 @@ stall a takeover.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ _TABLE_LOCKS = {
     "sealed_states": "LOCK TABLE sealed_states IN SHARE ROW EXCLUSIVE MODE",
     "receipts": "LOCK TABLE receipts IN SHARE ROW EXCLUSIVE MODE",
 }
+log = logging.getLogger("tee_agent.host.storage")
 _DEFAULT_CONNECT_TIMEOUT = 10  # seconds, unless the DSN says otherwise
 # A write transaction holds no lock longer than a few statements: a session idle inside
 # one for this long belongs to a paused or wedged host, and the server ends it.
@@ -166,11 +168,13 @@ class PostgresStorage(SqlStorage):
                 f"holder {row[0] or '(released)'}, token {row[1]}, "
                 f"{'expired' if row[2] <= 0 else f'{row[2]:.1f} s left'}"
             )  # fmt: skip
-            raise FencedOut(
+            refused = FencedOut(
                 f"write refused by the fencing token: this host ({fence.holder}) writes "
                 f"with token {fence.token} but the lease of {fence.name!r} has {now}; "
                 "another host drives the agent now (or may): this one must stop"
             )
+            log.error("%s", refused)
+            raise refused
         if self._fenced_out:  # the database still says ours, but this host gave it up
             raise FencedOut(f"write refused: {self._fenced_out}")
 

@@ -70,11 +70,14 @@ class PostgresLease:
         self._dsn = dsn
         self._where = describe_dsn(dsn)
         self._connection: psycopg.Connection[TupleRow] | None = None
+        self._closed = False
         self._statements = threading.Lock()  # one statement at a time on the connection
         self.held: HeldLease | None = None
 
     def _execute(self, sql: str, params: dict[str, Any], what: str) -> TupleRow | None:
         with self._statements:
+            if self._closed:
+                raise LeaseError(f"{what}: the lease's connection to {self._where} is closed")
             return self._execute_alone(sql, params, what)
 
     def _execute_alone(self, sql: str, params: dict[str, Any], what: str) -> TupleRow | None:
@@ -148,5 +151,6 @@ class PostgresLease:
 
     def close(self) -> None:
         with self._statements:
+            self._closed = True
             if self._connection is not None:
                 self._connection.close()
