@@ -29,7 +29,7 @@ import grpc
 from attestation.binding import AgentAttestation
 from host.enclave_client import EnclaveClient, EnclaveStatus, Ingested, IngestInput, Opened
 from host.ingest_flow import ATTEMPTS, RETRYABLE, IngestFlow
-from host.outcomes import AgentError, BatchResult, Released
+from host.outcomes import AgentError, BatchResult, Released, refuse_when_following
 from host.storage.base import Storage
 from host.supervisor import EnclaveSupervisor, EnclaveUnavailable, OnOpen
 from host.tick_stream import JoinedBatches
@@ -66,11 +66,9 @@ class Agent:
         vault_watch: VaultWatch | None = None,
     ) -> None:
         self.storage = storage
-        # The guarded vault as last read (GetStatus serves it); None without a vault. The
-        # market feed refreshes it once per batch.
+        # The vault as last read (GetStatus serves it; the feed refreshes it), or None.
         self.vault_watch = vault_watch
-        # With a chain: adds its fees, the vault's balances and TWAPs to a client's batches
-        # (`host.chain.link.ChainLink.enrich`), as the host's own market feeds do.
+        # With a chain: adds fees, vault balances and TWAPs to batches (`ChainLink.enrich`).
         self.enrich: Callable[[IngestInput], IngestInput] | None = None
         self.started = time.time()
         self._lock = threading.RLock()
@@ -81,11 +79,12 @@ class Agent:
         self._observer = observer
         # The newest sealed state version in storage (set at every open and every save).
         self.stored_version = 0
-        # Why a person must look (`oversized`); health is NOT_SERVING while it is set, and
-        # the next change that goes through clears it.
+        # Why a person must look (`oversized`): NOT_SERVING until a change goes through.
         self.alarm = ""
         # When (time.time()) the enclave last accepted a tick; None: not since the start.
         self.last_accepted_at: float | None = None
+        # While this host follows (`host.leadership`): who leads; changes are then refused.
+        self.following = ""
         self.supervisor = make_supervisor(self._stored_sealed_state, self._on_open)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -100,6 +99,9 @@ class Agent:
 
     def stop(self) -> None:
         self.supervisor.stop()
+        # A change in progress ends soon without its enclave: let it finish storing or fail.
+        if self._lock.acquire(timeout=10):
+            self._lock.release()
         self._watchers.close()
 
     def _stored_sealed_state(self) -> bytes:
@@ -156,6 +158,7 @@ class Agent:
     @contextmanager
     def _turn(self) -> Iterator[None]:
         """Hold the agent's lock; a stream holding it gives way while others wait."""
+        refuse_when_following(self.following)
         with self._waiting_lock:
             self._waiting += 1
         with self._lock:
@@ -378,6 +381,7 @@ class Agent:
         return self._read(lambda enclave: enclave.status())
 
     def _read(self, call: Callable[[EnclaveClient], Answer]) -> Answer:
+        refuse_when_following(self.following)
         try:
             return call(self.supervisor.client)
         except grpc.RpcError as exc:

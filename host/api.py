@@ -177,7 +177,7 @@ class AgentService(pb_grpc.AgentServicer):  # type: ignore[misc]  # generated, u
             seq, head_hash = agent.storage.head()
             status = pb.Status(
                 uptime_seconds=time.time() - agent.started,
-                enclave_state=supervisor.state,
+                enclave_state="follower" if agent.following else supervisor.state,
                 enclave_restarts=supervisor.restarts,
                 receipts=seq,
                 head_hash=head_hash,

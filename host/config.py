@@ -209,6 +209,10 @@ class StorageSection(BaseModel):
 
     model_config = _SECTION
     url: Annotated[str, AfterValidator(_storage_url)] = ""
+    # With PostgreSQL: the lease's time to live. Hosts of one agent take turns driving it;
+    # a follower takes over at most this long (plus a renewal period) after the leader
+    # dies. Renewed every third of it. Unused on SQLite (one host).
+    lease_seconds: float = Field(default=15.0, ge=1.0, le=600.0, allow_inf_nan=False)
 
 
 class HostConfig(BaseSettings):

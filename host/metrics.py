@@ -159,6 +159,14 @@ class HostMetrics:
             registry=r,
         )
 
+        self.lease_held = Gauge(
+            "lease_held",
+            "1 while this host holds the agent's lease and drives its enclave (always, on "
+            "SQLite), 0 while it follows or after it lost the lease.",
+            namespace=PREFIX,
+            registry=r,
+        )
+
     def tick_results(self, accepted: int, refused_reasons: Iterable[str]) -> None:
         """Count an Ingest reply: `accepted` ticks, and one refusal per reason given."""
         if accepted:

@@ -36,3 +36,17 @@ class Released:
     transactions: list[TransactionRecord] = field(default_factory=list)
     # More outputs of the version asked for wait in the enclave: store these, ask again.
     more: bool = False
+
+
+def refuse_when_following(following: str) -> None:
+    """Refuse a change or an enclave call on a host that follows (`following`: who leads).
+
+    Raises:
+        AgentError: FAILED_PRECONDITION, naming the leader, when `following` is set.
+    """
+    if following:
+        raise AgentError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"this host follows and does not drive the agent: the lease is {following}; "
+            "send this to the leader",
+        )

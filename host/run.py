@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -30,17 +30,21 @@ from host.agent import Agent
 from host.api import SERVICE_NAME, ApiSettings, start_api
 from host.chain.link import ChainLink, connect_chain
 from host.config import HostConfig
+from host.leadership import Leadership
 from host.market.feed import follow_pool, replay_market
 from host.metrics import HostMetrics, LiveFigures, MetricsObserver
 from host.outcomes import AgentError
-from host.storage.base import Storage
-from host.storage.open import open_storage
+from host.storage.base import Fence, FencedStorage, Storage
+from host.storage.open import open_lease, open_storage
 from host.supervisor import EnclaveLaunch, EnclaveSupervisor
 
 log = logging.getLogger("tee_agent.host")
 
 # In the data directory: held by the running host, so one host (and so one enclave) per agent.
 HOST_LOCK = "host.lock"
+# `tee-agent run`'s exit code when the host lost the agent's lease (PostgreSQL): it stopped
+# driving the agent; started again, it follows until the lease is free.
+EXIT_LEASE_LOST = 3
 
 
 @dataclass
@@ -55,7 +59,55 @@ class RunningHost:
     health_stop: threading.Event
     # The data directory's lock, held until every other piece has stopped.
     data_lock: HeldLock
+    config: HostConfig
+    metrics: HostMetrics
     chain: ChainLink | None = None
+    # With PostgreSQL: the lease this host must hold to drive the agent; None on SQLite.
+    leadership: Leadership | None = None
+    # Set once the lease is lost (the enclave is killed by then): the host must stop.
+    lease_lost: threading.Event = field(default_factory=threading.Event)
+
+    def lead(self, stop: threading.Event) -> bool:
+        """Follow until this host holds the lease (or `stop` is set: False), then open the
+        enclave on the newest stored sealed state, connect the chain and drive the agent.
+        Without a lease (SQLite) the agent is driven already: True at once.
+
+        Raises:
+            EnclaveUnavailable, StorageError: the enclave cannot start (the lease is
+                given up first, so that another host may try).
+        """
+        leadership = self.leadership
+        if leadership is None:
+            return True
+        held = leadership.wait_to_lead(stop)
+        if held is None:
+            return False
+        self._fenced().fence(Fence(leadership.lease.name, held.holder, held.token))
+        leadership.hold(self._lease_lost)
+        try:
+            self.agent.start()
+            self.agent.following = ""
+            self.chain = _connect_chain(self.config, self.enclave, self.agent, self.storage,
+                                        self.metrics)  # fmt: skip
+        except BaseException:
+            self.agent.stop()
+            leadership.release()
+            raise
+        self.metrics.lease_held.set(1)
+        return True
+
+    def _fenced(self) -> FencedStorage:
+        assert isinstance(self.storage, FencedStorage)  # a lease is taken on PostgreSQL only
+        return self.storage
+
+    def _lease_lost(self, reason: str) -> None:
+        """Stop driving the agent at once: no more writes, no enclave, no broadcasts."""
+        self._fenced().fence_out(f"this host lost the agent's lease ({reason})")
+        self.agent.supervisor.abandon()
+        if self.chain is not None:
+            self.chain.stopping.set()
+        self.metrics.lease_held.set(0)
+        self.lease_lost.set()
 
     def stop(self) -> None:
         self.health_stop.set()
@@ -63,6 +115,9 @@ class RunningHost:
             self.chain.stop()
         self.server.stop(grace=2).wait()
         self.agent.stop()
+        if self.leadership is not None:
+            self.leadership.release()  # the enclave is stopped: a follower may take over
+            self.leadership.close()
         if self.stop_metrics is not None:
             self.stop_metrics()
         self.storage.close()
@@ -81,9 +136,17 @@ def ensure_sim_platform(sim_dir: Path) -> None:
 
 
 def start_host(
-    config: HostConfig, *, listen: str | None = None, metrics: HostMetrics | None = None
+    config: HostConfig,
+    *,
+    listen: str | None = None,
+    metrics: HostMetrics | None = None,
+    lead: bool = True,
 ) -> RunningHost:
     """Lock the data directory, then start storage, enclave, API and metrics.
+
+    With PostgreSQL the enclave starts only once this host holds the agent's lease
+    (`RunningHost.lead`; with `lead`, waited for here): until then the API serves reads
+    from the store, refuses changes with FAILED_PRECONDITION, and health is NOT_SERVING.
 
     A start that fails stops whatever it had started (the enclave above all) and releases
     the lock before raising.
@@ -102,8 +165,15 @@ def start_host(
         started.callback(data_lock.release)
         storage = open_storage(config.storage.url or str(data_dir / "agent.db"))
         started.callback(storage.close)
-        agent, metrics = _start_agent(config, storage, metrics)
+        agent, metrics = _make_agent(config, storage, metrics)
         started.callback(agent.stop)
+        leadership = None
+        if config.storage.url:  # PostgreSQL: several hosts may share the agent
+            leadership = _leadership(config, agent, metrics)
+            started.callback(leadership.close)
+        else:
+            _start_agent(agent)
+            metrics.lease_held.set(1)  # one host by definition: see host/storage/lease.py
         token = config.write_token() or secrets.token_urlsafe(32)
         server, port, health_servicer = start_api(
             agent,
@@ -123,25 +193,63 @@ def start_host(
         if config.host.metrics_listen:
             stop_metrics = metrics.serve(config.host.metrics_listen)
             started.callback(stop_metrics)
-        address = _address(agent)
         chain = None
-        if config.chain.rpc_url:
-            chain = connect_chain(
-                config.chain.rpc_url, config.chain.poll_seconds, enclave, address, storage, metrics
-            )
-            agent.vault_watch = chain.vault_watch
-            agent.enrich = chain.enrich
+        if leadership is None:
+            chain = _connect_chain(config, enclave, agent, storage, metrics)
+        host = RunningHost(
+            agent, server, port, storage, enclave, stop_metrics, health_stop, data_lock,
+            config, metrics, chain, leadership,
+        )  # fmt: skip
+        if lead:
+            host.lead(threading.Event())
         started.pop_all()  # started: from here on RunningHost.stop stops it all
-    log.info("serving", extra={"port": port, "address": address})
-    return RunningHost(
-        agent, server, port, storage, enclave, stop_metrics, health_stop, data_lock, chain
-    )
+    log.info("serving", extra={"port": port, "address": _address(agent)})
+    return host
 
 
-def _start_agent(
+def _connect_chain(
+    config: HostConfig, enclave: EnclaveConfig, agent: Agent, storage: Storage,
+    metrics: HostMetrics,
+) -> ChainLink | None:  # fmt: skip
+    """With a chain configured: broadcast what the enclave signs, feed it the chain's view."""
+    if not config.chain.rpc_url:
+        return None
+    chain = connect_chain(
+        config.chain.rpc_url, config.chain.poll_seconds, enclave, _address(agent), storage,
+        metrics,
+    )  # fmt: skip
+    agent.vault_watch = chain.vault_watch
+    agent.enrich = chain.enrich
+    return chain
+
+
+def _leadership(config: HostConfig, agent: Agent, metrics: HostMetrics) -> Leadership:
+    """The lease this host must hold to drive the agent; until then, the agent follows."""
+
+    def on_role(role: str, detail: str) -> None:
+        if role == "follower":
+            agent.following = detail
+        if role != "leader":  # a leader's gauge goes to 1 once its enclave runs (lead)
+            metrics.lease_held.set(0)
+
+    agent.following = "not yet read"
+    metrics.lease_held.set(0)
+    return Leadership(open_lease(config.storage.url, config.storage.lease_seconds), on_role)
+
+
+def _start_agent(agent: Agent) -> None:
+    """Start the enclave under its supervisor; on failure it is stopped before raising."""
+    try:
+        agent.start()
+    except BaseException:
+        agent.stop()  # an enclave that did not become ready may still run
+        raise
+
+
+def _make_agent(
     config: HostConfig, storage: Storage, metrics: HostMetrics | None
 ) -> tuple[Agent, HostMetrics]:
-    """Start the enclave under its supervisor; on failure it is stopped before raising."""
+    """The agent, its enclave's supervisor not yet started."""
     data_dir = config.host.data_dir
     sim_dir = config.enclave.sim_dir or data_dir / "sim"
     if config.enclave.platform == "sim":
@@ -166,11 +274,6 @@ def _start_agent(
         observer=MetricsObserver(metrics),
     )
     metrics.watch(lambda: live_figures(agent))
-    try:
-        agent.start()
-    except BaseException:
-        agent.stop()  # an enclave that did not become ready may still run
-        raise
     return agent, metrics
 
 
@@ -200,7 +303,9 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
     stopping = threading.Event()
 
     def loop() -> None:
-        while not stopping.wait(0.5):
+        # Set at once (a follower must not answer SERVING for half a second), then twice
+        # a second.
+        while True:
             state = agent.supervisor.state
             status = (
                 health_pb2.HealthCheckResponse.SERVING
@@ -209,17 +314,41 @@ def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Ev
             )
             for name in ("", SERVICE_NAME):
                 servicer.set(name, status)
+            if stopping.wait(0.5):
+                return
 
     threading.Thread(target=loop, name="health", daemon=True).start()
     return stopping
 
 
 def run_forever(config: HostConfig, listen: str | None) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit code."""
-    host = start_host(config, listen=listen)
+    """Run until SIGTERM or SIGINT (0), or until the agent's lease is lost
+    (EXIT_LEASE_LOST); returns the exit code. With PostgreSQL, follows until this host
+    holds the lease."""
+    host = start_host(config, listen=listen, lead=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def stop_when_lost() -> None:
+        host.lease_lost.wait()
+        stop.set()
+
+    threading.Thread(target=stop_when_lost, name="lease-lost", daemon=True).start()
+    try:
+        leading = host.lead(stop)
+    except BaseException:
+        host.stop()
+        raise
+    if leading and not stop.is_set():
+        _feed_market(config, host, stop)
+    stop.wait()
+    log.info("stopping")
+    host.stop()
+    return EXIT_LEASE_LOST if host.lease_lost.is_set() else 0
+
+
+def _feed_market(config: HostConfig, host: RunningHost, stop: threading.Event) -> None:
     market = config.market
     if market.source == "replay":
         arguments: tuple[object, ...] = (host.agent, market, host.chain, stop)
@@ -227,7 +356,3 @@ def run_forever(config: HostConfig, listen: str | None) -> int:
     elif market.source == "pool":
         arguments = (host.agent, market, host.chain, host.enclave, stop)
         threading.Thread(target=follow_pool, args=arguments, daemon=True).start()
-    stop.wait()
-    log.info("stopping")
-    host.stop()
-    return 0

@@ -170,6 +170,15 @@ class EnclaveSupervisor:
                 return
             raise EnclaveUnavailable("the host is stopping")
 
+    def abandon(self) -> None:
+        """Kill the enclave now and start no other, without waiting for a restart or a call
+        in progress (the host has lost the right to drive it: `host.leadership`)."""
+        self._stopping = True
+        self.state = "stopped"
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

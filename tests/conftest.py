@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# A real PostgreSQL server (session), for the storage, lease and failover tests.
+from tests.postgres_harness import postgres_server  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 
 

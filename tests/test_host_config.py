@@ -61,6 +61,7 @@ def test_defaults_without_a_file_resolve_against_the_working_directory(
     assert (config.market.speed, config.market.start_row, config.market.max_rows) == (0, 0, 0)
     assert config.market.batch_size == 500
     assert config.storage.url == ""
+    assert config.storage.lease_seconds == 15.0
     assert config.sqlite_path == tmp_path / "var" / "agent" / "agent.db"
 
 
@@ -183,6 +184,9 @@ def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
         ("host", "max_message_bytes = 0", "host.max_message_bytes"),
         ("host", "rpc_deadline_seconds = 0", "host.rpc_deadline_seconds"),
         ("storage", 'url = "mysql://x"', "storage.url"),
+        ("storage", "lease_seconds = 0.5", "storage.lease_seconds"),
+        ("storage", "lease_seconds = 601", "storage.lease_seconds"),
+        ("storage", "lease_seconds = nan", "storage.lease_seconds"),
     ],
 )
 def test_values_out_of_range_are_refused(tmp_path: Path, section: str, line: str, key: str) -> None:
@@ -245,3 +249,12 @@ def test_config_is_frozen(tmp_path: Path) -> None:
     assert isinstance(config, HostConfig)
     with pytest.raises(ValueError, match="frozen"):
         config.market.speed = 3
+
+
+def test_the_lease_ttl_is_read_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[storage]\nurl = "postgresql://h/db"\nlease_seconds = 6\n')
+    assert load_host_config(path).storage.lease_seconds == 6.0
+    monkeypatch.setenv("TEE_AGENT_STORAGE__LEASE_SECONDS", "30")
+    assert load_host_config(path).storage.lease_seconds == 30.0

@@ -34,7 +34,9 @@ ALLOWED = {
 # ... and the one exclusive-lock format both processes take and name their holder by.
 HOST_MAY_IMPORT = {"enclave.config", "enclave.config_toml", "enclave.exclusive_lock"}
 # psycopg is an optional extra: the PostgreSQL backend is imported only when a URL names it.
-IMPORTS_INSIDE_FUNCTIONS = {"host/storage/open.py": {"host.storage.postgres"}}
+IMPORTS_INSIDE_FUNCTIONS = {
+    "host/storage/open.py": {"host.storage.postgres", "host.storage.postgres_lease"}
+}
 
 
 def modules() -> dict[str, Path]:

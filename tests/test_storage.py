@@ -8,17 +8,13 @@ a fresh schema; they are skipped, with the reason shown, when the binaries are m
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
-import pwd
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -43,19 +39,13 @@ from host.storage.migrations import LATEST_VERSION, MIGRATIONS
 from host.storage.open import open_storage
 from host.storage.sql_store import KEEP_SEALED_STATES, SqlStorage
 from host.storage.sqlite import SqliteStorage
-
-try:
-    import psycopg
-except ImportError:  # the `postgres` extra is not installed: PostgreSQL tests skip
-    psycopg = None  # type: ignore[assignment]
+from tests.postgres_harness import PostgresServer, psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 CHAIN_ID = 31337
 AGENT = AccountSigner.from_bytes(hashlib.sha256(b"tee-agent storage test key").digest())
 MODEL_HASH = hashlib.sha256(b"SmolLM2-135M-Instruct.gguf").digest()
 CONFIG_HASH = hashlib.sha256(b"guardrails.toml").digest()
-PG_BIN_DIRS = [Path("/usr/local/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"))]
-PG_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
 
 def make_record(seq: int, prev_hash: bytes, verdict: str = "signed") -> ReceiptRecord:
@@ -100,81 +90,6 @@ NOT_A_HASH = hashlib.sha256(b"not the hash of any receipt").digest()
 
 
 @dataclass
-class PostgresServer:
-    socket_dir: str
-    port: int
-
-    def dsn(self, schema: str) -> str:
-        """A URL for the server's `postgres` database, with `schema` first on the path."""
-        return (
-            f"postgresql://postgres@/postgres?host={self.socket_dir}&port={self.port}"
-            f"&options=-csearch_path%3D{schema}"
-        )
-
-
-def _pg_bin_dir() -> Path | None:
-    for directory in PG_BIN_DIRS:
-        if all((directory / program).exists() for program in PG_PROGRAMS):
-            return directory
-    return None
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    if psycopg is None:
-        pytest.skip("psycopg is not installed: pip install 'tee-agent[postgres]'")
-    bin_dir = _pg_bin_dir()
-    if bin_dir is None:
-        looked = ", ".join(str(d) for d in PG_BIN_DIRS)
-        pytest.skip(f"PostgreSQL server binaries not found: {'/'.join(PG_PROGRAMS)} in {looked}")
-    as_user: list[str] = []
-    owner = None
-    if os.geteuid() == 0:  # initdb refuses root: run the server as an unprivileged user
-        owner = next((pwd.getpwnam(n) for n in ("postgres", "nobody") if _user_exists(n)), None)
-        # runuser lives in an sbin directory, which a minimal PATH may leave out.
-        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
-        if owner is None or runuser is None:
-            pytest.skip("running as root with no postgres/nobody user or no runuser")
-        as_user = [runuser, "-u", owner.pw_name, "--"]
-    # A short path: a unix socket path must fit in 107 bytes.
-    base = tempfile.mkdtemp(prefix="tee-pg-", dir="/tmp")
-    if owner is not None:
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-    data, port = f"{base}/data", 5432  # the socket is in our own directory: no clash
-
-    def run(*command: str) -> None:
-        done = subprocess.run(
-            [*as_user, *command], cwd=base, capture_output=True, text=True, timeout=60
-        )
-        if done.returncode != 0:
-            log = Path(base, "log").read_text() if Path(base, "log").exists() else ""
-            pytest.fail(f"{command[0]} failed: {done.stdout}{done.stderr}{log}")
-
-    # Unix socket only, in our own directory; fsync off because no test crashes the server.
-    options = f"-k {base} -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
-    started = False
-    try:
-        run(str(bin_dir / "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
-            "--no-sync", "--no-instructions")  # fmt: skip
-        run(str(bin_dir / "pg_ctl"), "-D", data, "-l", f"{base}/log", "-w", "-t", "30",
-            "-o", options, "start")  # fmt: skip
-        started = True
-        yield PostgresServer(socket_dir=base, port=port)
-    finally:
-        if started:
-            run(str(bin_dir / "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-@dataclass
 class Backend:
     """One place to keep a store: what `open_storage` takes, and raw SQL on it for checks."""
 
@@ -197,9 +112,6 @@ class Backend:
             return cursor.fetchall() if cursor.description else []
 
 
-_schemas = itertools.count(1)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
@@ -208,12 +120,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 def postgres_backend(server: PostgresServer) -> Backend:
-    schema = f"test_{next(_schemas)}"
-    assert psycopg is not None
-    admin = f"postgresql://postgres@/postgres?host={server.socket_dir}&port={server.port}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    return Backend("postgres", server.dsn(schema))
+    return Backend("postgres", server.new_schema())
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ transactions the enclave signed with their status on chain. A sealed state is du
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from wire.records import ReceiptRecord, TransactionRecord, TxStatus
 
@@ -19,6 +20,33 @@ class StorageError(Exception):
 
 class ChainViolation(StorageError):
     """A receipt does not extend the stored chain (gap, reorder, or wrong previous hash)."""
+
+
+class FencedOut(StorageError):
+    """A write by a host whose lease (fencing token) is no longer the live one: refused,
+    nothing of it stored. The host must stop driving the agent (host/storage/lease.py)."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lease a fenced store's writes must still hold: its row, holder and token."""
+
+    name: str
+    holder: str
+    token: int
+
+
+@runtime_checkable
+class FencedStorage(Protocol):
+    """A store whose writes can be fenced by the agent's lease (PostgreSQL)."""
+
+    def fence(self, fence: Fence) -> None:
+        """From now on, refuse every write unless the lease row still holds `fence`."""
+        ...
+
+    def fence_out(self, reason: str) -> None:
+        """Refuse every write from now on, without asking the database."""
+        ...
 
 
 # A table row as the database driver returns it: its columns' types are the schema's

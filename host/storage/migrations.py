@@ -107,6 +107,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX transactions_by_status ON transactions (status, nonce)",
         ),
     ),
+    Migration(
+        3,
+        "agent_lease: which host drives the agent, until when, and its fencing token",
+        (
+            # host/storage/lease.py: times are seconds since the epoch by the database's
+            # clock; holder '' means released. Unused on SQLite (one host by definition).
+            "CREATE TABLE agent_lease ("
+            " name TEXT PRIMARY KEY,"
+            " holder TEXT NOT NULL,"
+            " token BIGINT NOT NULL CHECK (token >= 1),"
+            " expires_at DOUBLE PRECISION NOT NULL,"
+            " acquired_at DOUBLE PRECISION NOT NULL)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

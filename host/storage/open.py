@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from host.storage.base import Storage, StorageError
 from host.storage.sqlite import SqliteStorage
+
+if TYPE_CHECKING:  # psycopg is an optional extra
+    from host.storage.postgres_lease import PostgresLease
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -51,3 +55,19 @@ def open_storage(url_or_path: str) -> Storage:
         f"unsupported storage scheme {scheme!r} in {url_or_path.split('@')[-1]!r}: use "
         "postgresql://…, postgres://…, sqlite:///PATH or a file path"
     )
+
+
+def open_lease(url: str, ttl_seconds: float) -> PostgresLease:
+    """The agent's lease in the PostgreSQL database `url` names (host/storage/lease.py);
+    it connects at its first call.
+
+    Raises:
+        StorageError: psycopg is not installed, or ttl_seconds is not positive.
+    """
+    try:
+        from host.storage.postgres_lease import PostgresLease  # psycopg is an optional extra
+    except ModuleNotFoundError as error:
+        raise StorageError(
+            f"a lease needs psycopg ({error}): pip install 'tee-agent[postgres]'"
+        ) from None
+    return PostgresLease(url, ttl_seconds)

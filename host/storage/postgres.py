@@ -7,10 +7,18 @@ of the write transaction (`SHARE ROW EXCLUSIVE`: it excludes the other writers, 
 readers). Under READ COMMITTED each statement after the lock sees every commit made
 before it was granted, so the chain check and the insert act on the true head: two hosts
 racing to append the same seq cannot both succeed, nor can a sealed state go back.
+
+Fencing: once `fence` is called with the lease this host holds (host/storage/lease.py),
+every write transaction also reads the lease row `FOR SHARE` and goes on only if it still
+holds this host's token and has not expired by the database's clock; else it is refused
+(`FencedOut`) and rolled back. A session left idle inside a transaction (a host paused
+mid-write) is ended by the server after a few seconds, so it cannot hold that row lock and
+stall a takeover.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +29,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
-from host.storage.base import StorageError
+from host.storage.base import Fence, FencedOut, StorageError
 from host.storage.sql_store import SqlCursor, SqlStorage, WriteLock
 
 # pg_advisory_xact_lock key held while migrating ("tAgtSchm" as 8 bytes), so that hosts
@@ -32,7 +40,15 @@ _TABLE_LOCKS = {
     "sealed_states": "LOCK TABLE sealed_states IN SHARE ROW EXCLUSIVE MODE",
     "receipts": "LOCK TABLE receipts IN SHARE ROW EXCLUSIVE MODE",
 }
+log = logging.getLogger("tee_agent.host.storage")
 _DEFAULT_CONNECT_TIMEOUT = 10  # seconds, unless the DSN says otherwise
+# A write transaction holds no lock longer than a few statements: a session idle inside
+# one for this long belongs to a paused or wedged host, and the server ends it.
+_IDLE_IN_TRANSACTION_MS = 5000
+_FENCE_CHECK = (
+    "SELECT holder, token, expires_at - extract(epoch FROM now()) FROM agent_lease"
+    " WHERE name = %s FOR SHARE"
+)
 
 
 @lru_cache(maxsize=128)
@@ -98,6 +114,9 @@ class PostgresStorage(SqlStorage):
         """
         super().__init__(describe_dsn(dsn), clock)
         self._dsn = dsn
+        self._fence: Fence | None = None
+        # Why every write is refused without asking the database (the lease was lost).
+        self._fenced_out = ""
         self._connection = self._connect()
         try:
             self._migrate()
@@ -111,9 +130,53 @@ class PostgresStorage(SqlStorage):
             options["connect_timeout"] = _DEFAULT_CONNECT_TIMEOUT
         try:
             # autocommit: reads commit on their own; writes open explicit transactions.
-            return psycopg.connect(self._dsn, autocommit=True, **options)
+            connection = psycopg.connect(self._dsn, autocommit=True, **options)
+            connection.execute(
+                f"SET idle_in_transaction_session_timeout = {_IDLE_IN_TRANSACTION_MS:d}"
+            )
+            return connection
         except psycopg.Error as error:
             raise StorageError(f"cannot connect to {self._where}: {error}") from None
+
+    def fence(self, fence: Fence) -> None:
+        """From now on, refuse every write unless the lease row still holds `fence`."""
+        with self._lock:
+            self._fence = fence
+            self._fenced_out = ""
+
+    def fence_out(self, reason: str) -> None:
+        """Refuse every write from now on, without asking the database (the lease is lost)."""
+        with self._lock:
+            self._fenced_out = reason
+
+    def _check_fence(self, cursor: psycopg.Cursor[TupleRow]) -> None:
+        """Inside a write transaction: the lease row, share-locked to the commit, must hold
+        this store's fence.
+
+        Raises:
+            FencedOut: it does not (taken over, expired, released), or the lease was lost.
+        """
+        fence = self._fence
+        if fence is None:
+            if self._fenced_out:
+                raise FencedOut(f"write refused: {self._fenced_out}")
+            return
+        cursor.execute(_FENCE_CHECK, (fence.name,))
+        row = cursor.fetchone()
+        if row is None or row[0] != fence.holder or row[1] != fence.token or row[2] <= 0:
+            now = "no lease row" if row is None else (
+                f"holder {row[0] or '(released)'}, token {row[1]}, "
+                f"{'expired' if row[2] <= 0 else f'{row[2]:.1f} s left'}"
+            )  # fmt: skip
+            refused = FencedOut(
+                f"write refused by the fencing token: this host ({fence.holder}) writes "
+                f"with token {fence.token} but the lease of {fence.name!r} has {now}; "
+                "another host drives the agent now (or may): this one must stop"
+            )
+            log.error("%s", refused)
+            raise refused
+        if self._fenced_out:  # the database still says ours, but this host gave it up
+            raise FencedOut(f"write refused: {self._fenced_out}")
 
     def _live_connection(self) -> psycopg.Connection[TupleRow]:
         """The connection, made again if the server dropped it (restart, failover)."""
@@ -128,8 +191,10 @@ class PostgresStorage(SqlStorage):
         with connection.transaction(), connection.cursor() as cursor:
             if lock == "schema":
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            elif lock is not None:
-                cursor.execute(_TABLE_LOCKS[lock])
+            else:
+                if lock is not None:
+                    cursor.execute(_TABLE_LOCKS[lock])
+                self._check_fence(cursor)
             yield _QmarkCursor(cursor)
 
     @contextmanager
