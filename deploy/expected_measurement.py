@@ -152,7 +152,11 @@ def expected(
         "config_hash": config_hash.hex(),
         "model_hash": None if model_digest is None else model_digest.hex(),
         "enclave_code_digest": enclave_code_digest().hex(),
-        "rtmr3": {"event_type": DSTACK_RUNTIME_EVENT_TYPE, "dstack_events": [], "agent_events": agent},
+        "rtmr3": {
+            "event_type": DSTACK_RUNTIME_EVENT_TYPE,
+            "dstack_events": [],
+            "agent_events": agent,
+        },
     }
     policy: dict[str, str] = {"config_hash": config_hash.hex()}
     if model_digest is not None:
