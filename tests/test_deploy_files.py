@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 import pytest
+import tomlkit
 import yaml
 
 from enclave.config import parse_config
@@ -65,8 +66,6 @@ def host_config_without_pending(text: str, tmp_path: Path) -> HostConfig:
     for (section, key), value in PENDING_HOST_KEYS.items():
         if key in raw.get(section, {}):
             assert raw[section].pop(key) == value
-    import tomlkit
-
     path = tmp_path / "tee-agent.toml"
     path.write_text(tomlkit.dumps(raw))
     return load_host_config(path)
@@ -181,7 +180,9 @@ def test_the_compose_s_variables_are_the_ones_dstack_may_set() -> None:
 
 
 def test_the_embedded_configs_load_as_the_host_and_enclave_load_them(tmp_path: Path) -> None:
-    config = host_config_without_pending(embedded_config("tee_agent_toml"), tmp_path)
+    text = embedded_config("tee_agent_toml")
+    assert tomllib.loads(text)["enclave"]["key_source"] == "dstack-kms"
+    config = host_config_without_pending(text, tmp_path)
     assert config.enclave.platform == "tdx"
     assert str(config.enclave.config) in {c["target"] for c in compose_configs()}
     assert parse_config(embedded_config("enclave_toml")).policy.kind == "llm"
