@@ -75,6 +75,16 @@ def event(name: str, payload: bytes, when: str | None = None) -> dict[str, Any]:
     return entry
 
 
+def sha256_file(path: Path) -> bytes:
+    """SHA-256 of the file's bytes, as enclave.llm_policy.sha256_file takes the model's hash
+    (that module needs llama.cpp; a verifier's machine need not have it)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
+
+
 def model_hash(config: EnclaveConfig, model: Path | None) -> bytes | None:
     """The model hash the enclave will measure, from the file, the config's pin, or both.
 
@@ -93,8 +103,6 @@ def model_hash(config: EnclaveConfig, model: Path | None) -> bytes | None:
                 "pass --model FILE"
             )
         return bytes.fromhex(pinned)
-    from enclave.llm_policy import sha256_file
-
     digest = sha256_file(model)
     if pinned is not None and digest.hex() != pinned:
         raise MeasurementInputError(

@@ -433,6 +433,14 @@ def test_a_model_file_is_hashed_and_must_match_the_pin(tmp_path: Path) -> None:
     code, figures = run_measure("--enclave-config", str(unpinned), "--model", str(model))
     assert code == 0 and figures["compose_hash"] is None
     assert figures["model_hash"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    # The enclave's own measure command hashes it too, into the simulated rtmr1.
+    rtmr1 = enclave_measure(unpinned, model)["rtmr1"]
+    assert (
+        rtmr1
+        == hashlib.sha384(
+            bytes(48) + bytes.fromhex(figures["model_hash"]).ljust(48, b"\0")
+        ).hexdigest()
+    )
     pinned = tmp_path / "pinned.toml"
     pinned.write_text(text)
     code, figures = run_measure("--enclave-config", str(pinned), "--model", str(model))
