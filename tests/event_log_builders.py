@@ -66,7 +66,7 @@ def replay(events: list[dict[str, object]]) -> dict[str, str]:
 def tdx_report(rtmrs: dict[str, str], tee: str = "tdx") -> VerificationReport:
     """A verified TDX report holding these RTMRs (the quote side of a replay test)."""
     return VerificationReport(
-        valid=True, tee=tee, version=4, report_data="00" * 64,  # type: ignore[arg-type]
+        valid=True, tee=tee, version=4, report_data="00" * 64,
         measurements={"mr_td": "11" * 48, **rtmrs}, debug=False, fields={}, tcb_status=None,
         advisory_ids=[], policy_ok=None, checks=[], error=None,
     )  # fmt: skip
