@@ -40,9 +40,6 @@ ROOT = DEPLOY.parent
 COMPOSE = DEPLOY / "dstack" / "docker-compose.yaml"
 APP_COMPOSE = DEPLOY / "dstack" / "app-compose.json"
 MANIFEST = DEPLOY / "gramine" / "tee-agent.manifest.template"
-# Host config keys the deployment names before the host knows them (docs/deploy.md, "Key
-# source"): dstack's KMS as the TDX sealing key's source.
-PENDING_HOST_KEYS = {("enclave", "key_source"): "dstack-kms"}
 DSTACK_SOCKET = "/var/run/dstack.sock"
 CMAKE_FLAG = re.compile(r"-D[A-Z0-9_]+=[A-Z0-9]+")
 
@@ -60,12 +57,9 @@ def compose() -> dict[str, Any]:
     return parsed
 
 
-def host_config_without_pending(text: str, tmp_path: Path) -> HostConfig:
-    """The host config `text` loaded as the host loads it, once the pending keys are gone."""
+def loaded_host_config(text: str, tmp_path: Path) -> HostConfig:
+    """The host config `text` loaded as the host loads it."""
     raw = tomllib.loads(text)
-    for (section, key), value in PENDING_HOST_KEYS.items():
-        if key in raw.get(section, {}):
-            assert raw[section].pop(key) == value
     path = tmp_path / "tee-agent.toml"
     path.write_text(tomlkit.dumps(raw))
     return load_host_config(path)
@@ -181,8 +175,8 @@ def test_the_compose_s_variables_are_the_ones_dstack_may_set() -> None:
 
 def test_the_embedded_configs_load_as_the_host_and_enclave_load_them(tmp_path: Path) -> None:
     text = embedded_config("tee_agent_toml")
-    assert tomllib.loads(text)["enclave"]["key_source"] == "dstack-kms"
-    config = host_config_without_pending(text, tmp_path)
+    assert tomllib.loads(text)["enclave"]["sealing_key_source"] == "dstack-kms"
+    config = loaded_host_config(text, tmp_path)
     assert config.enclave.platform == "tdx"
     assert str(config.enclave.config) in {c["target"] for c in compose_configs()}
     assert parse_config(embedded_config("enclave_toml")).policy.kind == "llm"
@@ -298,7 +292,7 @@ def test_every_secret_reference_resolves_to_a_secret_key() -> None:
 
 
 def k8s_host_config(tmp_path: Path) -> HostConfig:
-    return host_config_without_pending((K8S / "tee-agent.toml").read_text(), tmp_path)
+    return loaded_host_config((K8S / "tee-agent.toml").read_text(), tmp_path)
 
 
 def test_ports_probes_and_services_match_the_host_config(tmp_path: Path) -> None:
