@@ -28,6 +28,7 @@ from attestation.errors import (
     EventLogSizeError,
     EventLogTruncatedError,
 )
+from attestation.jsontext import loads_bounded
 
 # Bounds no real log comes near: the CCEL area firmware reserves is 64 KiB to a few MiB,
 # and a dstack log holds a few dozen events. Anything larger is refused before it is read.
@@ -123,7 +124,7 @@ def _load_json(data: bytes) -> Any:
             f"event log: JSON form is not UTF-8 (byte {exc.start})"
         ) from None
     try:
-        return json.loads(text)
+        return loads_bounded(text)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise EventLogTruncatedError(
