@@ -32,7 +32,7 @@ from attestation.errors import QuoteFormatError
 from attestation.formats.dcap import TdReport10, parse_dcap_quote
 from enclave.platform.base import REPORT_DATA_SIZE, Measurement, PlatformError
 from enclave.platform.dstack_agent import DstackAgent, DstackAgentError
-from enclave.platform.tdx_rtmr import Rtmr3Measurer, check_replay
+from enclave.platform.tdx_rtmr import Rtmr3Measurer, check_replay, write_whole
 
 # configfs-tsm-report ABI: the report interface root and the attributes of an entry.
 DEFAULT_TSM_REPORT_DIR = Path("/sys/kernel/config/tsm/report")
@@ -78,13 +78,7 @@ class ConfigfsOps:
 
     def write(self, path: Path, data: bytes) -> None:
         """Write an attribute in one open-write-close (configfs commits it on close)."""
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            written = os.write(fd, data)
-        finally:
-            os.close(fd)
-        if written != len(data):
-            raise OSError(errno.EIO, f"short write: {written} of {len(data)} bytes", str(path))
+        write_whole(path, data)
 
     def remove_entry(self, entry: Path) -> None:
         """Remove a report entry directory.

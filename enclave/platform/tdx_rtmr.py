@@ -56,6 +56,21 @@ class MeasurementConflict(PlatformError):
     """RTMR3 already holds agent events other than this enclave's (same boot, other config)."""
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write a kernel attribute in one open-write-close, refusing a short write.
+
+    Raises:
+        OSError: the write fails or writes less than all of `data`.
+    """
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        written = os.write(fd, data)
+    finally:
+        os.close(fd)
+    if written != len(data):
+        raise OSError(errno.EIO, f"short write: {written} of {len(data)} bytes", str(path))
+
+
 class MeasurementRegisterOps:
     """Reads and writes of the RTMR attributes, each a plain system call. Tests pass a
     subclass that calls these and then plays the kernel's part (tests/fake_tsm.py)."""
@@ -66,13 +81,7 @@ class MeasurementRegisterOps:
 
     def write(self, path: Path, data: bytes) -> None:
         """One write at offset 0 (the ABI refuses partial writes with EINVAL)."""
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            written = os.write(fd, data)
-        finally:
-            os.close(fd)
-        if written != len(data):
-            raise OSError(errno.EIO, f"short write: {written} of {len(data)} bytes", str(path))
+        write_whole(path, data)
 
 
 class KernelRtmr3:
