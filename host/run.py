@@ -297,23 +297,31 @@ def _address(agent: Agent) -> str:
     return identity.address if identity is not None else ""
 
 
+# The health service name a liveness probe asks (deploy/k8s): alive, leading or following.
+LIVENESS_SERVICE = "liveness"
+
+
 def _watch_health(agent: Agent, servicer: health.HealthServicer) -> threading.Event:
-    """Health follows the enclave: NOT_SERVING while it restarts or while the agent has an
-    alarm (`Agent.oversized`). Set the event to stop."""
+    """Health follows the enclave: "" and the Agent service are SERVING only while this
+    host drives a running enclave and the agent has no alarm (`Agent.oversized`): the
+    readiness to take traffic. `LIVENESS_SERVICE` is SERVING while the host does its job,
+    leading with a running enclave or following another host, so a follower is not
+    restarted for waiting. Set the event to stop."""
     stopping = threading.Event()
+    serving, not_serving = (
+        health_pb2.HealthCheckResponse.SERVING,
+        health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
 
     def loop() -> None:
         # Set at once (a follower must not answer SERVING for half a second), then twice
         # a second.
         while True:
-            state = agent.supervisor.state
-            status = (
-                health_pb2.HealthCheckResponse.SERVING
-                if state == "running" and not agent.alarm
-                else health_pb2.HealthCheckResponse.NOT_SERVING
-            )
+            running = agent.supervisor.state == "running"
+            ready = serving if running and not agent.alarm else not_serving
             for name in ("", SERVICE_NAME):
-                servicer.set(name, status)
+                servicer.set(name, ready)
+            servicer.set(LIVENESS_SERVICE, serving if running or agent.following else not_serving)
             if stopping.wait(0.5):
                 return
 

@@ -4,6 +4,7 @@ cluster; kubectl, when installed, renders and decodes the kustomization offline)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
 import json
@@ -22,7 +23,9 @@ import tomlkit
 import yaml
 
 from enclave.config import parse_config
+from enclave.platform.tdx import check_key_file_access
 from host.config import HostConfig, HostSection, load_host_config, split_host_port
+from host.run import LIVENESS_SERVICE
 from tests.deploy_manifests import (
     DEPLOY,
     K8S,
@@ -323,6 +326,47 @@ def test_the_hosts_store_in_the_postgresql_of_the_kustomization(tmp_path: Path) 
     env = {e["name"]: e.get("value") for e in postgres["env"]}
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (user, database)
     assert ":" not in url.split("@")[0].removeprefix("postgresql://")  # no password in it
+
+
+def test_the_sealing_key_is_a_sealed_secret_the_enclave_may_read(tmp_path: Path) -> None:
+    host = k8s_host_config(tmp_path).enclave
+    assert host.key_source == "file" and host.sealing_key_file is not None
+    (agent,) = [s for s in by_kind("StatefulSet") if s["metadata"]["name"] == "agent-1"]
+    spec = agent["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    (volume,) = [v for v in spec["volumes"] if "secret" in v]
+    mount = mounts[volume["name"]]
+    assert mount["readOnly"] is True
+    assert host.sealing_key_file.parent == Path(mount["mountPath"])
+    secrets = {s["metadata"]["name"]: s for s in by_kind("Secret")}
+    value = secrets[volume["secret"]["secretName"]]["stringData"][host.sealing_key_file.name]
+    # A CoCo sealed secret (confidential-data-hub/docs/SEALED_SECRET.md): a pointer into the
+    # KBS, which the TD's data hub replaces with the key; never the key itself.
+    prefix, header, payload, signature = value.split(".")
+    assert (prefix, header, signature) == ("sealed", "fakejwsheader", "fakesignature")
+    pointer = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert pointer["type"] == "vault" and pointer["provider"] == "kbs"
+    assert pointer["name"] == "kbs:///default/tee-agent/agent-1-sealing-key"
+    # The file's mode passes the enclave's check both ways the kubelet may leave it: owned
+    # by the pod's user, or root-owned with the fsGroup's read added.
+    mode, user = volume["secret"]["defaultMode"], spec["securityContext"]["runAsUser"]
+    assert mode == 0o400
+    check_key_file_access(host.sealing_key_file, mode, user, user)
+    check_key_file_access(host.sealing_key_file, mode | 0o040, 0, user)
+
+
+def test_two_hosts_share_the_lease_and_a_follower_stays_alive(tmp_path: Path) -> None:
+    storage = k8s_host_config(tmp_path).storage
+    assert storage.url.startswith("postgresql://")  # the lease lives in PostgreSQL
+    (agent,) = [s for s in by_kind("StatefulSet") if s["metadata"]["name"] == "agent-1"]
+    assert agent["spec"]["replicas"] == 2
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    # A follower answers NOT_SERVING overall: restarting it for that would be a crash loop.
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["service"] == LIVENESS_SERVICE, probe
+    assert "service" not in container["readinessProbe"]["grpc"]  # traffic to the leader
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] > storage.lease_seconds
 
 
 def test_the_enclave_config_loads() -> None:

@@ -297,7 +297,7 @@ def test_twaps_reach_the_enclave_and_signed_decisions_come_with_their_transactio
 def test_health_and_reflection_answer(world: EnclaveWorld) -> None:
     with running_host(world) as host:
         health = health_pb2_grpc.HealthStub(host.channel)
-        for service in ("", "tee_agent.v1.Agent"):
+        for service in ("", "tee_agent.v1.Agent", "liveness"):
             answer = health.Check(health_pb2.HealthCheckRequest(service=service))
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         database = ProtoReflectionDescriptorDatabase(host.channel)

@@ -39,7 +39,7 @@ from devnet.vault import advance, deploy_guarded_vault, observe_all  # noqa: E40
 from enclave.config import load_config  # noqa: E402
 from enclave.exclusive_lock import lock_holder_pid  # noqa: E402
 from host.chain.vault_owner import TwapSettings  # noqa: E402
-from host.run import EXIT_LEASE_LOST, ensure_sim_platform  # noqa: E402
+from host.run import EXIT_LEASE_LOST, LIVENESS_SERVICE, ensure_sim_platform  # noqa: E402
 from host.storage.open import open_storage  # noqa: E402
 from tests.postgres_harness import PostgresServer, psycopg  # noqa: E402
 from tests.test_one_enclave_per_agent import alive  # noqa: E402
@@ -95,10 +95,11 @@ class Host:
         found = status(self.port)
         return found.enclave_state if found is not None else ""
 
-    def health(self) -> int:
+    def health(self, service: str = "") -> int:
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            return int(stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status)
+            request = health_pb2.HealthCheckRequest(service=service)
+            return int(stub.Check(request, timeout=2).status)
 
     def enclave_pid(self) -> int | None:
         return lock_holder_pid(self.directory / "data" / "run" / "enclave.lock")
@@ -194,6 +195,9 @@ def test_one_leader_kill_9_and_a_paused_leader_lose_nothing(
             serving = health_pb2.HealthCheckResponse.SERVING
             wait_for(lambda: leader.health() == serving)  # the health loop's next round
             assert follower.health() == health_pb2.HealthCheckResponse.NOT_SERVING
+            # Alive, though: a liveness probe must not restart a host for following.
+            assert follower.health(LIVENESS_SERVICE) == serving
+            assert leader.health(LIVENESS_SERVICE) == serving
             assert follower.enclave_pid() is None  # no enclave while it follows
             refused = _stream_to(follower)
             assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION

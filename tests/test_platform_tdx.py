@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from attestation.formats.dcap import parse_dcap_quote
 from enclave.platform.base import REPORT_DATA_SIZE, Platform, PlatformError
-from enclave.platform.tdx import MAX_ATTEMPTS, TdxPlatform
+from enclave.platform.tdx import MAX_ATTEMPTS, TdxPlatform, check_key_file_access
 from tests.fake_tsm import FakeConfigfsTsm, report_data_offset
 from tests.manifest import vector_bytes, vector_ids, vectors
 
@@ -214,6 +214,44 @@ def test_sealing_key_file_is_refused_with_its_name(
         platform_on(fake_tsm(tmp_path), path).sealing_key()
     if path is not None:
         assert str(path) in str(caught.value)
+    assert_key_absent(caught.value)
+
+
+# (mode, owner uid, process euid, refused with): PostgreSQL's rule for its server key. The
+# tests run as root, so the non-root cases are checked on the rule itself.
+KEY_FILE_ACCESS: list[tuple[int, int, int, str | None]] = [
+    (0o600, 10001, 10001, None),
+    (0o400, 10001, 10001, None),
+    (0o640, 10001, 10001, r"mode 0640: group and others .*`chmod 600 "),
+    (0o440, 0, 10001, None),  # a Kubernetes Secret under the pod's fsGroup
+    (0o640, 0, 10001, None),
+    (0o660, 0, 10001, r"mode 0660: a root-owned key file may be readable by its group, no more"),
+    (0o644, 0, 10001, r"`chmod 640 "),
+    (0o440, 0, 0, "mode 0440: group and others"),  # root reading its own file: the strict rule
+    (0o600, 4242, 10001, r"owned by uid 4242: .*\(uid 10001\) or by root"),
+    (0o600, 4242, 0, "owned by uid 4242"),
+]
+
+
+@pytest.mark.parametrize(("mode", "owner", "euid", "refused"), KEY_FILE_ACCESS)
+def test_key_file_access_follows_postgresql_s_rule(
+    mode: int, owner: int, euid: int, refused: str | None
+) -> None:
+    path = Path("/run/secrets/sealing-key")
+    if refused is None:
+        check_key_file_access(path, mode, owner, euid)
+    else:
+        with pytest.raises(PlatformError, match=refused) as caught:
+            check_key_file_access(path, mode, owner, euid)
+        assert str(path) in str(caught.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_key_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    path = key_file(tmp_path, KEY)
+    os.chown(path, 4242, 4242)
+    with pytest.raises(PlatformError, match="owned by uid 4242") as caught:
+        platform_on(fake_tsm(tmp_path), path).sealing_key()
     assert_key_absent(caught.value)
 
 

@@ -310,12 +310,7 @@ def _read_key_file(path: Path) -> bytes:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise PlatformError(f"sealing key file {path} is not a regular file")
-            mode = stat.S_IMODE(info.st_mode)
-            if mode & 0o077:
-                raise PlatformError(
-                    f"sealing key file {path} has mode {mode:04o}: group and others must have "
-                    f"no access to it; fix with `chmod 600 {path}`"
-                )
+            check_key_file_access(path, stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid())
             data = handle.read(_MAX_KEY_FILE_SIZE + 1)
     except FileNotFoundError:
         raise PlatformError(
@@ -328,6 +323,32 @@ def _read_key_file(path: Path) -> bytes:
     except OSError as exc:
         raise PlatformError(f"cannot read sealing key file {path}: {exc.strerror}") from None
     return _parse_key(data, path)
+
+
+def check_key_file_access(path: Path, mode: int, owner: int, euid: int) -> None:
+    """Refuse a key file others could read, by PostgreSQL's rule for its server key.
+
+    Owned by this process's user: no access for group or others (0600 or less). Owned by
+    root while the process is not root: group read is allowed too (0640 or less), which is
+    how Kubernetes mounts a Secret under a pod's fsGroup (root-owned, 0440) and how a
+    provisioning service running as root hands a key to a service account's group. Any
+    other owner could change the file's mode at will: refused.
+    """
+    if owner not in (euid, 0):
+        raise PlatformError(
+            f"sealing key file {path} is owned by uid {owner}: it must be owned by this "
+            f"process's user (uid {euid}) or by root"
+        )
+    allowed = 0o040 if owner == 0 and euid != 0 else 0
+    if mode & 0o077 & ~allowed:
+        rule, fix = (
+            ("a root-owned key file may be readable by its group, no more", "chmod 640")
+            if allowed
+            else ("group and others must have no access to it", "chmod 600")
+        )
+        raise PlatformError(
+            f"sealing key file {path} has mode {mode:04o}: {rule}; fix with `{fix} {path}`"
+        )
 
 
 def _parse_key(data: bytes, path: Path) -> bytes:
