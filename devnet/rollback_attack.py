@@ -171,9 +171,12 @@ def revert_name(w3: Web3, tx_hash: bytes) -> str:
     """The name of the error a mined, reverted transaction reverted with: the call replayed
     on the state before its block (anvil mines one transaction per block)."""
     tx = w3.eth.get_transaction(HexBytes(tx_hash))
+    # The block from the receipt: anvil may still answer the transaction from its pool,
+    # without a block number, just after mining it.
+    block = int(w3.eth.get_transaction_receipt(HexBytes(tx_hash))["blockNumber"])
     call: TxParams = {"from": tx["from"], "to": tx["to"], "data": tx["input"]}
     try:
-        w3.eth.call(call, block_identifier=int(tx["blockNumber"]) - 1)
+        w3.eth.call(call, block_identifier=block - 1)
     except ContractLogicError as exc:
         payload = revert_payload(exc.data)
         return decode_revert(payload).split("(")[0] if payload else "no reason given"
