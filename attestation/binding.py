@@ -10,14 +10,20 @@ The domain tag keeps a quote made for this purpose from being passed off for ano
 from __future__ import annotations
 
 import hashlib
+import json
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from attestation.checks import CheckName
+from attestation.jsontext import loads_bounded
 from attestation.report import Check
 
 IDENTITY_TAG = b"tee-agent/identity/v1"
 NONCE_SIZE = 32
+# The largest event log an attestation carries (1 MiB). A TD's firmware log with the agent's
+# events is tens of KiB in dstack's JSON form; the cap keeps a broken or hostile platform
+# log (or host) from swelling a reply, and leaves the reply far below gRPC's 4 MiB default.
+MAX_SERVED_EVENT_LOG_SIZE = 1 << 20
 _IDENTITY_BYTES = ("x25519_public_key", "config_hash", "model_hash")
 
 
@@ -111,24 +117,55 @@ class AgentIdentity(BaseModel):
 
 
 class AgentAttestation(BaseModel):
-    """A quote over a verifier's nonce, with the identity the agent claims it binds: what
-    `tee-agent attest --out` saves and `tee-agent verify agent` checks."""
+    """A quote over a verifier's nonce, with the identity the agent claims it binds and the
+    platform's event log (dstack's JSON form, empty for none): what `tee-agent attest --out`
+    saves and `tee-agent verify agent` checks.
+
+    The event log is at most `MAX_SERVED_EVENT_LOG_SIZE` bytes of JSON; nothing here says
+    whether it replays to the quote (`attestation.event_log` does).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     quote: bytes
     nonce: bytes
     identity: AgentIdentity
+    event_log: bytes = b""
+
+    @field_validator("event_log")
+    @classmethod
+    def _event_log(cls, value: bytes) -> bytes:
+        if len(value) > MAX_SERVED_EVENT_LOG_SIZE:
+            raise ValueError(
+                f"the event log is {len(value)} bytes, over the {MAX_SERVED_EVENT_LOG_SIZE} "
+                "(1 MiB) an attestation carries (MAX_SERVED_EVENT_LOG_SIZE)"
+            )
+        if value:
+            try:
+                loads_bounded(value)
+            except ValueError as exc:
+                raise ValueError(f"the event log is not JSON (dstack's form): {exc}") from None
+        return value
 
     def to_file_dict(self) -> dict[str, object]:
         """The attestation as JSON values: quote and nonce in hex, the identity's bytes as
-        0x-hex (what `tee-agent attest --out` writes)."""
+        0x-hex, the event log as its JSON value (an array of events; [] for none), so that
+        the file itself is what `tee-agent verify quote --event-log` reads (what
+        `tee-agent attest --out` writes)."""
         identity = self.identity.to_json_dict()
-        return {"quote": self.quote.hex(), "nonce": self.nonce.hex(), "identity": identity}
+        event_log = loads_bounded(self.event_log) if self.event_log else []
+        return {
+            "quote": self.quote.hex(),
+            "nonce": self.nonce.hex(),
+            "identity": identity,
+            "event_log": event_log,
+        }
 
     @classmethod
     def from_file_dict(cls, data: object) -> AgentAttestation:
-        """Parse what `to_file_dict` wrote.
+        """Parse what `to_file_dict` wrote (a file without `event_log`, as written before
+        attestations carried one, has none). The event log comes back as compact JSON text:
+        the same events, though not necessarily the bytes the agent served.
 
         Raises:
             ValueError: not an object with the quote, the nonce and the identity, or a
@@ -137,7 +174,18 @@ class AgentAttestation(BaseModel):
         if not isinstance(data, dict):
             raise ValueError("expected an object with quote, nonce and identity")
         identity = AgentIdentity.from_json_dict(data.get("identity"))
-        return cls(quote=_hex(data.get("quote")), nonce=_hex(data.get("nonce")), identity=identity)
+        logged = data.get("event_log")
+        event_log = b"" if logged is None or logged == [] else _compact_json(logged)
+        return cls(
+            quote=_hex(data.get("quote")),
+            nonce=_hex(data.get("nonce")),
+            identity=identity,
+            event_log=event_log,
+        )
+
+
+def _compact_json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def _hex(value: object) -> bytes:

@@ -23,7 +23,7 @@ import hashlib
 import json
 
 from attestation.checks import CheckName
-from attestation.errors import EventLogMalformedError, EventLogSizeError
+from attestation.errors import EventLogError, EventLogMalformedError, EventLogSizeError
 from attestation.formats.ccel import EV_NO_ACTION, looks_like_ccel, parse_ccel
 from attestation.formats.event_log import (
     DSTACK_RUNTIME_EVENT_TYPE,
@@ -141,6 +141,31 @@ def verify_event_log(report: VerificationReport, data: bytes) -> VerificationRep
     return attach_event_log(report, parse_event_log(data))
 
 
+def verify_served_event_log(report: VerificationReport, data: bytes) -> VerificationReport:
+    """`verify_event_log` for a log served with the evidence by the party being verified (an
+    agent's attestation), not one the caller brings: empty, it is no log (`report` comes
+    back as it was); one that cannot be parsed fails `event_log_replay`, since the evidence
+    is at fault, not the caller's input."""
+    if not data:
+        return report
+    try:
+        return verify_event_log(report, data)
+    except EventLogError as exc:
+        failed = Check(
+            name=CheckName.EVENT_LOG_REPLAY,
+            passed=False,
+            detail=f"the event log served with the quote cannot be read, so nothing replays "
+            f"to its RTMRs: {exc}",
+        )
+        return report.model_copy(
+            update={
+                "checks": [*report.checks, failed],
+                "valid": False,
+                "error": report.error or f"{failed.name}: {failed.detail}",
+            }
+        )
+
+
 def attach_event_log(report: VerificationReport, log: EventLog) -> VerificationReport:
     """`verify_event_log` for an already parsed log."""
     problems = [p for i, e in enumerate(log.events) if (p := digest_problem(i, e)) is not None]
@@ -194,11 +219,16 @@ def _replay_check(report: VerificationReport, registers: list[bytes]) -> Check:
     for index, value in enumerate(registers):
         quoted = report.measurements.get(f"rtmr{index}", "").lower()
         if quoted != value.hex():
+            replayed = (
+                "has no event for it: nothing explains it (a log of the agent's events alone "
+                "leaves out the firmware's, which a TD's CCEL table holds)"
+                if value == ZERO_RTMR
+                else f"replays to {value.hex()}"
+            )
             return Check(
                 name=CheckName.EVENT_LOG_REPLAY,
                 passed=False,
-                detail=f"rtmr{index}: the quote holds {quoted or 'none'}, the event log "
-                f"replays to {value.hex()}",
+                detail=f"rtmr{index}: the quote holds {quoted or 'none'}, the event log {replayed}",
             )
     return Check(
         name=CheckName.EVENT_LOG_REPLAY,

@@ -48,8 +48,10 @@ def event_log_policy_checks(report: VerificationReport, rule: EventLogRule) -> l
         present = Check(
             name=CheckName.POLICY_EVENT_LOG,
             passed=False,
-            detail="the policy has [event_log] rules, but no event log was given "
-            "(pass --event-log FILE)",
+            detail="the policy has [event_log] rules, but no event log came with the "
+            "evidence: give `verify quote` one with --event-log FILE; an agent serves its own "
+            "with its attestation, and an empty one (SGX, or a host that withheld it) "
+            "satisfies no rule",
         )
     else:
         present = Check(

@@ -73,6 +73,9 @@ def build_parser(prog: str = "python -m enclave") -> argparse.ArgumentParser:
         "--tdx-measurements", type=Path, help="tdx_guest sysfs measurements directory (tdx)"
     )
     serve.add_argument("--rtmr3-log", type=Path, help="event log of our RTMR3 extensions (tdx)")
+    serve.add_argument(
+        "--ccel", type=Path, help="the firmware's CCEL event log, served without dstack (tdx)"
+    )
     serve.add_argument("--gramine-base", type=Path, help="Gramine /dev/attestation (sgx)")
     serve.add_argument("--model", type=Path, help="GGUF model for the LLM policy")
     serve.add_argument(
@@ -194,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
             dstack_endpoint=args.dstack_endpoint,
             tdx_measurements=args.tdx_measurements,
             rtmr3_log=args.rtmr3_log,
+            ccel=args.ccel,
         ),
         config,
         policy,

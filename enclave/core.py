@@ -26,6 +26,7 @@ from enclave.owner import OwnerCommandError, open_owner_command
 from enclave.platform.base import Platform
 from enclave.policy import Policy
 from enclave.sealing import Sealer, SealingError
+from enclave.served_event_log import EventLogUnservable, served_event_log
 from enclave.signer import AccountSigner
 from enclave.state import (
     MAX_PENDING_BYTES,
@@ -177,16 +178,23 @@ class EnclaveCore:
         )
 
     def attest(self, nonce: bytes) -> AgentAttestation:
-        """A quote whose report_data binds the identity and `nonce`.
+        """A quote whose report_data binds the identity and `nonce`, with the platform's
+        event log (read after the quote, so it holds every extension the quote shows).
 
         Raises:
             EnclaveError("invalid_argument"): the nonce is not 32 bytes.
+            EnclaveError("failed_precondition"): the event log cannot be served (over
+                1 MiB, unreadable, not JSON: `enclave.served_event_log`).
         """
         identity = self.identity()
         if len(nonce) != 32:
             raise EnclaveError("invalid_argument", f"the nonce must be 32 bytes, got {len(nonce)}")
         quote = self._platform.quote(identity_report_data(identity.binding(), nonce))
-        return AgentAttestation(quote=quote, nonce=nonce, identity=identity)
+        try:
+            event_log = served_event_log(self._platform)
+        except EventLogUnservable as exc:
+            raise EnclaveError("failed_precondition", str(exc)) from None
+        return AgentAttestation(quote=quote, nonce=nonce, identity=identity, event_log=event_log)
 
     # -- changes --------------------------------------------------------------------------
 

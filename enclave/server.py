@@ -47,6 +47,8 @@ class PlatformChoice:
     # TDX, kernel route to RTMR3: the sysfs measurements directory and our event log.
     tdx_measurements: Path | None = None
     rtmr3_log: Path | None = None
+    # TDX without dstack: the firmware's event log (the CCEL table), served for RTMR0-2.
+    ccel: Path | None = None
 
 
 KEY_SOURCES = ("dstack-kms", "file")
@@ -114,6 +116,7 @@ def _make_tdx(choice: PlatformChoice, config_hash: bytes, model_hash: bytes | No
     from enclave.platform.dstack_agent import DstackAgent, find_endpoint
     from enclave.platform.runtime_events import agent_events
     from enclave.platform.tdx import DEFAULT_TSM_REPORT_DIR, TdxPlatform
+    from enclave.platform.tdx_ccel import DEFAULT_CCEL
     from enclave.platform.tdx_rtmr import (
         DEFAULT_EVENT_LOG,
         DEFAULT_MEASUREMENTS_DIR,
@@ -154,6 +157,7 @@ def _make_tdx(choice: PlatformChoice, config_hash: bytes, model_hash: bytes | No
         choice.sealing_key_file if source == "file" else None,
         kms=dstack if source == "dstack-kms" else None,
         rtmr3=measurer,
+        ccel=choice.ccel or DEFAULT_CCEL,
     )
 
 

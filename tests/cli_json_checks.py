@@ -75,15 +75,42 @@ def receipts_written(out: dict[str, Any], given: Given) -> None:
     assert len(json.loads((given.tmp / "receipts.json").read_text())) == out["written"]
 
 
+def sim_event_log_verified(log: dict[str, Any], given: Given) -> None:
+    """The sim enclave's served log, replayed: its one event records the config hash."""
+    config_hash = load_config(Path(given.world.config)).config_hash().hex()
+    assert log["verified"] is True and set(log["rtmrs"]) == {f"rtmr{i}" for i in range(4)}
+    assert [(e["imr"], e["event"], e["payload"]) for e in log["events"]] == [
+        (0, "tee-agent.config-hash", config_hash)
+    ]
+
+
 def attest_ok(out: dict[str, Any], given: Given) -> None:
     assert out["valid"] is True and out["accepted"] is True and out["binding"]["passed"]
     assert out["tee"] == "sim" and failed(out) == [] and len(out["checks"]) > 5
     assert out["identity"]["address"] == given.now.address
+    sim_event_log_verified(out["event_log"], given)
+
+
+def attest_written(out: dict[str, Any], given: Given) -> None:
+    attest_ok(out, given)
+    saved = json.loads((given.tmp / "attestation.json").read_text())
+    assert set(saved) == {"quote", "nonce", "identity", "event_log"}
+    assert saved["nonce"] == out["nonce"] and saved["identity"] == out["identity"]
+    [event] = saved["event_log"]  # dstack's JSON form, as the agent served it
+    assert set(event) == {"imr", "event_type", "digest", "event", "event_payload"}
+    assert event["event_payload"] == out["event_log"]["events"][0]["payload"]
 
 
 def attest_untrusted(out: dict[str, Any], _: Given) -> None:
     assert out["valid"] is False and out["accepted"] is False
     assert failed(out) == ["pck_chain_root_pinned"]
+
+
+def attest_event_log_tampered(out: dict[str, Any], _: Given) -> None:
+    # The quote and its binding hold; the relayed log no longer replays to its RTMRs.
+    assert out["valid"] is False and out["accepted"] is False and out["binding"]["passed"]
+    assert failed(out) == ["event_log_digests", "event_log_replay"]
+    assert out["error"].startswith("event_log_digests") and out["event_log"]["verified"] is False
 
 
 def owner_applied(action: str) -> Check:
@@ -131,6 +158,15 @@ def agent_ok(out: dict[str, Any], given: Given) -> None:
     assert out["address"] == given.now.address and out["receipts"] == given.now.receipts
     names = {check["name"] for check in out["checks"]}
     assert {"attestation", "report_data_binding", "receipt_chain", "receipts_on_chain"} <= names
+    assert {"event_log_digests", "event_log_replay", "event_log_binds_identity"} <= names
+    sim_event_log_verified(out["event_log"], given)
+
+
+def agent_event_log_tampered(out: dict[str, Any], given: Given) -> None:
+    # Everything holds but the log: its first event's digest was flipped on the way.
+    assert out["valid"] is False and out["address"] == given.now.address
+    assert failed(out) == ["event_log_digests", "event_log_replay"]
+    assert out["error"].startswith("event_log_digests") and out["event_log"]["verified"] is False
 
 
 def agent_not_in_vault(out: dict[str, Any], given: Given) -> None:

@@ -1,7 +1,7 @@
 """One world for driving every `tee-agent` command as a subprocess: anvil with Uniswap V2 and
 a GuardedVault, a real host with its simulated enclave (whose config names that vault), the
-key and token files the commands read, a relay that corrupts the receipts it passes on, and
-an LLM receipt to replay.
+key and token files the commands read, a relay that corrupts the receipts it passes on, one
+that tampers with the event log served with the attestation, and an LLM receipt to replay.
 
 The vault is owned by DEPLOYER, priced in the devnet's USD, with Router02 and the ETH/USD
 market allowed, 2,500 USD deposited and `REGISTERED` (not the host's agent) registered with
@@ -17,15 +17,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import grpc
 from tee_agent_rpc import agent_pb2 as pb
-from tee_agent_rpc import agent_pb2_grpc as pb_grpc
 from tee_agent_rpc import enclave_pb2 as enclave_pb
 from web3 import Web3
 
@@ -36,6 +32,7 @@ from devnet.enclave_config import enclave_config_toml
 from devnet.market import deploy_market, fund
 from enclave.policy import Decision
 from host.chain.vault_owner import TwapSettings, VaultOwner, deploy_vault
+from tests.agent_relay import cut_signatures, flip_first_event, relay
 from tests.enclave_harness import EnclaveWorld, balances, serialized, ticks
 from tests.host_harness import AUTH, TOKEN, HostUnderTest, running_host
 from tests.test_enclave_process import receipt_of
@@ -76,6 +73,7 @@ class World:
     enclave: EnclaveWorld
     host: HostUnderTest
     relay: str  # HOST:PORT of the relay that corrupts receipts
+    tampered: str  # HOST:PORT of the relay that flips an event of the served event log
     cwd: Path
     owner_key: Path  # DEPLOYER's secp256k1 key: the vault's owner
     stranger_key: Path
@@ -108,31 +106,6 @@ class World:
         return self.host.stub.GetStatus(pb.GetStatusRequest())  # type: ignore[no-any-return]
 
 
-class _CorruptingRelay(pb_grpc.AgentServicer):  # type: ignore[misc]
-    """A host that relays the agent's receipts with each signature cut to 3 bytes."""
-
-    def __init__(self, upstream: Any) -> None:
-        self.upstream = upstream
-
-    def ListReceipts(self, request: Any, context: Any) -> Any:
-        answer = self.upstream.ListReceipts(request)
-        for event in answer.receipts:
-            event.receipt.signature = event.receipt.signature[:3]
-        return answer
-
-
-@contextmanager
-def corrupting_relay(upstream: Any) -> Iterator[str]:
-    server = grpc.server(ThreadPoolExecutor(max_workers=2))
-    pb_grpc.add_AgentServicer_to_server(_CorruptingRelay(upstream), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.stop(grace=None)
-
-
 @contextmanager
 def cli_world(root: Path) -> Iterator[World]:
     """The chain, the vault, the host with its enclave and its ticks, the relay, the files."""
@@ -154,13 +127,17 @@ def cli_world(root: Path) -> Iterator[World]:
         files = root / "files"
         files.mkdir()
         (root / "cwd").mkdir()
-        with running_host(enclave) as host, corrupting_relay(host.stub) as relay:
+        with (
+            running_host(enclave) as host,
+            relay(host.stub, receipts=cut_signatures) as corrupting,
+            relay(host.stub, attestation=flip_first_event) as tampering,
+        ):
             prices = [2000.0 + 5 * (index % 7) for index in range(TICKS)]
             host.stub.StreamMarketData(iter([ticks(prices, pair="ETH/USD")]), metadata=AUTH)
             _wait_for_ticks(host, TICKS)
             yield World(
                 anvil=anvil, w3=w3, dex=dex, owner=owner, enclave=enclave, host=host,
-                relay=relay, cwd=root / "cwd",
+                relay=corrupting, tampered=tampering, cwd=root / "cwd",
                 owner_key=secret(files / "owner.key", DEV_PRIVATE_KEYS[0]),
                 stranger_key=secret(files / "stranger.key", DEV_PRIVATE_KEYS[3]),
                 loose_key=secret(files / "loose.key", DEV_PRIVATE_KEYS[0], mode=0o644),
@@ -243,7 +220,7 @@ class Given:
         --key and --token-file)."""
         w, dex = self.world, self.world.dex
         values: dict[str, str | tuple[str, ...]] = {
-            "target": w.target, "relay": w.relay, "down": DOWN, "down_rpc": f"http://{DOWN}",
+            "target": w.target, "relay": w.relay, "tampered": w.tampered, "down": DOWN, "down_rpc": f"http://{DOWN}",
             "root": w.root, "rpc": w.rpc, "vault": w.vault, "config": w.config,
             "tmp": str(self.tmp), "agent_root": str(w.enclave.root),
             "owner_key": str(w.owner_key), "stranger_key": str(w.stranger_key),

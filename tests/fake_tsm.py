@@ -30,7 +30,8 @@ HEADER_SIZE = 48
 V5_BODY_DESCRIPTOR_SIZE = 6
 TD_REPORT_DATA_OFFSET = 520
 REPORT_DATA_SIZE = 64
-# A.3.2 again: RTMR3 is the 48 bytes right before REPORTDATA (16+48+48+8+8+8+48*4+48*3 = 472).
+# A.3.2 again: RTMR3 is the 48 bytes right before REPORTDATA (16+48+48+8+8+8+48*4+48*3 = 472),
+# RTMR0..2 the three before it.
 TD_RTMR3_OFFSET = 472
 RTMR_SIZE = 48
 
@@ -44,16 +45,30 @@ def report_data_offset(quote: bytes) -> int:
     return HEADER_SIZE + descriptor + TD_REPORT_DATA_OFFSET
 
 
+def _rtmr_offset(quote: bytes, index: int) -> int:
+    return (
+        report_data_offset(quote)
+        - TD_REPORT_DATA_OFFSET
+        + TD_RTMR3_OFFSET
+        - RTMR_SIZE * (3 - index)
+    )
+
+
 def rtmr3_of(quote: bytes) -> bytes:
     """The RTMR3 field of a TDX v4 or v5 quote."""
-    start = report_data_offset(quote) - TD_REPORT_DATA_OFFSET + TD_RTMR3_OFFSET
+    start = _rtmr_offset(quote, 3)
     return quote[start : start + RTMR_SIZE]
+
+
+def with_rtmr(quote: bytes, index: int, value: bytes) -> bytes:
+    """The quote with its RTMR`index` field replaced."""
+    start = _rtmr_offset(quote, index)
+    return quote[:start] + value + quote[start + RTMR_SIZE :]
 
 
 def with_rtmr3(quote: bytes, rtmr3: bytes) -> bytes:
     """The quote with its RTMR3 field replaced."""
-    start = report_data_offset(quote) - TD_REPORT_DATA_OFFSET + TD_RTMR3_OFFSET
-    return quote[:start] + rtmr3 + quote[start + RTMR_SIZE :]
+    return with_rtmr(quote, 3, rtmr3)
 
 
 def with_report_data(quote: bytes, report_data: bytes) -> bytes:
@@ -72,6 +87,8 @@ class FakeConfigfsTsm(ConfigfsOps):
     deny: refuse to create entries, as configfs does for an unprivileged process.
     rtmr3: RTMR3 at boot (None: the template quote's own value); extensions move it and
         every later quote carries it.
+    boot_rtmrs: RTMR0..2 as the firmware left them (None: the template quote's own), e.g.
+        what a CCEL log replays to.
     """
 
     def __init__(
@@ -84,8 +101,11 @@ class FakeConfigfsTsm(ConfigfsOps):
         outblob: bytes | None = None,
         deny: bool = False,
         rtmr3: bytes | None = None,
+        boot_rtmrs: tuple[bytes, bytes, bytes] | None = None,
     ) -> None:
         report_data_offset(quote)  # fail early on a template that is not TDX v4/v5
+        for index, value in enumerate(boot_rtmrs or ()):
+            quote = with_rtmr(quote, index, value)
         self.rtmr3 = rtmr3_of(quote) if rtmr3 is None else rtmr3
         self.extensions: list[bytes] = []
         base.mkdir(parents=True, exist_ok=True)

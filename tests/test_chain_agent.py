@@ -26,6 +26,7 @@ from devnet.dex import balances  # noqa: E402
 from host.chain.audit import AuditCheck, audit_agent  # noqa: E402
 from host.cli import main  # noqa: E402
 from host.run import RunningHost  # noqa: E402
+from tests.agent_relay import flip_first_digest  # noqa: E402
 from wire.records import ReceiptRecord  # noqa: E402
 
 # The vault's swap(address,address,address,uint256,uint256,uint256,uint64,bytes32).
@@ -195,6 +196,48 @@ def test_verify_agent_fails_on_an_edited_decision_or_replaced_inputs(
     receipts.write_text(json.dumps(withheld))
     code, report = _verify_report(session, receipts, attestation, capsys)
     assert code == 1 and f"seq {hold_seq} decision_json withheld" in report["error"]
+
+
+def test_verify_agent_replays_the_event_log_of_the_attestation_file(
+    session: Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log `attest --out` saved replays, and applies the policy's [event_log]; flipped,
+    it fails the checks `verify quote` names; withheld, a policy that needs it fails."""
+    receipts, attestation = _exported(session, tmp_path, capsys)
+    code, report = _verify_report(session, receipts, attestation, capsys)
+    assert code == 0 and report["event_log"]["verified"] is True
+    assert [e["event"] for e in report["event_log"]["events"]] == ["tee-agent.config-hash"]
+    passed = {c["name"] for c in report["checks"] if c["passed"]}
+    assert {"event_log_digests", "event_log_replay", "event_log_binds_identity"} <= passed
+
+    saved = json.loads(attestation.read_text())
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[[tdx]]\nmr_td = "{report["attestation"]["measurements"]["mr_td"]}"\n'
+                      f'[event_log]\nconfig_hash = "{saved["identity"]["config_hash"][2:]}"\n')  # fmt: skip
+
+    def policy_detail() -> str:
+        code = main(["verify", "agent", "--rpc", session.anvil.url, "--receipts", str(receipts),
+                     "--attestation", str(attestation), "--trust-root",
+                     str(session.workdir / "agent" / "sim" / "root.pem"), "--policy", str(policy),
+                     "--vault", session.vault.vault.address, "--json"])  # fmt: skip
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert code == 1  # a simulated quote has no TCB status, which no policy accepts
+        return next(c["detail"] for c in out["checks"] if c["name"] == "attestation_policy")
+
+    assert "policy_event_log" not in policy_detail()  # the log holds the pinned config hash
+
+    attestation.write_text(
+        json.dumps({**saved, "event_log": flip_first_digest(saved["event_log"])})
+    )
+    code, report = _verify_report(session, receipts, attestation, capsys)
+    failed = [c["name"] for c in report["checks"] if not c["passed"]]
+    assert code == 1 and failed == ["event_log_digests", "event_log_replay"]
+    assert report["error"].startswith("event_log_digests") and not report["event_log"]["verified"]
+
+    attestation.write_text(json.dumps({**saved, "event_log": []}))
+    code, report = _verify_report(session, receipts, attestation, capsys)
+    assert code == 0 and report["event_log"] is None  # no log, and no policy asking for one
+    assert "policy_event_log: the policy has [event_log] rules, but no event log" in policy_detail()
 
 
 def test_audit_agent_checks_every_receipt_text(session: Session) -> None:

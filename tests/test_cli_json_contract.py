@@ -96,7 +96,12 @@ CASES = [
          error="--limit must be at least 1"),
     Case("receipts", "unreachable", "receipts --host {down}", 2, error="cannot reach the agent"),
     Case("attest", "ok", "attest --host {target} --trust-root {root}", 0, checks.attest_ok),
+    Case("attest", "out", "attest --host {target} --trust-root {root} --out "
+         "{tmp}/attestation.json", 0, checks.attest_written),
     Case("attest", "check_failed", "attest --host {target}", 1, checks.attest_untrusted),
+    # A host that flips one bit of an event in the log it relays with the quote.
+    Case("attest", "event_log_tampered", "attest --host {tampered} --trust-root {root}", 1,
+         checks.attest_event_log_tampered),
     Case("attest", "bad_input", "attest --host {target} --nonce ab", 2,
          error="--nonce: expected 32 bytes"),
     Case("owner pause", "ok", "owner pause {agent} --trust-root {root}", 0,
@@ -125,6 +130,8 @@ CASES = [
     # The agent attests, but the vault it is audited against has another agent active.
     Case("verify agent", "check_failed", "verify agent --rpc {rpc} --host {target} "
          "--trust-root {root} --vault {vault}", 1, checks.agent_not_in_vault),
+    Case("verify agent", "event_log_tampered", "verify agent --rpc {rpc} --host {tampered} "
+         "--trust-root {root}", 1, checks.agent_event_log_tampered),
     Case("verify agent", "unreachable", "verify agent --rpc {down_rpc} --host {target}", 2,
          error="cannot reach the chain"),
     Case("replay-decision", "ok", "replay-decision {receipt} --config {llm_config} "

@@ -62,11 +62,13 @@ BOOT_EVENTS = [
 
 @dataclass
 class Td:
-    """One boot of a fake TD: its configfs-tsm, its sysfs RTMRs, its /run."""
+    """One boot of a fake TD: its configfs-tsm, its sysfs RTMRs, its /run, and where its
+    firmware's CCEL table would be (no file: no table)."""
 
     tsm: FakeConfigfsTsm
     sysfs: FakeTdxMeasurements
     run: Path
+    ccel: Path
 
     def kernel(self) -> KernelRtmr3:
         return KernelRtmr3(
@@ -79,17 +81,26 @@ class Td:
         model_hash: bytes | None = MODEL,
         dstack: DstackAgent | None = None,
         kms: DstackAgent | None = None,
+        key_file: Path | None = None,
     ) -> TdxPlatform:
         measurer = Rtmr3Measurer(
             agent_events(config_hash, model_hash), kernel=self.kernel(), dstack=dstack
         )
-        return TdxPlatform(self.tsm.base, kms=kms, rtmr3=measurer, ops=self.tsm)
+        return TdxPlatform(
+            self.tsm.base, key_file, kms=kms, rtmr3=measurer, ccel=self.ccel, ops=self.tsm
+        )
 
 
-def boot(root: Path, name: str = "boot", rtmr3: bytes = bytes(48), **sysfs: bool) -> Td:
-    tsm = FakeConfigfsTsm(root / name / "tsm" / "report", QUOTE, rtmr3=rtmr3)
+def boot(
+    root: Path,
+    name: str = "boot",
+    rtmr3: bytes = bytes(48),
+    boot_rtmrs: tuple[bytes, bytes, bytes] | None = None,
+    **sysfs: bool,
+) -> Td:
+    tsm = FakeConfigfsTsm(root / name / "tsm" / "report", QUOTE, rtmr3=rtmr3, boot_rtmrs=boot_rtmrs)
     measurements = FakeTdxMeasurements(root / name / "sys" / "measurements", tsm, **sysfs)
-    return Td(tsm, measurements, root / name / "run")
+    return Td(tsm, measurements, root / name / "run", root / name / "sys" / "firmware" / "CCEL")
 
 
 def rtmr3(platform: TdxPlatform) -> bytes:
@@ -207,6 +218,8 @@ def test_dstack_emit_event_extends_rtmr3_and_its_log_replays(
 ) -> None:
     td, agent = dstack_td
     platform = td.platform(dstack=DstackAgent(agent.socket))
+    td.ccel.parent.mkdir(parents=True)
+    td.ccel.write_bytes(b"not read: dstack's log holds the firmware's events")
 
     measured = rtmr3(platform)
 

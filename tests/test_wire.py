@@ -4,11 +4,18 @@ message that cannot make a value (from a lying host, say) is refused with the fi
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 
 import pytest
 from tee_agent_rpc import messages_pb2 as messages
 
-from attestation.binding import AgentAttestation, AgentIdentity, identity_report_data
+from attestation.binding import (
+    MAX_SERVED_EVENT_LOG_SIZE,
+    AgentAttestation,
+    AgentIdentity,
+    identity_report_data,
+)
 from attestation.ethereum import recover_signer
 from attestation.receipt import ZERO_HASH, receipt_hash
 from enclave.receipts import make_receipt
@@ -106,6 +113,41 @@ def test_an_identity_and_an_attestation_come_back_whole() -> None:
     assert attestation_from_message(message) == sent
     assert identity_from_message(identity_message(sent.identity)) == sent.identity
     assert AgentAttestation.from_file_dict(sent.to_file_dict()) == sent
+
+
+def test_an_attestation_carries_its_event_log_and_the_file_holds_it_as_json() -> None:
+    log = b'[{"imr":0,"event_type":134217730,"digest":"' + b"ab" * 48 + b'","event":"e",' \
+        b'"event_payload":"ab"}]'  # fmt: skip
+    sent = AgentAttestation(quote=b"q", nonce=b"\x44" * 32, identity=identity(), event_log=log)
+    message = attestation_message(sent)
+    assert message.event_log == log and attestation_from_message(message) == sent
+    # The client's own nonce, not the one the host echoes.
+    message.nonce = b"\x55" * 32
+    assert attestation_from_message(message, b"\x44" * 32) == sent
+    saved = sent.to_file_dict()
+    assert saved["event_log"] == json.loads(log)  # an array: `verify quote --event-log` reads it
+    assert AgentAttestation.from_file_dict(saved) == sent
+    # A file from before attestations carried a log has none.
+    old = {k: v for k, v in saved.items() if k != "event_log"}
+    assert AgentAttestation.from_file_dict(old).event_log == b""
+    assert AgentAttestation.from_file_dict({**saved, "event_log": []}).event_log == b""
+
+
+@pytest.mark.parametrize(
+    ("event_log", "error"),
+    [
+        (b" " * (MAX_SERVED_EVENT_LOG_SIZE + 1), "is 1048577 bytes, over the 1048576 (1 MiB)"),
+        (b"[{", "the event log is not JSON"),
+        (b"[" * 200 + b"]" * 200, "nested too deeply"),
+    ],
+)
+def test_an_event_log_over_the_cap_or_not_json_is_refused(event_log: bytes, error: str) -> None:
+    message = attestation_message(
+        AgentAttestation(quote=b"q", nonce=b"\x44" * 32, identity=identity())
+    )
+    message.event_log = event_log
+    with pytest.raises(MalformedMessage, match=r"^attestation event_log: .*" + re.escape(error)):
+        attestation_from_message(message)
 
 
 def test_an_identity_with_a_short_key_is_refused_naming_it() -> None:

@@ -1,9 +1,9 @@
 """Who the agent is, on the wire: the `Identity` and `Attestation` messages and their values.
 
-The enclave says who it is (`Open`, `GetIdentity`) and attests to it (`Attest`) in these
-messages; the host relays them to clients (`GetAttestation`), and the clients (`tee-agent
-attest`, `verify agent`) read them back here into `attestation.binding` values, which the
-verifiers check.
+The enclave says who it is (`Open`, `GetIdentity`) and attests to it (`Attest`, with its
+platform's event log) in these messages; the host relays them to clients (`GetAttestation`),
+and the clients (`tee-agent attest`, `verify agent`) read them back here into
+`attestation.binding` values, which the verifiers check.
 """
 
 from __future__ import annotations
@@ -50,16 +50,31 @@ def attestation_message(attestation: AgentAttestation) -> AttestationMessage:
         identity=identity_message(attestation.identity),
         report_data=report_data,
         nonce=attestation.nonce,
+        event_log=attestation.event_log,
     )
 
 
-def attestation_from_message(message: AttestationMessage) -> AgentAttestation:
-    """The quote, nonce and identity an `Attestation` message carries (its report_data is
-    not read: the quote's own is the one a verifier checks).
+def attestation_from_message(
+    message: AttestationMessage, nonce: bytes | None = None
+) -> AgentAttestation:
+    """The quote, nonce, identity and event log an `Attestation` message carries (its
+    report_data is not read: the quote's own is the one a verifier checks).
+
+    `nonce`: the nonce the caller asked for, which a client takes instead of the echoed
+    one (the host may echo anything); None takes the echoed one.
 
     Raises:
-        MalformedMessage: as `identity_from_message`.
+        MalformedMessage: as `identity_from_message`, or an event log over
+            `MAX_SERVED_EVENT_LOG_SIZE` (1 MiB) or that is not JSON.
     """
-    return AgentAttestation(
-        quote=message.quote, nonce=message.nonce, identity=identity_from_message(message.identity)
-    )
+    identity = identity_from_message(message.identity)
+    try:
+        return AgentAttestation(
+            quote=message.quote,
+            nonce=message.nonce if nonce is None else nonce,
+            identity=identity,
+            event_log=message.event_log,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise MalformedMessage(f"attestation {error['loc'][0]}: {error['msg']}") from None

@@ -9,7 +9,8 @@ us; every attempt uses a fresh entry of its own, as that document recommends.
 
 Before its first quote or sealing key, the backend extends RTMR3 with the config and model
 hashes (`enclave.platform.tdx_rtmr`), once per boot, and checks that the quoted RTMR3 replays
-from the event log it serves.
+from the event log it serves. That log explains RTMR0-2 too: dstack's holds the firmware's
+events; without dstack they come from the firmware's CCEL table (`enclave.platform.tdx_ccel`).
 
 TDX has no hardware sealing key. In a dstack CVM the KMS hands the app its keys after
 checking the TD's quote, and the guest agent derives ours with GetKey
@@ -32,6 +33,7 @@ from attestation.errors import QuoteFormatError
 from attestation.formats.dcap import TdReport10, parse_dcap_quote
 from enclave.platform.base import REPORT_DATA_SIZE, Measurement, PlatformError
 from enclave.platform.dstack_agent import DstackAgent, DstackAgentError
+from enclave.platform.tdx_ccel import DEFAULT_CCEL, firmware_entries
 from enclave.platform.tdx_rtmr import Rtmr3Measurer, check_replay, write_whole
 
 # configfs-tsm-report ABI: the report interface root and the attributes of an entry.
@@ -102,8 +104,9 @@ class TdxPlatform:
     base: the configfs-tsm report directory. Sealing key source, one of: sealing_key_file,
     where a KMS provisioned the key; kms, dstack's guest agent (GetKey); neither makes
     sealing_key() refuse. rtmr3: what puts the agent's events in RTMR3 (None: nothing is
-    extended, and the event log is empty). ops: the file operations, left as the plain
-    system calls except in tests, which pass a fake kernel (tests/fake_tsm.py).
+    extended, and the log holds no agent event). ccel: the firmware's event log, served
+    when dstack's is not there. ops: the file operations, left as the plain system calls
+    except in tests, which pass a fake kernel (tests/fake_tsm.py).
     """
 
     name: str = "tdx"
@@ -116,6 +119,7 @@ class TdxPlatform:
         *,
         kms: DstackAgent | None = None,
         rtmr3: Rtmr3Measurer | None = None,
+        ccel: Path = DEFAULT_CCEL,
         ops: ConfigfsOps | None = None,
     ) -> None:
         if sealing_key_file is not None and kms is not None:
@@ -126,6 +130,7 @@ class TdxPlatform:
         self.sealing_key_file = sealing_key_file
         self.kms = kms
         self.rtmr3 = rtmr3
+        self.ccel = ccel
         self._ops = ops if ops is not None else ConfigfsOps()
         self._measurement: Measurement | None = None
         self._measured = False
@@ -181,15 +186,18 @@ class TdxPlatform:
         return self._measurement
 
     def event_log(self) -> bytes:
-        """The event log that explains RTMR3 (dstack's JSON form); b"[]" without one.
+        """The event log that explains RTMR0-3 (dstack's JSON form): dstack's, which holds
+        the firmware's events, when its guest agent is there; else the firmware's CCEL
+        events (none without the table); then the agent's RTMR3 events. b"[]" for none.
 
         Raises:
-            PlatformError: as `measurement`, or the log cannot be read.
+            PlatformError: as `measurement`, or a log cannot be read.
         """
         self._ensure_measured()
-        if self.rtmr3 is None:
-            return b"[]"
-        return json.dumps(self.rtmr3.entries()).encode()
+        runtime = [] if self.rtmr3 is None else self.rtmr3.entries()
+        from_dstack = self.rtmr3 is not None and self.rtmr3.dstack is not None
+        boot = [] if from_dstack else firmware_entries(self.ccel)
+        return json.dumps(boot + runtime).encode()
 
     def sealing_key(self) -> bytes:
         """The 32-byte sealing key, from dstack's KMS or the provisioned file, after RTMR3

@@ -2,8 +2,11 @@
 
 Given a quote with the identity it binds, the agent's receipts, and a node of the chain the
 agent signs for, check that:
-1. the quote is genuine and binds the address, the X25519 key and the config hash (and, with
-   a policy, that its measurements and TCB are acceptable);
+1. the quote is genuine and binds the address, the X25519 key and the config hash; the event
+   log served with it, when there is one, replays to its RTMR0-3 (`event_log_digests`,
+   `event_log_replay`, as `verify quote --event-log` checks) and records that config hash
+   (`event_log_binds_identity`); and, with a policy, its measurements, TCB and (`[event_log]`)
+   logged events are acceptable;
 2. the receipts are signed by that address, in sequence, each linked to the one before,
    and the decision and input texts served with them (when given) hash to what each signed;
 3. every receipt with a transaction hash names a transaction on chain, sent from that address;
@@ -30,8 +33,10 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from attestation.binding import AgentAttestation, check_binding
-from attestation.checks import POLICY_CHECKS
+from attestation.checks import POLICY_CHECKS, CheckName
+from attestation.event_log import verify_served_event_log
 from attestation.policy import ValidationPolicy, validate
+from attestation.policy_event_log import identity_events_check
 from attestation.receipt import Receipt
 from attestation.receipt_chain import verify_receipts
 from attestation.receipt_texts import ReceiptTexts, check_receipt_texts
@@ -43,6 +48,9 @@ from host.chain.replacement_audit import is_replacement, replacements_have_recei
 from host.chain.vault import VaultError
 from host.chain.vault_audit import NO_TX, Finding
 from host.chain.vault_record import VaultRecord, read_vault_record, transactions_from
+
+# The checks of a served event log, named as `verify quote --event-log` names them.
+_EVENT_LOG_CHECKS = (CheckName.EVENT_LOG_DIGESTS, CheckName.EVENT_LOG_REPLAY)
 
 
 class AuditCheck(StrEnum):
@@ -78,6 +86,9 @@ class AuditReport:
     # The vault audited beside the agent, and the Traded events found in it.
     vault: str | None = None
     vault_trades: int = 0
+    # The served event log as `verify quote` reports it (verified, rtmrs, events); None
+    # when the agent served none.
+    event_log: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -90,6 +101,7 @@ class AuditReport:
             "checks": [check.model_dump() for check in self.checks],
             "error": next((f"{c.name}: {c.detail}" for c in self.checks if not c.passed), None),
             "attestation": self.attestation,
+            "event_log": self.event_log,
         }
 
 
@@ -121,6 +133,10 @@ def audit_agent(
         report.valid,
         f"{report.tee} quote verifies" if report.valid else f"quote: {report.error}",
     )
+    report = verify_served_event_log(report, evidence.event_log)
+    checks.extend(c for c in report.checks if c.name in _EVENT_LOG_CHECKS)
+    if report.event_log is not None and report.event_log.verified:
+        checks.append(identity_events_check(report, claimed.binding()))
     if policy is not None:
         report = validate(report, policy, at=at, nonce=evidence.nonce)
         failed = [c for c in report.checks if c.name in POLICY_CHECKS and not c.passed]
@@ -197,6 +213,7 @@ def audit_agent(
         attestation=report.model_dump(mode="json"),
         vault=None if vault is None else Web3.to_checksum_address(vault),
         vault_trades=0 if record is None else len(record.trades),
+        event_log=None if report.event_log is None else report.event_log.model_dump(mode="json"),
     )
 
 

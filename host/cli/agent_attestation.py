@@ -2,8 +2,9 @@
 
 `tee-agent attest` and `tee-agent vault register` both check it here, the same way: the
 quote to a trusted root at `--at` (`--trust-root` adds roots, such as the simulated one),
-the caller's `--policy` when given, and the report_data binding of the agent's identity and
-the nonce.
+the event log the agent serves with it against its RTMR0-3, the caller's `--policy` when
+given (its `[event_log]` rules read that log), and the report_data binding of the agent's
+identity and the nonce.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tee_agent_rpc import messages_pb2 as messages
 from attestation.binding import AgentAttestation, AgentIdentity, check_binding
 from attestation.checks import CheckName
 from attestation.errors import AttestationError, PolicyFormatError
+from attestation.event_log import verify_served_event_log
 from attestation.jsontext import loads_bounded
 from attestation.policy import ValidationPolicy, load_policy, validate
 from attestation.report import Check, VerificationReport
@@ -29,7 +31,7 @@ from host.cli.arguments import parse_at, trust_anchors
 from host.cli.connection import ClientError, call
 from host.cli.outcome import EXIT_CHECK_FAILED, UsageError
 from wire.errors import MalformedMessage
-from wire.identity import identity_from_message
+from wire.identity import attestation_from_message
 
 
 @dataclass(frozen=True)
@@ -70,19 +72,19 @@ def trust_settings(args: argparse.Namespace) -> TrustSettings:
 
 
 def fetch_attestation(args: argparse.Namespace, nonce: bytes) -> AgentAttestation:
-    """A running agent's quote over `nonce` (GetAttestation), with the identity it claims.
+    """A running agent's quote over `nonce` (GetAttestation), with the identity it claims
+    and its event log.
 
     Raises:
         ClientError: the agent cannot be reached or refused (exit 2), or sent a malformed
-            identity (exit 1).
+            identity or event log (exit 1).
     """
     request = pb.GetAttestationRequest(nonce=nonce)
     answer = call(args, "GetAttestation", request, messages.Attestation)
     try:
-        identity = identity_from_message(answer.identity)
+        return attestation_from_message(answer, nonce)
     except MalformedMessage as exc:
         raise ClientError(f"the agent sent a malformed {exc}", EXIT_CHECK_FAILED) from None
-    return AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity)
 
 
 def read_attestation(path: Path) -> AgentAttestation:
@@ -98,7 +100,9 @@ def read_attestation(path: Path) -> AgentAttestation:
 
 
 def verify_attestation(attestation: AgentAttestation, trust: TrustSettings) -> AttestationVerdict:
-    """Verify the quote, apply the policy (with the attestation's nonce), check the binding.
+    """Verify the quote, replay the event log served with it (when there is one: a log that
+    does not replay to the quote's RTMRs makes the report invalid), apply the policy (with
+    the attestation's nonce), check the binding.
 
     Raises:
         ClientError: (exit 1) the quote cannot be parsed as evidence.
@@ -109,6 +113,7 @@ def verify_attestation(attestation: AgentAttestation, trust: TrustSettings) -> A
         raise ClientError(
             f"the agent's quote cannot be verified: {exc}", EXIT_CHECK_FAILED
         ) from None
+    report = verify_served_event_log(report, attestation.event_log)
     if trust.policy is not None:
         report = validate(report, trust.policy, at=trust.at, nonce=attestation.nonce)
     binding = _binding(report.report_data, attestation.identity, attestation.nonce)

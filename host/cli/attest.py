@@ -1,9 +1,16 @@
 """`tee-agent attest`: fetch a running agent's quote over a nonce and verify it.
 
-It checks the quote, its binding to the agent's identity and the nonce, and the policy
-(`host.cli.agent_attestation`, which `vault register` checks with too). Exit codes: 0 all
-hold; 1 a check failed (the quote, its binding or the policy, or a malformed answer); 2 bad
-input, an unreachable agent or a refused call.
+It checks the quote, the event log served with it (replayed to its RTMR0-3, as `verify
+quote --event-log` does), its binding to the agent's identity and the nonce, and the policy
+(`host.cli.agent_attestation`, which `vault register` checks with too). With --json, the
+report's `event_log` is null when the agent served none, else its verdict and events. Exit
+codes: 0 all hold; 1 a check failed (the quote, its event log, its binding or the policy, or
+a malformed answer); 2 bad input, an unreachable agent or a refused call.
+
+`--out FILE` saves the attestation as JSON: {"quote": hex, "nonce": hex, "identity": {...},
+"event_log": [events in dstack's JSON form; [] for none]}. `verify agent --attestation FILE`
+reads it back, and it is itself an event log file for `verify quote --event-log FILE` (an
+object with an `event_log` array), beside the quote: `jq -r .quote FILE`.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ def _attest(args: argparse.Namespace) -> int:
         print_json(out)
     else:
         print(report_summary(report))
+        if not attestation.event_log:
+            print("event log: none served (the platform keeps none, or the host withheld it)")
         print(f"binding: {'OK' if binding.passed else 'FAILED'}: {binding.detail}")
         print(f"agent {identity.address} (chain {identity.chain_id}, platform "
               f"{identity.platform}, policy {identity.policy})")  # fmt: skip

@@ -29,9 +29,11 @@ _VERIFY_QUOTE_DESCRIPTION = (
     "failed; 2: input cannot be parsed or the command was misused."
 )
 _VERIFY_AGENT_DESCRIPTION = """\
-With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
-running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
-`tee-agent attest --out FILE`. With --vault, the agent trades through that guarded vault:
+With --host, the quote (over a fresh nonce) with its event log, the receipts and the head
+hash come from a running agent. With --receipts, they come from files: `tee-agent receipts
+--out FILE` and `tee-agent attest --out FILE`. A non-empty event log must replay to the
+quote's RTMR0-3 (as `verify quote --event-log` checks) and record the attested config hash;
+a policy's [event_log] rules read it, and fail without one. With --vault, the agent trades through that guarded vault:
 its trades are linked to receipts by digest, and the vault itself is checked (its code, its
 active agents, its trades, what left it). In an agent's directory (its tee-agent.toml,
 or --config), --rpc, --host and --vault default to the config's chain, listen address and
@@ -60,8 +62,9 @@ _FORWARDED = (
 )
 _RECEIPTS_FILE_HELP = "an array; with --seq one object: for `verify agent` and `replay-decision`"
 _ATTEST_HELP = (
-    "fetch a fresh quote over a nonce and verify it, its binding to the agent's identity "
-    "and the nonce, and the policy. Exit 0: all hold; 1: a check failed; 2: bad input or no agent"
+    "fetch a fresh quote over a nonce and verify it, the event log served with it, its "
+    "binding to the agent's identity and the nonce, and the policy. Exit 0: all hold; "
+    "1: a check failed; 2: bad input or no agent"
 )
 
 
@@ -264,7 +267,8 @@ def _add_clients(commands: Subparsers) -> None:
     add("--at", metavar="RFC3339", help="verify as of this time (default now)")
     add("--policy", metavar="FILE", help="validation policy (TOML)")
     add("--out", type=Path, metavar="FILE",
-        help="also save the quote, nonce and identity (for `verify agent --attestation`)")  # fmt: skip
+        help="also save the quote, nonce, identity and event log as JSON (for `verify agent "
+        "--attestation`; also an event log file for `verify quote --event-log`)")  # fmt: skip
     attest.set_defaults(command_module="host.cli.attest")
 
     for parser in (status, receipts, attest):

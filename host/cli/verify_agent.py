@@ -4,13 +4,17 @@
                            [--trust-root PEM]... [--policy FILE] [--at RFC3339]
                            [--from-block N] [--vault ADDRESS] [--json]
 
-With --host, the quote (over a fresh nonce), the receipts and the head hash come from a
-running agent. With --receipts, they come from files: `tee-agent receipts --out FILE` and
-`tee-agent attest --out FILE`. Each receipt's decision and input texts (from the agent, or
-in the file) must hash to what the receipt signed. With --vault, the agent trades through that guarded vault:
-its trades are linked to receipts by digest, and the vault itself is checked (its code, its
-active agents, its trades, what left it). Exit codes as `verify quote`: 0 everything holds,
-1 a check fails, 2 the input cannot be used. (The same text is its help: host.cli.parser.)
+With --host, the quote (over a fresh nonce) with its event log, the receipts and the head
+hash come from a running agent. With --receipts, they come from files: `tee-agent receipts
+--out FILE` and `tee-agent attest --out FILE`. A non-empty event log must replay to the
+quote's RTMR0-3 (as `verify quote --event-log` checks) and record the attested config hash;
+a policy's [event_log] rules read it, and fail without one; the JSON carries it as `verify
+quote` does (`event_log`: verified, rtmrs, events; null for none). Each receipt's decision
+and input texts (from the agent, or in the file) must hash to what the receipt signed. With
+--vault, the agent trades through that guarded vault: its trades are linked to receipts by
+digest, and the vault itself is checked (its code, its active agents, its trades, what left
+it). Exit codes as `verify quote`: 0 everything holds, 1 a check fails, 2 the input cannot
+be used. (Much the same text is its help: host.cli.parser.)
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from host.cli.evidence_files import read_attestation_file, read_receipts_file
 from host.cli.outcome import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, UsageError, print_json
 from host.config import HostConfigError, load_host_config
 from wire.errors import MalformedMessage
-from wire.identity import identity_from_message
+from wire.identity import attestation_from_message
 from wire.records import receipt_record
 
 
@@ -152,12 +156,11 @@ def _from_host(
     except grpc.RpcError as exc:
         raise _Unusable(f"cannot reach the agent at {address}: {exc.details()}") from None
     try:
-        identity = identity_from_message(answer.identity)
+        evidence = attestation_from_message(answer, nonce)
         records = [receipt_record(event.receipt) for event in events]
     except MalformedMessage as exc:
         raise _Unusable(f"the agent at {address} sent a malformed {exc}") from None
     texts = [ReceiptTexts(decision_json=r.decision_json, input_json=r.input_json) for r in records]
-    evidence = AgentAttestation(quote=answer.quote, nonce=nonce, identity=identity)
     return evidence, [r.receipt for r in records], texts, head
 
 

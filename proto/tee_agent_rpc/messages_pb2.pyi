@@ -104,13 +104,15 @@ class Identity(_message.Message):
     def __init__(self, address: _Optional[str] = ..., x25519_public_key: _Optional[bytes] = ..., config_hash: _Optional[bytes] = ..., model_hash: _Optional[bytes] = ..., measurement: _Optional[_Mapping[str, str]] = ..., platform: _Optional[str] = ..., simulated: _Optional[bool] = ..., chain_id: _Optional[int] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class Attestation(_message.Message):
-    __slots__ = ("quote", "identity", "report_data", "nonce")
+    __slots__ = ("quote", "identity", "report_data", "nonce", "event_log")
     QUOTE_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_FIELD_NUMBER: _ClassVar[int]
     REPORT_DATA_FIELD_NUMBER: _ClassVar[int]
     NONCE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_LOG_FIELD_NUMBER: _ClassVar[int]
     quote: bytes
     identity: Identity
     report_data: bytes
     nonce: bytes
-    def __init__(self, quote: _Optional[bytes] = ..., identity: _Optional[_Union[Identity, _Mapping]] = ..., report_data: _Optional[bytes] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+    event_log: bytes
+    def __init__(self, quote: _Optional[bytes] = ..., identity: _Optional[_Union[Identity, _Mapping]] = ..., report_data: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., event_log: _Optional[bytes] = ...) -> None: ...
