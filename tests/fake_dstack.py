@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from enclave.platform.runtime_events import RuntimeEvent
+from enclave.platform.runtime_events import DSTACK_RUNTIME_EVENT_TYPE, RuntimeEvent
 
 
 class FakeDstackAgent:
@@ -33,13 +33,17 @@ class FakeDstackAgent:
         emit_event: bool = True,
         on_extend: Callable[[bytes], None] | None = None,
         boot_events: list[dict[str, Any]] | None = None,
+        compact: bool = False,
     ) -> None:
+        """`compact`: GetQuote replies with dstack's compact log (the `tdx-lite` form),
+        runtime events without their digests."""
         # A short directory: unix socket paths are limited to 108 bytes.
         self._dir = tempfile.TemporaryDirectory(prefix="dstack-")
         self.socket = str(Path(self._dir.name) / "dstack.sock")
         self.app_secret = app_secret
         self.emit_event = emit_event
         self.on_extend = on_extend
+        self.compact = compact
         self.log: list[dict[str, Any]] = list(boot_events or [])
         self.raw: dict[str, bytes] = {}
         self.requests: list[tuple[str, Any]] = []
@@ -87,7 +91,13 @@ class FakeDstackAgent:
                 self.on_extend(event.digest())
             return 200, None
         if method == "GetQuote":
-            return 200, {"quote": "", "event_log": json.dumps(self.log), "report_data": ""}
+            log = [
+                {**entry, "digest": ""}
+                if self.compact and entry["event_type"] == DSTACK_RUNTIME_EVENT_TYPE
+                else entry
+                for entry in self.log
+            ]
+            return 200, {"quote": "", "event_log": json.dumps(log), "report_data": ""}
         return 404, {"error": f"Method not found: {method}"}
 
     def stop(self) -> None:

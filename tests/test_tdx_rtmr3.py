@@ -237,6 +237,23 @@ def test_dstack_emit_event_extends_rtmr3_and_its_log_replays(
         td.platform(CONFIG_B, dstack=DstackAgent(agent.socket)).measurement()
 
 
+def test_dstack_s_compact_log_is_read_with_its_digests_recomputed(tmp_path: Path) -> None:
+    # dstack's `tdx-lite` GetQuote replies leave runtime events' digests out.
+    td = boot(tmp_path, rtmr3=replay(BOOT_EVENTS, 3))
+    with FakeDstackAgent(
+        on_extend=td.tsm.extend_rtmr3, boot_events=BOOT_EVENTS, compact=True
+    ) as agent:
+        measured = rtmr3(td.platform(dstack=DstackAgent(agent.socket)))
+        # A restart in the same TD finds its events in the compact log: nothing extended.
+        restarted = td.platform(dstack=DstackAgent(agent.socket))
+        assert restarted.measurement().values["rtmr3"] == measured.hex()
+        served = json.loads(restarted.event_log())
+    assert len(td.tsm.extensions) == 2
+    assert all(len(bytes.fromhex(entry["digest"])) == 48 for entry in served)
+    assert served[: len(BOOT_EVENTS)] == BOOT_EVENTS
+    assert measured == replay(served, 3)
+
+
 def test_a_dstack_without_emit_event_falls_back_to_the_kernel(tmp_path: Path) -> None:
     td = boot(tmp_path, rtmr3=replay(BOOT_EVENTS, 3))
     with FakeDstackAgent(emit_event=False, boot_events=BOOT_EVENTS) as agent:

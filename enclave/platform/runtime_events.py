@@ -84,6 +84,11 @@ def rtmr_extend(register: bytes, digest: bytes) -> bytes:
 def parse_event_log(text: str | bytes, source: str) -> list[dict[str, Any]]:
     """The entries of a JSON event log, each checked for the fields replay needs.
 
+    dstack's compact form (its `tdx-lite` GetQuote replies) leaves a runtime event's digest
+    empty, since the name and payload determine it: such a digest is filled in here, so
+    every entry returned carries its 48-byte digest. Boot events keep theirs (their payload
+    may be empty instead).
+
     Raises:
         EventLogError: not a JSON array of objects with those fields (named with `source`).
     """
@@ -102,11 +107,14 @@ def parse_event_log(text: str | bytes, source: str) -> list[dict[str, Any]]:
             raise EventLogError(f"entry {index} of the event log from {source}: bad imr or event")
         try:
             digest = bytes.fromhex(entry["digest"])
-            bytes.fromhex(entry["event_payload"])
+            payload = bytes.fromhex(entry["event_payload"])
         except (TypeError, ValueError):
             raise EventLogError(
                 f"entry {index} of the event log from {source}: digest or payload is not hex"
             ) from None
+        if not digest and entry["event_type"] == DSTACK_RUNTIME_EVENT_TYPE:
+            digest = RuntimeEvent(entry["event"], payload).digest()
+            entry["digest"] = digest.hex()
         if len(digest) != RTMR_SIZE:
             raise EventLogError(
                 f"entry {index} of the event log from {source}: digest is {len(digest)} "
