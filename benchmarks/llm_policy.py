@@ -102,8 +102,10 @@ def speed(name: str, model: Path, views: list[MarketView]) -> None:
             prompt, max_tokens=config.max_tokens, temperature=0.0, top_k=1,
             grammar=policy._grammar,
         )  # fmt: skip
+        base_tokens.append(out["usage"]["completion_tokens"])  # type: ignore[index]
         return str(out["choices"][0]["text"])  # type: ignore[index]
 
+    base_tokens: list[int] = []
     times: dict[str, list[float]] = {"jump": [], "token": [], "base": []}
     texts: dict[str, list[str]] = {"jump": [], "token": [], "base": []}
     stats = []
@@ -128,7 +130,6 @@ def speed(name: str, model: Path, views: list[MarketView]) -> None:
     overhead = median(t / b - 1 for t, b in zip(times["token"], times["base"], strict=True))
     same = sum(a == b for a, b in zip(texts["jump"], texts["base"], strict=True))
     same_token = sum(a == b for a, b in zip(texts["token"], texts["base"], strict=True))
-    base_tokens = median(len(policy._tokenize(t, bos=False)) for t in texts["base"])
     warm, base = median(times["jump"]), median(times["base"])
     ms = 1000
     n = len(views)
@@ -152,7 +153,7 @@ def speed(name: str, model: Path, views: list[MarketView]) -> None:
         f" + sampled {median(s.sampled_tokens for s in stats):.0f}"
         f" in {median(s.evals for s in stats):.0f} evaluations"
         f" ({median(s.forced_runs for s in stats):.0f} forced runs)"
-        f"   baseline: {base_tokens:.0f} tokens, each sampled and evaluated alone"
+        f"   baseline: {median(base_tokens):.0f} tokens, each sampled and evaluated alone"
     )
     other = [
         s.total_seconds - s.prompt_seconds - s.forced_seconds - s.sampled_seconds for s in stats

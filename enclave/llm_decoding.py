@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,7 +54,8 @@ class _Free:
 
 
 _Piece = _Literal | _Choice | _Free
-_INTEGER_CHARS = frozenset("-0123456789")
+_INTEGER = re.compile(r"[-0-9]*")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)  # a JSON string, escapes and all
 
 
 class AnswerShape:
@@ -150,19 +152,11 @@ def _value(name: str, spec: dict[str, Any]) -> _Piece:
 def _free_length(piece: _Free, rest: str) -> int | None:
     """How many characters of `rest` the free value takes, or None when it is still open."""
     if piece.integer:
-        for index, char in enumerate(rest):
-            if char not in _INTEGER_CHARS:
-                return index
-        return None
-    escaped = False
-    for index, char in enumerate(rest[1:], start=1):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == '"':
-            return index + 1
-    return None
+        digits = _INTEGER.match(rest)
+        taken = digits.end() if digits else 0
+        return taken if taken < len(rest) else None
+    string = _STRING.match(rest)
+    return string.end() if string else None
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -292,6 +286,7 @@ class Decoder:
         stats.prompt_seconds = time.perf_counter() - began
         grammar = GrammarSampler(llm, self._grammar)
         produced: list[int] = []
+        written = b""  # the text of `produced` (detokenizing is concatenating token pieces)
         pending: list[int] = []  # answer tokens not yet evaluated
         cut_short = False
         try:
@@ -299,8 +294,7 @@ class Decoder:
                 forced: list[int] = []
                 complete = False
                 if self.jump_forward:
-                    text = llm.detokenize(produced).decode("utf-8", "replace")
-                    run, complete = self._shape.continuation(text)
+                    run, complete = self._shape.continuation(written.decode("utf-8", "replace"))
                     whole = self._forced_tokens(run)
                     for token in whole[: max_tokens - len(produced)]:
                         if not grammar.allows(token):  # the grammar decides, always
@@ -313,6 +307,7 @@ class Decoder:
                         stats.forced_runs += 1
                         stats.forced_tokens += len(forced)
                         produced += forced
+                        written += llm.detokenize(forced)
                         pending += forced
                 if len(produced) >= max_tokens:
                     cut_short = True
@@ -339,6 +334,7 @@ class Decoder:
                 if token == self._eos:
                     break
                 produced.append(token)
+                written += llm.detokenize([token])
                 pending.append(token)
                 stats.sampled_tokens += 1
                 if len(produced) >= max_tokens or time.monotonic() > deadline:
