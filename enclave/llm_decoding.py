@@ -7,8 +7,9 @@ costs one model evaluation per token for nothing. Here:
 
 - `AnswerShape` is a small deterministic automaton for that shape, read from the JSON schema:
   given the answer so far, it returns the text that every valid answer continues with.
-- `decode` appends such a forced run in one batched evaluation (together with the token the
-  model chose just before it) and samples, greedily, only where the model has a real choice.
+- `Decoder.decode` appends such a forced run in one batched evaluation (together with the
+  token the model chose just before it; the answer's forced start goes with the prompt) and
+  samples, greedily, only where the model has a real choice.
 - The grammar stays the authority: every token, forced or sampled, passes llama.cpp's grammar
   sampler before it is accepted, so the final text always follows the schema. The grammar
   is llama.cpp's JSON-schema grammar with its optional whitespace removed (compact JSON, as
@@ -18,7 +19,11 @@ costs one model evaluation per token for nothing. Here:
   chain returns, without filtering the whole vocabulary when the favourite is allowed).
 
 Everything is a function of the inputs: the same prompt gives the same forced runs, the same
-batches and the same tokens, so decisions stay reproducible byte for byte.
+batches and the same tokens, so decisions stay reproducible byte for byte. They are not the
+bytes of token-by-token decoding, though: llama.cpp's CPU kernels round a batch of tokens
+differently from a single one (logits differ by up to about 1 on SmolLM2), so a close call
+can go the other way (22 of `benchmarks/llm_policy.py`'s 90 decisions differ; its sense
+figures are no worse). With `jump_forward` off, this decoder gives token-by-token's bytes.
 """
 
 from __future__ import annotations
@@ -186,12 +191,12 @@ class DecodeStats:
     forced_tokens: int = 0
     sampled_tokens: int = 0
     forced_runs: int = 0
-    evals: int = 0  # calls evaluating answer tokens (the prompt's own evaluation not counted)
-    prompt_seconds: float = 0.0
-    forced_seconds: float = 0.0  # evaluating batches that carry a forced run
+    evals: int = 0  # evaluations after the prompt's (which carries the answer's forced start)
+    prompt_seconds: float = 0.0  # the prompt's evaluation, with the answer's forced start
+    forced_seconds: float = 0.0  # evaluating a sampled token with the forced run after it
     sampled_seconds: float = 0.0  # choosing tokens, and evaluating lone sampled tokens
     total_seconds: float = 0.0
-    batches: list[int] = field(default_factory=list)  # size of each answer-token evaluation
+    batches: list[int] = field(default_factory=list)  # tokens in each evaluation after the prompt
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,24 @@ class Decoder:
         pointer = llama_cpp.llama_get_logits_ith(self._llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),))
 
+    def _forced_run(
+        self, grammar: GrammarSampler, written: bytes, room: int
+    ) -> tuple[list[int], bool]:
+        """The forced tokens after `written` (at most `room`, each accepted by the grammar),
+        and whether the answer is complete after them."""
+        if not self.jump_forward:
+            return [], False
+        run, complete = self._shape.continuation(written.decode("utf-8", "replace"))
+        whole = self._forced_tokens(run)
+        forced: list[int] = []
+        for token in whole[:room]:
+            if not grammar.allows(token):  # the grammar decides, always
+                break
+            grammar.accept(token)
+            forced.append(token)
+        # Only the whole run, appended, may end the answer.
+        return forced, complete and len(forced) == len(whole) and bool(whole or not run)
+
     def decode(self, start: int, prompt: list[int], max_tokens: int, deadline: float) -> Answer:
         """Evaluate `prompt` after the first `start` cached tokens, then write the answer.
 
@@ -281,64 +304,46 @@ class Decoder:
         """
         llm, stats = self._llm, DecodeStats(prompt_tokens=len(prompt))
         began = time.perf_counter()
-        llm.n_tokens = start
-        llm.eval(prompt)
-        stats.prompt_seconds = time.perf_counter() - began
         grammar = GrammarSampler(llm, self._grammar)
-        produced: list[int] = []
-        written = b""  # the text of `produced` (detokenizing is concatenating token pieces)
-        pending: list[int] = []  # answer tokens not yet evaluated
-        cut_short = False
         try:
-            while True:
-                forced: list[int] = []
-                complete = False
-                if self.jump_forward:
-                    run, complete = self._shape.continuation(written.decode("utf-8", "replace"))
-                    whole = self._forced_tokens(run)
-                    for token in whole[: max_tokens - len(produced)]:
-                        if not grammar.allows(token):  # the grammar decides, always
-                            break
-                        grammar.accept(token)
-                        forced.append(token)
-                    # Only the whole run, appended, may end the answer.
-                    complete = complete and len(forced) == len(whole) and bool(whole or not run)
-                    if forced:
-                        stats.forced_runs += 1
-                        stats.forced_tokens += len(forced)
-                        produced += forced
-                        written += llm.detokenize(forced)
-                        pending += forced
-                if len(produced) >= max_tokens:
+            # The answer's forced start (`{"trend":"`) is evaluated with the prompt.
+            produced, _ = self._forced_run(grammar, b"", max_tokens)
+            stats.forced_tokens = len(produced)
+            stats.forced_runs = int(bool(produced))
+            llm.n_tokens = start
+            llm.eval(prompt + produced)
+            stats.prompt_seconds = time.perf_counter() - began
+            written = llm.detokenize(produced)  # detokenizing is concatenating token pieces
+            cut_short = len(produced) >= max_tokens or time.monotonic() > deadline
+            while not cut_short:
+                chosen = time.perf_counter()
+                token = grammar.greedy(self._logits())
+                stats.sampled_seconds += time.perf_counter() - chosen
+                if token == self._eos:
+                    break
+                stats.sampled_tokens += 1
+                produced.append(token)
+                written += llm.detokenize([token])
+                forced, complete = self._forced_run(grammar, written, max_tokens - len(produced))
+                if forced:
+                    stats.forced_runs += 1
+                    stats.forced_tokens += len(forced)
+                    produced += forced
+                    written += llm.detokenize(forced)
+                if len(produced) >= max_tokens or time.monotonic() > deadline:
                     cut_short = True
-                    break
-                if complete:
-                    break
-                if pending:
+                elif not complete:  # the complete answer needs no evaluation after it
                     evaluated = time.perf_counter()
-                    llm.eval(pending)
+                    llm.eval([token, *forced])
                     elapsed = time.perf_counter() - evaluated
                     if forced:
                         stats.forced_seconds += elapsed
                     else:
                         stats.sampled_seconds += elapsed
                     stats.evals += 1
-                    stats.batches.append(len(pending))
-                    pending = []
-                    if time.monotonic() > deadline:
-                        cut_short = True
-                        break
-                chosen = time.perf_counter()
-                token = grammar.greedy(self._logits())
-                stats.sampled_seconds += time.perf_counter() - chosen
-                if token == self._eos:
-                    break
-                produced.append(token)
-                written += llm.detokenize([token])
-                pending.append(token)
-                stats.sampled_tokens += 1
-                if len(produced) >= max_tokens or time.monotonic() > deadline:
-                    cut_short = True
+                    stats.batches.append(1 + len(forced))
+                    cut_short = time.monotonic() > deadline
+                else:
                     break
         finally:
             grammar.close()

@@ -168,18 +168,22 @@ def test_forced_runs_are_appended_in_one_evaluation_each(
     text, cut_short = policy.generate(view(RISING))
     stats = policy.last_stats
     assert not cut_short and list(json.loads(text)) == FIELDS
-    answer_calls = calls[1:]  # the first evaluates the prompt
     detokenize = policy._llm.detokenize
+    # The prompt is evaluated with the answer's forced start, then each sampled token with
+    # the forced run after it.
+    first, *answer_calls = calls
+    assert detokenize(first[stats.prompt_tokens :]) == b'{"trend":"'
     # The pair, fixed by the schema, arrives in the same evaluation as its key and the next.
     assert any(b'"pair":"ETH/USDT","amount":"' in detokenize(call) for call in answer_calls)
-    # One token per byte: every byte of the keys is forced, and each run costs one call.
+    # One token per byte: every byte of the keys is forced, and each run costs no call.
     assert stats.forced_tokens >= len('{"":"","":,"":,"":"","":"ETH/USDT","":"",:,"":"}')
     assert stats.forced_tokens + stats.sampled_tokens == policy.last_token_count
-    assert len(answer_calls) == stats.evals == len(stats.batches)
-    assert stats.evals <= stats.sampled_tokens + 1 < policy.last_token_count
+    assert len(answer_calls) == stats.evals == len(stats.batches) == stats.sampled_tokens - 1
+    assert [len(call) for call in answer_calls] == stats.batches
     # Every answer token is evaluated once, in order, but for the end the answer needs no
     # evaluation after: the closing brace, and the quote sampled before it.
-    evaluated = detokenize([token for call in answer_calls for token in call]).decode()
+    answer = [*first[stats.prompt_tokens :], *(token for call in answer_calls for token in call)]
+    evaluated = detokenize(answer).decode()
     assert text.startswith(evaluated) and text[len(evaluated) :] in ("}", '"}')
 
 
