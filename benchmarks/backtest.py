@@ -21,8 +21,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from llama_cpp.llama_grammar import LlamaGrammar
-
 from backtest.candles import Candles, read_candle_file
 from backtest.cli import backtest_config, starting_balances
 from backtest.fills import Fill, FillCosts, fill_swap
@@ -129,7 +127,7 @@ def llm(candles: Candles, model: Path) -> None:
     outcome = simulation.run(measured)
     ours = len(measured) / outcome.seconds
     llama = policy._llm
-    grammar = LlamaGrammar.from_json_schema(policy._schema, verbose=False)
+    grammar = policy._grammar  # the policy's own (compact JSON) grammar
     prompts = [
         policy._prefix_tokens + policy._tokenize(policy.prompt_suffix(view), bos=False)
         for view in views

@@ -6,8 +6,10 @@
 - The prompt is the model's own chat template over: the measured strategy text, the
   measured worked examples, and a compact market view built only from enclave-computed
   numbers and allowlisted symbols. No text from the host can reach it.
-- Output is constrained by a grammar built from the decision's JSON schema, so it always
-  parses; it is then validated, and anything unusable becomes a hold with the reason.
+- Output is constrained by a grammar built from the decision's JSON schema (compact JSON),
+  so it always parses; it is then validated, and anything unusable becomes a hold with the
+  reason. The text the schema fixes (keys, quotes, commas, a value allowed one way) is
+  appended in one batched evaluation per run, not token by token (`enclave.llm_decoding`).
 - The fixed prefix (system part and examples) is evaluated once at start; every decision
   rewinds to its end and evaluates only its own tokens, always in the same chunks and the
   same KV cells: cold or warm, the same inputs give the same decision bytes.
@@ -25,9 +27,9 @@ from typing import Any, Literal
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama
-from llama_cpp.llama_grammar import LlamaGrammar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from enclave.llm_decoding import AnswerShape, Decoder, DecodeStats, compact_grammar
 from enclave.policy import Decision, MarketView, ModelError, hold
 from enclave.policy_config import LlmPolicyConfig
 
@@ -175,10 +177,13 @@ class LlamaPolicy:
             self._llm.metadata.get("tokenizer.chat_template") or _PLAIN_TEMPLATE
         )
         self._output = llm_decision_model(pairs, config.rationale_max_chars)
-        self._schema = json.dumps(self._output.model_json_schema())
+        schema = self._output.model_json_schema()
+        self._schema = json.dumps(schema)
         # Converted to GBNF once; llama.cpp builds its sampler from the text per decision.
-        self._grammar = LlamaGrammar.from_json_schema(self._schema, verbose=False)
+        self._grammar = compact_grammar(self._schema)
+        self._decoder = Decoder(self._llm, self._grammar, AnswerShape.from_schema(schema))
         self.last_token_count = 0
+        self.last_stats = DecodeStats()
         self._messages = self._prefix_messages()
         prefix_text = self._render(self._messages, generation_prompt=False)
         self._prefix_tokens = self._tokenize(prefix_text, bos=True)
@@ -238,23 +243,13 @@ class LlamaPolicy:
         # Rewind to the end of the fixed prefix: its KV entries stay as evaluated at start,
         # the next evaluation drops every later one, and the freed cells are reused in the
         # same order, so every decision computes exactly as the first one did.
-        self._llm.n_tokens = len(self._prefix_tokens)
-        grammar = self._grammar
         deadline = time.monotonic() + float(self._config.timeout_seconds)
-        produced: list[int] = []
-        eos = self._llm.token_eos()
-        cut_short = False
-        for token in self._llm.generate(
-            suffix, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, reset=False, grammar=grammar
-        ):
-            if token == eos:
-                break
-            produced.append(token)
-            if len(produced) >= self._config.max_tokens or time.monotonic() > deadline:
-                cut_short = True
-                break
-        self.last_token_count = len(produced)
-        return self._llm.detokenize(produced).decode("utf-8", "replace"), cut_short
+        answer = self._decoder.decode(
+            len(self._prefix_tokens), suffix, self._config.max_tokens, deadline
+        )
+        self.last_token_count = len(answer.tokens)
+        self.last_stats = answer.stats
+        return answer.text, answer.cut_short
 
 
 def parse_decision(text: str, pair: str, output: type[BaseModel]) -> Decision:
