@@ -11,7 +11,9 @@ candles/s.
 LLM policy (SmolLM2-135M, when installed): LLM_CANDLES candles from row LLM_START through the
 backtest, beside the model's own decode of the very same prompts: llama-cpp-python's
 `create_completion` with the same grammar, greedy, on the same loaded model. Target: the
-backtest within 5 % of the model's own speed.
+backtest within 5 % of the model's own speed. From its rate, the time a year of hourly
+candles would take (target: 30 minutes); `--llm-year` runs that year for real (2022, 8,760
+candles, about 25 minutes on 2 cores) and prints its wall time.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
 RULE_TARGET = 5_000
 LLM_START = 3_000
-LLM_CANDLES = 20
+LLM_CANDLES = 120
 LLM_TARGET = 0.05
+YEAR_CANDLES = 8_760
+YEAR_TARGET_MINUTES = 30
 # The init config's long_window: the candles the policy holds on before it has its averages.
 WARM_UP = 48
 
@@ -146,9 +150,32 @@ def llm(candles: Candles, model: Path) -> None:
     print(f"  backtest                            {ours:10.2f} candles/s  ({len(outcome.trades)} trades)")  # fmt: skip
     print(f"  model's own decode (baseline)       {theirs:10.2f} decisions/s  (create_completion, same prompts)")  # fmt: skip
     print(f"  backtest slower by                  {100 * (1 - ours / theirs):10.1f} %  (target < {LLM_TARGET:.0%})")  # fmt: skip
+    print(
+        f"  a year ({YEAR_CANDLES:,} candles) at this rate  {YEAR_CANDLES / ours / 60:8.1f} min"
+        f"  (target <= {YEAR_TARGET_MINUTES} min; the model's own decode: "
+        f"{YEAR_CANDLES / theirs / 60:.1f} min)"
+    )
 
 
-def main(llm_candles: int = LLM_CANDLES) -> None:
+def llm_year(candles: Candles, model: Path) -> None:
+    """The LLM policy over all of 2022, for real: wall time beside the 30-minute target."""
+    config = backtest_config(None, "llm")
+    pair = config.pairs[0]
+    year = _part(candles, 0, YEAR_CANDLES)
+    started = time.perf_counter()
+    policy = make_policy(config, model)
+    simulation = Simulation(config, policy, pair, starting_balances(config, pair, []), FillCosts())
+    outcome = simulation.run(year)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"backtest: LLM policy (SmolLM2-135M) over a year, {len(year):,} hourly candles of 2022")
+    print(
+        f"  wall time, model load included      {minutes:10.1f} min  (target <= "
+        f"{YEAR_TARGET_MINUTES} min; {len(outcome.trades)} trades, policy "
+        f"{outcome.decision_seconds / 60:.1f} min)"
+    )
+
+
+def main(llm_candles: int = LLM_CANDLES, *, llm_year_run: bool = False) -> None:
     candles = read_candle_file(CANDLES)
     rule(candles)
     model = packaged_model()
@@ -156,6 +183,8 @@ def main(llm_candles: int = LLM_CANDLES) -> None:
         print("backtest: SmolLM2 not installed (./scripts/bootstrap installs it); LLM skipped")
         return
     llm(_part(candles, LLM_START - WARM_UP, LLM_START + llm_candles), model)
+    if llm_year_run:
+        llm_year(candles, model)
 
 
 def _part(candles: Candles, start: int, stop: int) -> Candles:
@@ -167,4 +196,6 @@ def _part(candles: Candles, start: int, stop: int) -> Candles:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(llm_year_run="--llm-year" in sys.argv[1:])

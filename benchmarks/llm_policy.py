@@ -26,6 +26,7 @@ from enclave.config import LlmPolicyConfig, parse_config
 from enclave.llm_policy import LlamaPolicy, packaged_model
 from enclave.market import features
 from enclave.policy import MarketView
+from enclave.policy_config import RulePolicyConfig
 
 REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "market" / "eth-usdt-binance-1h-2022-2023.csv"
@@ -82,7 +83,7 @@ def speed(name: str, model: Path, views: list[MarketView]) -> None:
     """
     config = _config()
     started = time.perf_counter()
-    policy = LlamaPolicy(config, model, ["ETH/USDT"])
+    policy = LlamaPolicy(config, model, RulePolicyConfig())
     load_and_prefix = time.perf_counter() - started
     first = _timed(lambda: policy.decide(views[0]))
 
@@ -176,9 +177,10 @@ def quality(model: Path) -> None:
     closes = _closes()
     # The time bound far out: a machine busy with other work must not turn answers into
     # "policy timeout" holds and so change the figures (greedy decoding is deterministic).
-    policy = LlamaPolicy(_config(timeout_seconds=600), model, ["ETH/USDT"])
+    policy = LlamaPolicy(_config(timeout_seconds=600), model, RulePolicyConfig())
     agree = direction_agree = 0
     outcomes: dict[str, list[float]] = {"buy": [], "sell": [], "hold": []}
+    rule_outcomes: dict[str, list[float]] = {"buy": [], "sell": [], "hold": []}
     counts: dict[str, int] = {}
     start = 500
     step = (len(closes) - start - 24) // QUALITY_DECISIONS
@@ -199,7 +201,9 @@ def quality(model: Path) -> None:
         agree += decision.action == rule
         direction_agree += decision.action in ("hold", {"up": "buy", "down": "sell"}[trend])
         counts[decision.action] = counts.get(decision.action, 0) + 1
-        outcomes[decision.action].append(closes[at + 24] / closes[at - 1] - 1)
+        move = closes[at + 24] / closes[at - 1] - 1
+        outcomes[decision.action].append(move)
+        rule_outcomes[rule].append(move)
     n = QUALITY_DECISIONS
     print(f"llm policy: decision sense, SmolLM2-135M on {n} real ETH/USDT 1h views (2022-2023)")
     print(f"  actions                             {json.dumps(counts)}")
@@ -207,11 +211,23 @@ def quality(model: Path) -> None:
         f"  same action as the trend rule       {agree / n * 100:8.1f} %  (baseline: the rule itself, 100 %)"
     )
     print(f"  never against the trend             {direction_agree / n * 100:8.1f} %")
+    print(
+        "  ETH move over the next 24 h, mean ± its standard error; baseline: the trend rule's own"
+    )
     for action, moves in outcomes.items():
         if moves:
+            rule_moves = rule_outcomes[action]
             print(
-                f"  ETH move over the next 24 h after {action:4s} {statistics.fmean(moves) * 100:+6.2f} % (n={len(moves)})"
+                f"    after {action:4s} {_mean_and_error(moves):>16s} (n={len(moves)})"
+                f"   rule: {_mean_and_error(rule_moves):>16s} (n={len(rule_moves)})"
             )
+
+
+def _mean_and_error(moves: list[float]) -> str:
+    if not moves:
+        return "-"
+    error = statistics.stdev(moves) / len(moves) ** 0.5 if len(moves) > 1 else float("nan")
+    return f"{statistics.fmean(moves) * 100:+.2f} ± {error * 100:.2f} %"
 
 
 def _write_tiny_gguf(path: Path) -> Path:

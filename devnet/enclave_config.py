@@ -39,10 +39,10 @@ from host.chain.transact import Amount
 LLM_EXAMPLE_CONFIG = bundled_example("enclave-llm.toml")
 
 DEFAULT_LLM_STRATEGY = """You are the trading policy of an autonomous agent on the ETH/USD market.
-Each message is the market view as JSON. Copy trend, can_buy and can_sell from it, then act:
-- trend up and can_buy true: buy, amount = buy_amount.
-- trend down and can_sell true: sell, amount = sell_amount.
-- otherwise: hold, amount 0."""
+Each message is the market view as JSON. Act on it:
+- trend up: buy.
+- trend down: sell.
+- otherwise: hold."""
 
 HEADER = """\
 tee-agent enclave configuration for a local Uniswap V2 deployment (devnet.enclave_config).

@@ -4,12 +4,14 @@
   what was hashed is what runs); it is the model hash in the measurement and in every
   receipt. If the file changes on disk later, every decision is a hold: never a reload.
 - The prompt is the model's own chat template over: the measured strategy text, the
-  measured worked examples, and a compact market view built only from enclave-computed
-  numbers and allowlisted symbols. No text from the host can reach it.
-- Output is constrained by a grammar built from the decision's JSON schema (compact JSON),
-  so it always parses; it is then validated, and anything unusable becomes a hold with the
-  reason. The text the schema fixes (keys, quotes, commas, a value allowed one way) is
-  appended in one batched evaluation per run, not token by token (`enclave.llm_decoding`).
+  measured worked examples, and a compact market view of the configured fields, built only
+  from enclave-computed numbers and allowlisted symbols (`enclave.llm_prompt`). No text from
+  the host can reach it.
+- The model writes the action and a short rationale, constrained by a grammar built from
+  the answer's JSON schema (compact JSON), so it always parses; the enclave sizes the trade.
+  Anything unusable becomes a hold with the reason. The text the schema fixes (keys,
+  quotes, commas, the rest of a value once it is named) is appended in one batched
+  evaluation per run, not token by token (`enclave.llm_decoding`).
 - The fixed prefix (system part and examples) is evaluated once at start; every decision
   rewinds to its end and evaluates only its own tokens, always in the same chunks and the
   same KV cells: cold or warm, the same inputs give the same decision bytes.
@@ -21,17 +23,15 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from llama_cpp import Llama
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from enclave.llm_decoding import AnswerShape, Decoder, DecodeStats, compact_grammar
+from enclave.llm_prompt import answer_model, check_examples, market_view, parse_answer
 from enclave.policy import Decision, MarketView, ModelError, hold
-from enclave.policy_config import LlmPolicyConfig
+from enclave.policy_config import LlmPolicyConfig, RulePolicyConfig
 
 # Used when a model file carries no chat template.
 _PLAIN_TEMPLATE = (
@@ -63,71 +63,6 @@ def _identity(path: Path) -> _FileIdentity:
     return _FileIdentity(info.st_size, info.st_mtime_ns, info.st_ino)
 
 
-def market_prompt(view: MarketView, trade_fraction: Decimal) -> str:
-    """The market view as the model reads it: numbers and allowlisted symbols only.
-
-    Besides prices and averages it carries the enclave's own trade sizes (`trade_fraction`
-    of the balance, within the limits), so the model chooses a direction, not arithmetic.
-    """
-    f = view.features
-    price = Decimal(repr(f.price))
-    trend = "flat"
-    if f.sma_short is not None and f.sma_long is not None:
-        trend = "up" if f.sma_short > f.sma_long else "down" if f.sma_short < f.sma_long else "flat"
-    max_trade = min(view.max_notional_per_trade_usd, view.notional_left_today_usd)
-    buy_amount = min(view.quote_balance * trade_fraction, max_trade) / price
-    sell_amount = min(view.base_balance * trade_fraction, max_trade / price)
-    fields: dict[str, Any] = {
-        "trend": trend,
-        "can_buy": buy_amount > 0,
-        "can_sell": sell_amount > 0,
-        "pair": view.pair,
-        "price": _round(f.price, 2),
-        "change_1h_pct": _round(f.return_1 * 100 if f.return_1 is not None else None, 2),
-        "sma_short": _round(f.sma_short, 2),
-        "sma_long": _round(f.sma_long, 2),
-        "volatility_pct": _round(f.volatility * 100 if f.volatility is not None else None, 2),
-        f"{view.base}_balance": _round(float(view.base_balance), 6),
-        f"{view.quote}_balance": _round(float(view.quote_balance), 2),
-        "buy_amount": _round(float(buy_amount), 6),
-        "sell_amount": _round(float(sell_amount), 6),
-    }
-    return json.dumps(fields, separators=(",", ":"))
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def llm_decision_model(pairs: list[str], rationale_max: int) -> type[BaseModel]:
-    """What the model must write, as a pydantic model; its JSON schema becomes the grammar.
-
-    Every field is bounded (amount as a decimal string of at most 9+6 digits, the rationale
-    at most `rationale_max` characters), so an answer always fits the token budget. The
-    action comes first: the model commits to it before anything else.
-    """
-    trend: Any = Literal["up", "down", "flat"]
-    action: Any = Literal["buy", "sell", "hold"]
-    pair: Any = Literal[tuple(pairs)]
-    return create_model(
-        "LlmDecision",
-        __config__=ConfigDict(extra="forbid"),
-        # The model first restates the facts it acts on (copied from the view), then acts:
-        # a small model decides far better with its premises right before its action.
-        trend=(trend, ...),
-        can_buy=(bool, ...),
-        can_sell=(bool, ...),
-        action=(action, ...),
-        pair=(pair, ...),
-        # "[.]", not an escaped dot: the JSON-schema-to-GBNF converter writes the latter as
-        # a string escape that llama.cpp's grammar parser rejects.
-        amount=(str, Field(pattern=r"^[0-9]{1,9}([.][0-9]{1,6})?$")),
-        max_slippage_bps=(int, Field(ge=0, le=10_000)),
-        # Plain words and numbers: nothing that needs escaping in JSON, no control bytes.
-        rationale=(str, Field(pattern=rf"^[a-zA-Z0-9 ,.:;%+()/=<>-]{{0,{rationale_max}}}$")),
-    )
-
-
 class LlamaPolicy:
     """Decisions by a local GGUF model through llama.cpp."""
 
@@ -137,18 +72,21 @@ class LlamaPolicy:
         self,
         config: LlmPolicyConfig,
         model_path: Path,
-        pairs: list[str],
-        trade_fraction: Decimal = Decimal("0.25"),
+        sizing: RulePolicyConfig,
     ) -> None:
-        """Load and hash the model, and evaluate the fixed prompt prefix.
+        """Load and hash the model, and evaluate the fixed prompt prefix. Trades are sized
+        as the rule policy's (`sizing`: its trade fraction and slippage).
 
         Raises:
             ModelError: the file is missing or unreadable, changed while loading, or its
-                SHA-256 differs from the configured `model_sha256`.
+                SHA-256 differs from the configured `model_sha256`; or a worked example
+                does not fit the view or the answer.
         """
         self._config = config
         self._path = model_path
-        self._fraction = trade_fraction
+        self._sizing = sizing
+        self._output = answer_model(config.rationale_max_chars)
+        check_examples(config, self._output)
         try:
             before = sha256_file(model_path)
             self._file = _identity(model_path)
@@ -176,7 +114,6 @@ class LlamaPolicy:
         self._template = ImmutableSandboxedEnvironment().from_string(
             self._llm.metadata.get("tokenizer.chat_template") or _PLAIN_TEMPLATE
         )
-        self._output = llm_decision_model(pairs, config.rationale_max_chars)
         schema = self._output.model_json_schema()
         self._schema = json.dumps(schema)
         # Converted to GBNF once; llama.cpp builds its sampler from the text per decision.
@@ -219,7 +156,13 @@ class LlamaPolicy:
     def prompt_suffix(self, view: MarketView) -> str:
         """The text each decision evaluates after the fixed prefix."""
         full = self._render(
-            [*self._messages, {"role": "user", "content": market_prompt(view, self._fraction)}],
+            [
+                *self._messages,
+                {
+                    "role": "user",
+                    "content": market_view(view, self._config.view, self._sizing.trade_fraction),
+                },
+            ],
             generation_prompt=True,
         )
         if not full.startswith(self._prefix_text):
@@ -235,7 +178,7 @@ class LlamaPolicy:
         text, timed_out = self.generate(view)
         if timed_out:
             return hold(view.pair, TIMEOUT_REASON)
-        return parse_decision(text, view.pair, self._output)
+        return parse_answer(text, view, self._output, self._sizing)
 
     def generate(self, view: MarketView) -> tuple[str, bool]:
         """The model's raw answer for `view`, and whether a bound cut it short."""
@@ -250,26 +193,6 @@ class LlamaPolicy:
         self.last_token_count = len(answer.tokens)
         self.last_stats = answer.stats
         return answer.text, answer.cut_short
-
-
-def parse_decision(text: str, pair: str, output: type[BaseModel]) -> Decision:
-    """Validate the model's JSON into a Decision; anything unusable is a hold with why."""
-    try:
-        answer = output.model_validate_json(text).model_dump()
-        decision = Decision(
-            action=answer["action"],
-            pair=answer["pair"],
-            amount=Decimal(answer["amount"]) if answer["action"] != "hold" else Decimal(0),
-            max_slippage_bps=answer["max_slippage_bps"],
-            rationale=answer["rationale"],
-        )
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "answer"
-        return hold(pair, f"invalid policy output: {where}: {error['msg']}"[:200])
-    if decision.pair != pair:
-        return hold(pair, f"invalid policy output: pair {decision.pair} is not {pair}")
-    return decision
 
 
 def packaged_model() -> Path | None:

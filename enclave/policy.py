@@ -132,26 +132,13 @@ class RulePolicy:
         short, long = view.features.sma_short, view.features.sma_long
         if short is None or long is None:
             return hold(view.pair, f"warming up: {view.features.closes} closes so far")
-        price = Decimal(repr(view.features.price))
-        fraction = self._config.trade_fraction
-        base_value = view.base_balance * price
+        base_value = view.base_balance * Decimal(repr(view.features.price))
         if short > long and base_value < view.quote_balance:
-            spend = min(
-                view.quote_balance * fraction,
-                view.max_notional_per_trade_usd,
-                view.notional_left_today_usd,
-            )
-            amount = _quantize(spend / price)
+            amount = trade_amount(view, "buy", self._config.trade_fraction)
             if amount > 0:
                 return self._trade("buy", view, amount, f"SMA {short:.2f} above {long:.2f}")
         elif short < long and view.base_balance > 0:
-            amount = _quantize(
-                min(
-                    view.base_balance * fraction,
-                    view.max_notional_per_trade_usd / price,
-                    view.notional_left_today_usd / price,
-                )
-            )
+            amount = trade_amount(view, "sell", self._config.trade_fraction)
             if amount > 0:
                 return self._trade("sell", view, amount, f"SMA {short:.2f} below {long:.2f}")
         return hold(view.pair, f"no signal: SMA short {short:.2f}, long {long:.2f}")
@@ -166,6 +153,29 @@ class RulePolicy:
             max_slippage_bps=self._config.slippage_bps,
             rationale=why,
         )
+
+
+def trade_amount(view: MarketView, action: Literal["buy", "sell"], fraction: Decimal) -> Decimal:
+    """The base asset a trade moves: `fraction` of the balance it pays with, within the
+    per-trade and the day's notional limits, rounded down to 0.000001 (0: nothing to trade).
+
+    Both policies size their trades with it: the LLM chooses only the direction.
+    """
+    price = Decimal(repr(view.features.price))
+    if action == "buy":
+        spend = min(
+            view.quote_balance * fraction,
+            view.max_notional_per_trade_usd,
+            view.notional_left_today_usd,
+        )
+        return _quantize(spend / price)
+    return _quantize(
+        min(
+            view.base_balance * fraction,
+            view.max_notional_per_trade_usd / price,
+            view.notional_left_today_usd / price,
+        )
+    )
 
 
 def _quantize(amount: Decimal) -> Decimal:

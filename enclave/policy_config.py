@@ -1,7 +1,7 @@
 """The policy's part of the measured enclave configuration: who decides, and how.
 
-The rule policy's moving averages and trade sizing (which the LLM policy's market view uses
-too), and the LLM policy's model, prompt and limits. `enclave.config.EnclaveConfig` holds
+The rule policy's moving averages and trade sizing (which the LLM policy's market view and
+trades use too), and the LLM policy's model, prompt and limits. `enclave.config.EnclaveConfig` holds
 them as its [policy] table; they are measured with the rest of it.
 """
 
@@ -13,6 +13,21 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _MODEL = ConfigDict(frozen=True, extra="forbid")
+
+# What a market view may show the LLM (`enclave.llm_prompt.market_view` computes each).
+ViewField = Literal[
+    "trend",
+    "can_buy",
+    "can_sell",
+    "pair",
+    "price",
+    "change_1h_pct",
+    "sma_short",
+    "sma_long",
+    "volatility_pct",
+    "base_balance",
+    "quote_balance",
+]
 
 
 class RulePolicyConfig(BaseModel):
@@ -81,6 +96,15 @@ class LlmPolicyConfig(BaseModel):
         max_length=16,
         description="Worked examples the prompt shows before each market view.",
     )
+    view: list[ViewField] = Field(
+        default_factory=lambda: list[ViewField](["trend"]),
+        min_length=1,
+        description="The market view's fields, in order: trend (up, down or flat: the short "
+        "moving average against the long one), can_buy, can_sell (whether the enclave would "
+        "size a trade above 0), pair, price, change_1h_pct, sma_short, sma_long, "
+        "volatility_pct, base_balance, quote_balance. Each costs prompt tokens on every "
+        "decision: show the model what its strategy uses.",
+    )
     seed: int = Field(
         default=42,
         ge=0,
@@ -109,8 +133,19 @@ class LlmPolicyConfig(BaseModel):
         '("policy timeout").',
     )
     rationale_max_chars: int = Field(
-        default=60, ge=8, le=200, description="The longest rationale a decision may give."
+        default=32,
+        ge=8,
+        le=200,
+        description="The longest rationale the model may write, in characters (every token "
+        "of it the model writes costs one model evaluation).",
     )
+
+    @model_validator(mode="after")
+    def _view_fields_once(self) -> LlmPolicyConfig:
+        repeated = sorted({name for name in self.view if self.view.count(name) > 1})
+        if repeated:
+            raise ValueError(f"view names {', '.join(repeated)} more than once")
+        return self
 
 
 class PolicyConfig(BaseModel):

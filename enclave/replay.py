@@ -97,8 +97,7 @@ def replay_decision(
     policy = LlamaPolicy(
         config.policy.llm,
         model_path,
-        [pair.symbol for pair in config.pairs],
-        config.policy.rule.trade_fraction,
+        config.policy.rule,
     )
     replayed = policy.decide(view).canonical_json()
     recorded_decision = Decision.model_validate_json(recorded.decision_json)

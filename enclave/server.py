@@ -74,8 +74,7 @@ def make_policy(config: EnclaveConfig, model_path: Path | None = None) -> Policy
     return LlamaPolicy(
         config.policy.llm,
         path,
-        [pair.symbol for pair in config.pairs],
-        config.policy.rule.trade_fraction,
+        config.policy.rule,
     )
 
 

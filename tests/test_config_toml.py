@@ -125,8 +125,10 @@ PINNED_BEFORE_THE_REPLACEMENTS = {
     "devnet-exact-decimals": "e228b19e91a59d25d8ce747e40c78f96291d3d8363ce28523b7e8a15592a7eb4",
 }
 
-# The hashes of the whole configs, pinned when chain.replace_after_blocks arrived.
-PINNED_HASHES = {
+# The hashes of the whole configs, pinned when chain.replace_after_blocks arrived, before
+# the LLM policy's market view became configurable ([policy.llm] view, the trend alone by
+# default) and its answer shrank to the action and a rationale (new examples and strategy).
+PINNED_BEFORE_THE_SHORT_VIEW = {
     "init": "33bc315e82347d130e4a6a76f2961a47c1c4e09281c476a5d976f13b28a8d589",
     "devnet-rule": "330dde8ce07b4e7dc3a1b72ffd07ed430cdd3e59c5b211dd078db225d632e8c5",
     "devnet-llm": "c2e9a22729054c4d5350c8dd28cf6989b9f69a2af8d5a2fa29048820c144cde4",
@@ -135,6 +137,35 @@ PINNED_HASHES = {
     "devnet-run-chain": "132f5a9b9f3563bb82af3fa4450ac2074779c51afc30cdab8a18bb4b6fe8ab12",
     "devnet-exact-decimals": "833ba0b1f4ace680982abfed29ec663cae3bc1d4e43174f8525d75d256553c11",
 }
+
+
+# What the devnet kit wrote as [policy.llm] before the short view (with its own strategy).
+LLM_TABLE_BEFORE = json.loads(
+    (REPO / "tests" / "vectors" / "llm_table_before_the_short_view.json").read_text()
+)
+
+# The hashes of the whole configs, pinned when the short view arrived.
+PINNED_HASHES = {
+    "init": "33bc315e82347d130e4a6a76f2961a47c1c4e09281c476a5d976f13b28a8d589",
+    "devnet-rule": "330dde8ce07b4e7dc3a1b72ffd07ed430cdd3e59c5b211dd078db225d632e8c5",
+    "devnet-llm": "5e5f386cdf8b94b816613c6922ad1c8127c3c40f6c99e7dabd0af125880fb3e2",
+    "devnet-demo-rule": "2be246a77d997fb8184ff7b3b18f197c245bcd588549f9f9c7162421247b7d5f",
+    "devnet-demo-llm": "144c70fe4cea03244ffcfa0931d58684953dd1b84fc7d3f05e76fb82c6a43cf0",
+    "devnet-run-chain": "132f5a9b9f3563bb82af3fa4450ac2074779c51afc30cdab8a18bb4b6fe8ab12",
+    "devnet-exact-decimals": "9786185e458f245fafede9ae7e70b5e678ecfd6d981ead0c79d6e53785be772c",
+}
+
+
+def values_before_the_short_view(name: str) -> dict[str, Any]:
+    """The written config's values with [policy.llm] as it was before the short view."""
+    values: dict[str, Any] = parse_config(written(name), source=name).model_dump(mode="json")
+    llm = values["policy"]["llm"]
+    if llm is not None:
+        before = dict(LLM_TABLE_BEFORE, model_sha256=llm["model_sha256"])
+        if "llm_strategy" in DEVNET_ARGUMENTS[name]:
+            before["strategy"] = llm["strategy"]
+        values["policy"]["llm"] = before
+    return values
 
 
 def written(name: str) -> str:
@@ -173,7 +204,7 @@ def test_init_and_devnet_write_what_they_wrote_before(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_VAULT))
 def test_only_the_vault_and_the_price_move_window_are_new(name: str) -> None:
-    values = parse_config(written(name), source=name).model_dump(mode="json")
+    values = values_before_the_short_view(name)
     del values["vault"]
     del values["chain"]["replace_after_blocks"]
     for key in ("price_move_window_seconds", "max_seq_gap", "max_timestamp_gap_seconds"):
@@ -184,7 +215,7 @@ def test_only_the_vault_and_the_price_move_window_are_new(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_GAPS))
 def test_only_the_gaps_are_new_since_the_vault(name: str) -> None:
-    values = parse_config(written(name), source=name).model_dump(mode="json")
+    values = values_before_the_short_view(name)
     assert (values["market"]["max_seq_gap"], values["market"]["max_timestamp_gap_seconds"]) == (
         10**12,
         604_800,
@@ -199,12 +230,23 @@ def test_only_the_gaps_are_new_since_the_vault(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_REPLACEMENTS))
 def test_only_replace_after_blocks_is_new_since_the_gaps(name: str) -> None:
     text = written(name)
-    values = parse_config(text, source=name).model_dump(mode="json")
+    values = values_before_the_short_view(name)
     assert values["chain"]["replace_after_blocks"] == 3
     assert "replace_after_blocks = 3" in text  # written, with its description above it
     del values["chain"]["replace_after_blocks"]
     canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
     assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_REPLACEMENTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_BEFORE_THE_SHORT_VIEW))
+def test_only_the_llm_view_and_answer_are_new_since_replace_after_blocks(name: str) -> None:
+    values = values_before_the_short_view(name)
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    assert hashlib.sha256(canonical).hexdigest() == PINNED_BEFORE_THE_SHORT_VIEW[name]
+    llm = parse_config(written(name), source=name).policy.llm
+    if llm is not None:  # what changed: the view, the rationale's bound, the prompt
+        assert (llm.view, llm.rationale_max_chars) == (["trend"], 32)
+        assert all(json.loads(example.market) for example in llm.examples)
 
 
 @pytest.mark.parametrize("name", ["init", "devnet-rule", "devnet-exact-decimals"])

@@ -11,20 +11,41 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed")
 
 from llama_cpp import Llama
 
 from enclave.llm_decoding import AnswerShape, GrammarSampler, compact_grammar
-from enclave.llm_policy import LlamaPolicy, llm_decision_model
-from tests.test_llm_policy import PAIRS, RISING, llm_config, view
+from enclave.llm_policy import LlamaPolicy
+from enclave.llm_prompt import answer_model
+from tests.test_llm_policy import RISING, SIZING, llm_config, view
+
+PAIRS = ["ETH/USDT"]
+
+
+def rich_answer_model(pairs: list[str], rationale_max: int) -> type[BaseModel]:
+    """An answer schema with every kind of piece the automaton knows: enums, booleans, a
+    single-valued enum, a patterned string, an integer, a free string."""
+    return create_model(
+        "RichAnswer",
+        __config__=ConfigDict(extra="forbid"),
+        trend=(Literal["up", "down", "flat"], ...),
+        can_buy=(bool, ...),
+        can_sell=(bool, ...),
+        action=(Literal["buy", "sell", "hold"], ...),
+        pair=(Literal[tuple(pairs)], ...),  # type: ignore[valid-type]
+        amount=(str, Field(pattern=r"^[0-9]{1,9}([.][0-9]{1,6})?$")),
+        max_slippage_bps=(int, Field(ge=0, le=10_000)),
+        rationale=(str, Field(pattern=rf"^[a-zA-Z0-9 ,.:;%+()/=<>-]{{0,{rationale_max}}}$")),
+    )
+
 
 FIELDS = [
     "trend",
@@ -38,8 +59,11 @@ FIELDS = [
 ]
 
 
+ANSWER = ["action", "rationale"]
+
+
 def shape_for(pairs: list[str]) -> AnswerShape:
-    return AnswerShape.from_schema(llm_decision_model(pairs, 60).model_json_schema())
+    return AnswerShape.from_schema(rich_answer_model(pairs, 60).model_json_schema())
 
 
 ONE_PAIR = shape_for(PAIRS)
@@ -71,6 +95,23 @@ def test_the_forced_text_after_an_answer_prefix(text: str, forced: str, complete
     assert ONE_PAIR.continuation(text) == (forced, complete)
 
 
+@pytest.mark.parametrize(
+    ("text", "forced", "complete"),
+    [
+        ("", '{"action":"', False),
+        ('{"action":"', "", False),
+        ('{"action":"s', 'ell","rationale":"', False),
+        ('{"action":"hold","rationale":"flat', "", False),
+        ('{"action":"hold","rationale":"flat"', "}", True),
+    ],
+)
+def test_the_policys_answer_is_forced_but_for_the_action_and_the_rationale(
+    text: str, forced: str, complete: bool
+) -> None:
+    shape = AnswerShape.from_schema(answer_model(32).model_json_schema())
+    assert shape.continuation(text) == (forced, complete)
+
+
 def test_with_several_pairs_only_their_common_start_is_forced() -> None:
     shape = shape_for(["ETH/USDT", "ETH/USDC", "BTC/USDT"])
     assert shape.continuation(START) == (',"pair":"', False)
@@ -79,7 +120,7 @@ def test_with_several_pairs_only_their_common_start_is_forced() -> None:
 
 
 def test_a_schema_the_automaton_does_not_know_is_refused() -> None:
-    schema = llm_decision_model(PAIRS, 60).model_json_schema()
+    schema = rich_answer_model(PAIRS, 60).model_json_schema()
     schema["properties"]["amount"] = {"type": "number"}
     with pytest.raises(ValueError, match="amount"):
         AnswerShape.from_schema(schema)
@@ -121,7 +162,7 @@ def test_where_the_automaton_forces_text_the_grammar_allows_nothing_else(
     byte_vocab: Llama, answer: dict[str, Any]
 ) -> None:
     pairs = ["ETH/USDT", "ETH/USDC", "BTC/USDT"]
-    model = llm_decision_model(pairs, 60)
+    model = rich_answer_model(pairs, 60)
     shape = AnswerShape.from_schema(model.model_json_schema())
     text = json.dumps({name: answer[name] for name in FIELDS}, separators=(",", ":"))
     grammar = GrammarSampler(byte_vocab, compact_grammar(json.dumps(model.model_json_schema())))
@@ -146,7 +187,7 @@ def test_where_the_automaton_forces_text_the_grammar_allows_nothing_else(
 
 @pytest.fixture(scope="module")
 def policy(tiny_model: Path) -> LlamaPolicy:
-    return LlamaPolicy(llm_config(max_tokens=256, timeout_seconds=600), tiny_model, PAIRS)
+    return LlamaPolicy(llm_config(max_tokens=256, timeout_seconds=600), tiny_model, SIZING)
 
 
 def eval_calls(policy: LlamaPolicy, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
@@ -167,16 +208,17 @@ def test_forced_runs_are_appended_in_one_evaluation_each(
     calls = eval_calls(policy, monkeypatch)
     text, cut_short = policy.generate(view(RISING))
     stats = policy.last_stats
-    assert not cut_short and list(json.loads(text)) == FIELDS
+    assert not cut_short and list(json.loads(text)) == ANSWER
     detokenize = policy._llm.detokenize
     # The prompt is evaluated with the answer's forced start, then each sampled token with
     # the forced run after it.
     first, *answer_calls = calls
-    assert detokenize(first[stats.prompt_tokens :]) == b'{"trend":"'
-    # The pair, fixed by the schema, arrives in the same evaluation as its key and the next.
-    assert any(b'"pair":"ETH/USDT","amount":"' in detokenize(call) for call in answer_calls)
+    assert detokenize(first[stats.prompt_tokens :]) == b'{"action":"'
+    # The action's first letter names it: the rest of it and the next key arrive with it.
+    action = json.loads(text)["action"]
+    assert detokenize(answer_calls[0]) == f'{action}","rationale":"'.encode()
     # One token per byte: every byte of the keys is forced, and each run costs no call.
-    assert stats.forced_tokens >= len('{"":"","":,"":,"":"","":"ETH/USDT","":"",:,"":"}')
+    assert stats.forced_tokens == len('{"action":"","rationale":"}') + len(action) - 1
     assert stats.forced_tokens + stats.sampled_tokens == policy.last_token_count
     assert len(answer_calls) == stats.evals == len(stats.batches) == stats.sampled_tokens - 1
     assert [len(call) for call in answer_calls] == stats.batches
@@ -222,13 +264,15 @@ def test_the_answer_always_follows_the_schema(
         policy._output.model_validate_json(text)
     except ValidationError as exc:
         errors = exc.errors()
-    # The grammar cannot bound an integer's value: only the range check may fail.
-    assert [e["loc"] for e in errors] in ([], [("max_slippage_bps",)]), errors
+    assert errors == []
 
 
-@pytest.mark.parametrize("max_tokens", [16, 17, 23, 40, 64])
+# Every answer is at least 31 tokens (one per byte); these bounds fall in its second forced run.
+@pytest.mark.parametrize("max_tokens", [16, 17, 23, 28])
 def test_the_token_bound_holds_inside_a_forced_run(tiny_model: Path, max_tokens: int) -> None:
-    bounded = LlamaPolicy(llm_config(max_tokens=max_tokens, timeout_seconds=600), tiny_model, PAIRS)
+    bounded = LlamaPolicy(
+        llm_config(max_tokens=max_tokens, timeout_seconds=600), tiny_model, SIZING
+    )
     _, cut_short = bounded.generate(view(RISING))
     assert cut_short and bounded.last_token_count == max_tokens
     assert bounded.decide(view(RISING)).rationale == "policy timeout"
@@ -239,6 +283,6 @@ def test_cold_and_warm_answers_are_the_same_bytes_and_the_same_runs(
 ) -> None:
     policy.generate(view(RISING[:30], "0", "50"))
     warm = policy.generate(view(RISING)), policy.last_stats.batches
-    cold_policy = LlamaPolicy(llm_config(max_tokens=256, timeout_seconds=600), tiny_model, PAIRS)
+    cold_policy = LlamaPolicy(llm_config(max_tokens=256, timeout_seconds=600), tiny_model, SIZING)
     cold = cold_policy.generate(view(RISING)), cold_policy.last_stats.batches
     assert warm == cold
