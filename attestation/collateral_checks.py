@@ -3,7 +3,8 @@
 Everything that does not depend on time (CRL and document signatures, issuer chains,
 revocation, parsing) is worked out once per (collateral, PCK chain, trusted roots) and
 cached by content; each verification then only compares validity windows with its own
-time and matches the quote's SVNs against the TCB levels.
+time and matches the quote's SVNs against the TCB levels (the match is cached by every
+quote field it reads).
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ from attestation.tcb import (
     match_tdx_module,
     parse_collateral_document,
 )
-from attestation.timefmt import format_time, parse_time
+from attestation.timefmt import format_second, format_time, parse_time, whole_second
 from attestation.x509chain import ChainAssessment, assess_chain, load_certificate, public_key_of
 
 
 @dataclass(frozen=True)
 class CollateralOutcome:
-    checks: list[Check]
+    checks: tuple[Check, ...]
     tcb_status: str | None
-    advisory_ids: list[str] = field(default_factory=list)
+    advisory_ids: tuple[str, ...] = ()
 
 
 def _static_check(name: CheckName, passed: bool, detail: str) -> Check:
@@ -57,10 +58,6 @@ class _Window:
     start: datetime
     end: datetime
     what: str
-
-    def check(self, at: datetime, when: str) -> Check:
-        """The check at time `at` (`when` is `at` as text), judged on every call."""
-        return _window_check(self, self.start <= at <= self.end, when)
 
     @functools.cached_property
     def window(self) -> str:
@@ -81,6 +78,7 @@ def _window_check(window: _Window, inside: bool, when: str) -> Check:
 @dataclass(frozen=True, eq=False)
 class _Prepared:
     steps: tuple[Check | _Window, ...]
+    windows: tuple[_Window, ...]  # the steps judged against the time, in order
     pck: PckTcb | None
     tcb_info: TcbInfo | None
     qe_identity: QeIdentity | None
@@ -103,8 +101,8 @@ def evaluate_collateral(
     expired document or signer still yields the status, and fails its validity check.
     """
     prepared = _prepare(collateral, chain.certificates_der, roots)
-    when = format_time(at)
-    checks = [step if isinstance(step, Check) else step.check(at, when) for step in prepared.steps]
+    inside = tuple(window.start <= at <= window.end for window in prepared.windows)
+    checks = _checks_at(prepared, inside, whole_second(at))
     pck, tcb_info, qe_identity = prepared.pck, prepared.tcb_info, prepared.qe_identity
     if pck is None or tcb_info is None or qe_identity is None:
         return CollateralOutcome(checks, None)
@@ -114,8 +112,23 @@ def evaluate_collateral(
         matched = _match_tcb(quote, pck, tcb_info, qe_identity, CheckList())
         if len(prepared.matches) < 1024:
             prepared.matches[key] = matched
-    return CollateralOutcome(
-        checks + matched.checks, matched.tcb_status, list(matched.advisory_ids)
+    return CollateralOutcome(checks + matched.checks, matched.tcb_status, matched.advisory_ids)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checks_at(prepared: _Prepared, inside: tuple[bool, ...], second: int) -> tuple[Check, ...]:
+    """The prepared steps as checks, each window judged `inside` or not (in order).
+
+    Made once per collateral, outcomes and second of verification time (the second only
+    names the time in the text); whether each window holds was decided from the exact time.
+    `prepared` is compared by identity: it is `_prepare`'s one result for its exact inputs,
+    and an entry here keeps it alive, so an entry never stands for other collateral.
+    """
+    when = format_second(second)
+    judged = iter(inside)
+    return tuple(
+        step if isinstance(step, Check) else _window_check(step, next(judged), when)
+        for step in prepared.steps
     )
 
 
@@ -165,7 +178,7 @@ def _match_tcb(
         f"QE Identity {qe_identity.id}; a {'TDX' if tdx else 'SGX'} quote needs {expected_qe_id}",
     )
     if not matches:
-        return CollateralOutcome(checks.items, None)
+        return CollateralOutcome(tuple(checks.items), None)
 
     body = quote.body
     tee_tcb_svn = body.tee_tcb_svn if isinstance(body, TdReport10) else None
@@ -183,14 +196,14 @@ def _match_tcb(
     checks.add(CheckName.QE_IDENTITY_LEVEL_MATCHED, qe.status != TCB_UNSUPPORTED, qe.detail)
     others.append(qe)
     if any(item.status == TCB_UNSUPPORTED for item in [platform, *others]):
-        return CollateralOutcome(checks.items, TCB_UNSUPPORTED)
+        return CollateralOutcome(tuple(checks.items), TCB_UNSUPPORTED)
     status, advisories = converge(platform, others)
     checks.add(
         CheckName.TCB_NOT_REVOKED,
         status != REVOKED,
         "the TCB is revoked" if status == REVOKED else f"TCB status {status}",
     )
-    return CollateralOutcome(checks.items, status, advisories)
+    return CollateralOutcome(tuple(checks.items), status, tuple(advisories))
 
 
 @functools.lru_cache(maxsize=128)
@@ -205,6 +218,7 @@ def _prepare(
     qe_identity = _document_steps(collateral.qe_identity, "qe_identity", collateral, roots, steps)
     return _Prepared(
         tuple(steps),
+        tuple(step for step in steps if isinstance(step, _Window)),
         pck,
         tcb_info if isinstance(tcb_info, TcbInfo) else None,
         qe_identity if isinstance(qe_identity, QeIdentity) else None,

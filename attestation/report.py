@@ -110,8 +110,14 @@ class CheckList:
 
     @property
     def all_passed(self) -> bool:
-        return bool(self.items) and all(check.passed for check in self.items)
+        return bool(self.items) and self._first_failed() is None
 
     def first_failure(self) -> str | None:
-        failed = next((check for check in self.items if not check.passed), None)
+        failed = self._first_failed()
         return None if failed is None else f"{failed.name}: {failed.detail}"
+
+    def _first_failed(self) -> Check | None:
+        for check in self.items:
+            if not check.passed:
+                return check
+        return None

@@ -52,6 +52,8 @@ from attestation.x509chain import (
 )
 
 _ZERO32 = bytes(32)
+_TD_MEASUREMENTS = ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3")
+_SGX_MEASUREMENTS = ("mr_enclave", "mr_signer")
 _SIMULATED_ROOT_HINT = (
     "this is a tee-agent simulated root: it is trusted only when passed "
     "explicitly (--trust-root <sim dir>/root.pem)"
@@ -98,16 +100,17 @@ def verify_dcap_quote(
         else:
             outcome = evaluate_collateral(quote, chain, bundle, roots=anchors.dcap_roots, at=at)
             checks.extend(outcome.checks)
-            tcb_status, advisory_ids = outcome.tcb_status, outcome.advisory_ids
+            tcb_status, advisory_ids = outcome.tcb_status, list(outcome.advisory_ids)
 
+    fields = quote_fields(quote)
     return VerificationReport(
         valid=checks.all_passed,
         tee=tee,
         version=quote.header.version,
-        report_data=quote.body.report_data.hex(),
-        measurements=_measurements(quote),
+        report_data=fields["report_data"],
+        measurements=_measurements(quote, fields),
         debug=quote.body.debug,
-        fields=quote_fields(quote),
+        fields=fields,
         tcb_status=tcb_status,
         advisory_ids=advisory_ids,
         policy_ok=None,
@@ -255,17 +258,10 @@ def _attestation_key(raw_xy: bytes) -> ec.EllipticCurvePublicKey | None:
         return None
 
 
-def _measurements(quote: DcapQuote) -> dict[str, str]:
-    body = quote.body
-    if isinstance(body, TdReport10):
-        return {
-            "mr_td": body.mr_td.hex(),
-            "rtmr0": body.rtmr0.hex(),
-            "rtmr1": body.rtmr1.hex(),
-            "rtmr2": body.rtmr2.hex(),
-            "rtmr3": body.rtmr3.hex(),
-        }
-    return {"mr_enclave": body.mr_enclave.hex(), "mr_signer": body.mr_signer.hex()}
+def _measurements(quote: DcapQuote, fields: dict[str, Any]) -> dict[str, str]:
+    """The measurement registers, as hex: taken from the quote's `fields` (`quote_fields`)."""
+    names = _TD_MEASUREMENTS if isinstance(quote.body, TdReport10) else _SGX_MEASUREMENTS
+    return {name: fields[name] for name in names}
 
 
 def quote_fields(quote: DcapQuote) -> dict[str, Any]:

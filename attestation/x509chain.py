@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from attestation.checks import ChainCheckNames
 from attestation.report import Check, CheckList
+from attestation.timefmt import format_second, whole_second
 from attestation.timefmt import format_time as _iso
 from attestation.trust import MALFORMED_X509, is_simulated_root, strict_x509_parsing
 
@@ -193,13 +194,14 @@ def static_chain_checks(
 
 def chain_validity_check(assessment: ChainAssessment, at: datetime, name: str) -> Check:
     """Whether every certificate of the chain is valid at `at`, judged on every call."""
-    return _validity_check(assessment, name, assessment.valid_at(at), _iso(at))
+    return _validity_check(assessment, name, assessment.valid_at(at), whole_second(at))
 
 
 @functools.lru_cache(maxsize=1024)
-def _validity_check(assessment: ChainAssessment, name: str, valid: bool, when: str) -> Check:
+def _validity_check(assessment: ChainAssessment, name: str, valid: bool, second: int) -> Check:
     # Made once per chain, outcome and second: a busy verifier checks many quotes a second.
-    window = assessment.window
+    # Only its text depends on the second; `valid` comes from the exact time.
+    window, when = assessment.window, format_second(second)
     if valid:
         detail = f"every certificate is valid at {when} (chain window {window})"
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -141,10 +142,13 @@ class KeyCertification(BaseModel):
     certification_data: bytes
 
 
-class DcapQuote(BaseModel):
-    """A parsed DCAP quote with the byte ranges that verification needs."""
+@dataclass(frozen=True, slots=True)
+class DcapQuote:
+    """A parsed DCAP quote with the byte ranges that verification needs.
 
-    model_config = _FROZEN
+    A plain frozen dataclass: only `parse_dcap_quote` makes one, from values it has already
+    checked, and it is made for every quote verified (a model's validation would be waste).
+    """
 
     header: QuoteHeader
     body_type: Literal[1, 2, 3]
@@ -383,11 +387,11 @@ def _body_type(cursor: ByteCursor, header: QuoteHeader) -> Literal[1, 2, 3]:
 
 
 def _parse_sgx_report_body(cursor: ByteCursor, what: str) -> SgxReportBody:
-    return SgxReportBody(**cursor.read(_SGX_REPORT_BODY, what))
+    return SgxReportBody.model_validate(cursor.read(_SGX_REPORT_BODY, what))
 
 
 def _parse_td_report(cursor: ByteCursor, body_type: int) -> TdReport10:
     values = cursor.read(_TD_REPORTS[body_type], "TD report")
     if body_type == BODY_TYPE_TD15:
-        return TdReport15(**values)
-    return TdReport10(**values)
+        return TdReport15.model_validate(values)
+    return TdReport10.model_validate(values)
