@@ -1,8 +1,8 @@
 """Jump-forward decoding of the LLM policy's answer: the model writes only where it has a choice.
 
-The answer is one JSON object of a fixed shape (`llm_policy.llm_decision_model`): its keys,
-quotes, colons, commas and braces are fixed, and so is any value the schema allows one way
-(the pair, when one pair is allowed; `rue` after `t`). Decoding that text token by token
+The answer is one JSON object of a fixed shape (`llm_prompt.answer_model`): its keys,
+quotes, colons, commas and braces are fixed, and so is the rest of a value the schema
+allows one way once it is named (`uy` after `b` in an action; `rue` after `t`). Decoding that text token by token
 costs one model evaluation per token for nothing. Here:
 
 - `AnswerShape` is a small deterministic automaton for that shape, read from the JSON schema:
@@ -22,8 +22,7 @@ Everything is a function of the inputs: the same prompt gives the same forced ru
 batches and the same tokens, so decisions stay reproducible byte for byte. They are not the
 bytes of token-by-token decoding, though: llama.cpp's CPU kernels round a batch of tokens
 differently from a single one (logits differ by up to about 1 on SmolLM2), so a close call
-can go the other way (22 of `benchmarks/llm_policy.py`'s 90 decisions differ; its sense
-figures are no worse). With `jump_forward` off, this decoder gives token-by-token's bytes.
+can go the other way. With `jump_forward` off, this decoder gives token-by-token's bytes.
 """
 
 from __future__ import annotations
