@@ -32,6 +32,23 @@ STATUS_TIMEOUT = 10.0
 MAX_MESSAGE_BYTES = 64 << 20
 
 
+def answers(channel: grpc.Channel, timeout: float) -> bool:
+    """Whether the enclave's server answers on `channel` within `timeout` seconds.
+
+    One status call that waits for the connection: its answer, or its refusal, means the
+    server is up. Not `grpc.channel_ready_future`: its polling thread can still be watching
+    the channel after the future resolves, and it raises in that thread when the channel is
+    closed under it (grpc/grpc#18995), as a failed start does.
+    """
+    try:
+        pb_grpc.EnclaveStub(channel).GetStatus(
+            pb.GetStatusRequest(), timeout=timeout, wait_for_ready=True
+        )
+    except grpc.RpcError as exc:
+        return exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    return True
+
+
 @dataclass(frozen=True)
 class FeeHint:
     """The host's proposal for EIP-1559 fees (wei); the enclave caps them by its guardrails."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from attestation.binding import AgentIdentity
-from host.enclave_client import MAX_MESSAGE_BYTES, EnclaveClient, Opened
+from host.enclave_client import MAX_MESSAGE_BYTES, EnclaveClient, Opened, answers
 
 log = logging.getLogger("tee_agent.host.supervisor")
 
@@ -244,15 +244,7 @@ class EnclaveSupervisor:
         log.info("enclave process %d ready on %s", self._process.pid, self.socket)
 
     def _ready(self, timeout: float) -> bool:
-        if self._channel is None:
-            return False
-        ready = grpc.channel_ready_future(self._channel)
-        try:
-            ready.result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            ready.cancel()  # stop its polling thread: the channel may be closed next
-            return False
-        return True
+        return self._channel is not None and answers(self._channel, timeout)
 
     def _open(self) -> None:
         try:

@@ -19,6 +19,7 @@ from tee_agent_rpc import enclave_pb2_grpc as pb_grpc
 from tee_agent_rpc import messages_pb2 as messages
 
 from enclave.platform.sim_pki import create_sim_pki
+from host.enclave_client import answers
 
 CHAIN_ID = 31337
 # The enclave is ready when its socket answers (after the config, the sealed-state platform
@@ -199,17 +200,11 @@ class EnclaveProcess:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"enclave exited with {process.returncode}: {log.read_text()}")
-            ready = grpc.channel_ready_future(channel)
-            try:
-                ready.result(timeout=0.2)
+            if answers(channel, 0.2):
                 break
-            except grpc.FutureTimeoutError:
-                ready.cancel()  # else its polling thread outlives the channel
-                if time.monotonic() > deadline:
-                    process.kill()
-                    raise RuntimeError(
-                        f"enclave did not become ready in {READY_TIMEOUT_SECONDS} s"
-                    ) from None
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"enclave did not become ready in {READY_TIMEOUT_SECONDS} s")
         return cls(process, socket, channel, pb_grpc.EnclaveStub(channel), log)
 
     def kill_hard(self) -> None:

@@ -128,9 +128,6 @@ def test_kill_9_of_the_host_takes_its_enclave_down_and_the_next_run_starts(
         stop(again)
 
 
-# The supervisor's readiness poll (grpc.channel_ready_future) may still be polling when the
-# failed start closes the channel a moment after opening it: a known grpcio race, harmless.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_start_failing_on_a_busy_metrics_port_leaves_no_enclave_behind(
     tmp_path: Path,
 ) -> None:
