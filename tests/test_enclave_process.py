@@ -46,6 +46,23 @@ def world(tmp_path: Path) -> EnclaveWorld:
     return EnclaveWorld(tmp_path)
 
 
+def test_readiness_is_an_answer_from_the_enclave_and_leaves_no_thread(
+    world: EnclaveWorld, tmp_path: Path
+) -> None:
+    import threading
+
+    from host.enclave_client import answers
+
+    nobody = grpc.insecure_channel(f"unix:{tmp_path / 'nobody.sock'}")
+    assert not answers(nobody, 0.2)
+    nobody.close()
+    with world.enclave() as enclave:
+        channel = grpc.insecure_channel(f"unix:{enclave.socket}")
+        assert answers(channel, 5.0)
+        channel.close()  # at once: nothing may still be watching it
+    assert not [t for t in threading.enumerate() if "poll_connectivity" in repr(t._target)]  # type: ignore[attr-defined]
+
+
 def receipt_of(message: messages.Receipt) -> Receipt:
     return receipt_record(message).receipt
 

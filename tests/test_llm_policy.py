@@ -9,6 +9,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,7 @@ from tests.enclave_harness import config_toml  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 # The trade sizing the policy applies to the model's direction (the rule policy's).
 SIZING = RulePolicyConfig(trade_fraction=Decimal("0.25"), slippage_bps=50)
-EVERY_FIELD: list[ViewField] = list(ViewField.__args__)  # type: ignore[attr-defined]
+EVERY_FIELD: list[ViewField] = list(get_args(ViewField))
 
 
 def llm_config(**settings: object) -> LlmPolicyConfig:
